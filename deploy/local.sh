@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Local set-up for douyin-lite: installs what is missing, makes sure a Redis is reachable, then
+# serves (with the embedded defaults and demo content) or runs the tests.
+#
+#   ./deploy/local.sh serve   # build and run the server on 0.0.0.0:8080, data in ./data
+#   ./deploy/local.sh test    # run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REDIS_URL="${DOUYIN_REDIS__URL:-redis://127.0.0.1:6379}"
+DATA_DIR="${DOUYIN_STORE__DATA_DIR:-./data}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_tools() {
+  local pkgs=()
+  command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
+  { command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; } || pkgs+=(ffmpeg)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    echo "installing ${pkgs[*]} with apt-get" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  fi
+  command -v cargo >/dev/null 2>&1 || { echo "cargo is required: install Rust from rustup.rs" >&2; exit 1; }
+}
+
+# Starts a local redis-server on 127.0.0.1:6379 when nothing answers at REDIS_URL.
+# $1: directory for its data ("" = no persistence, for tests).
+ensure_redis() {
+  if redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then return; fi
+  case "$REDIS_URL" in
+    redis://127.0.0.1:6379*|redis://localhost:6379*) ;;
+    *) echo "Redis at $REDIS_URL does not answer" >&2; exit 1 ;;
+  esac
+  if [ -n "$1" ]; then
+    mkdir -p "$1"
+    echo "starting redis-server with persistence in $1" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir "$(cd "$1" && pwd)" \
+      --appendonly yes --save "" --logfile redis.log
+  else
+    echo "starting a throwaway redis-server for the tests" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --logfile /tmp/douyin-lite-test-redis.log
+  fi
+  for _ in $(seq 1 50); do redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "redis-server did not come up" >&2; exit 1
+}
+
+case "${1:-}" in
+  serve)
+    shift
+    ensure_tools
+    ensure_redis "$DATA_DIR/redis"
+    cargo build --release
+    exec ./target/release/douyin-lite serve --bind "${BIND:-0.0.0.0:8080}" --data-dir "$DATA_DIR" --redis-url "$REDIS_URL" --demo "$@"
+    ;;
+  test)
+    shift
+    ensure_tools
+    ensure_redis ""
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --no-fail-fast "$@"
+    else
+      cargo test --all-targets "$@"
+    fi
+    ;;
+  *)
+    echo "usage: $0 serve|test" >&2
+    exit 2
+    ;;
+esac

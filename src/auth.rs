@@ -1,0 +1,199 @@
+//! Passwords (argon2id, hashed off the event loop) and tokens (JWT, HS256, with an expiry).
+
+use crate::config::AuthConfig;
+use crate::error::AppError;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    user_id: i64,
+    iat: u64,
+    exp: u64,
+}
+
+/// Issues and checks tokens; hashes and checks passwords.
+pub struct Auth {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    validation: Validation,
+    argon: Argon2<'static>,
+    /// A hash of a random password, checked for unknown usernames so that login takes as long
+    /// for them as for real ones.
+    dummy_hash: String,
+    pub cfg: AuthConfig,
+}
+
+impl Auth {
+    pub fn new(secret: &[u8], cfg: AuthConfig) -> Result<Self, String> {
+        if secret.len() < 16 {
+            return Err("the JWT secret must be at least 16 bytes".into());
+        }
+        let params = argon2::Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, 1, None)
+            .map_err(|e| format!("argon2 parameters: {e}"))?;
+        let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy_hash = argon
+            .hash_password(rand::random::<u64>().to_string().as_bytes(), &salt)
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp"]);
+        Ok(Self {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+            validation,
+            argon,
+            dummy_hash,
+            cfg,
+        })
+    }
+
+    /// A token for `user_id`, valid for `token_ttl_secs`.
+    pub fn issue(&self, user_id: i64) -> Result<String, AppError> {
+        let now = crate::ids::now_ms() as u64 / 1000;
+        self.issue_with_times(user_id, now, now + self.cfg.token_ttl_secs)
+    }
+
+    /// A token with explicit times (tests use it to make expired tokens).
+    pub fn issue_with_times(&self, user_id: i64, iat: u64, exp: u64) -> Result<String, AppError> {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &Claims { user_id, iat, exp },
+            &self.enc,
+        )
+        .map_err(|e| AppError::Internal(format!("jwt encode: {e}")))
+    }
+
+    /// The user id of a valid token; [`AppError::InvalidToken`] for anything else.
+    pub fn verify(&self, token: &str) -> Result<i64, AppError> {
+        if token.len() > 4096 {
+            return Err(AppError::InvalidToken);
+        }
+        decode::<Claims>(token, &self.dec, &self.validation)
+            .map(|d| d.claims.user_id)
+            .map_err(|_| AppError::InvalidToken)
+    }
+
+    /// argon2id hash of `password`, computed on the blocking pool.
+    pub async fn hash_password(
+        self: &std::sync::Arc<Self>,
+        password: String,
+    ) -> Result<String, AppError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            me.argon
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AppError::Internal(format!("argon2: {e}")))
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("argon2 task: {e}")))?
+    }
+
+    /// Checks `password` against `hash` (or against a dummy when `hash` is None), on the
+    /// blocking pool.
+    pub async fn verify_password(
+        self: &std::sync::Arc<Self>,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, AppError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let real = hash.is_some();
+            let h = hash.unwrap_or_else(|| me.dummy_hash.clone());
+            let parsed = PasswordHash::new(&h)
+                .map_err(|e| AppError::Internal(format!("stored hash: {e}")))?;
+            Ok(real
+                && me
+                    .argon
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok())
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("argon2 task: {e}")))?
+    }
+}
+
+/// The JWT secret: `auth.jwt_secret_file`, else `auth.jwt_secret`, else a random secret generated
+/// once and kept (mode 0600) in `<data_dir>/jwt.secret`.
+pub fn load_secret(cfg: &AuthConfig, data_dir: &Path) -> Result<Vec<u8>, String> {
+    if let Some(f) = &cfg.jwt_secret_file {
+        let s = std::fs::read_to_string(f)
+            .map_err(|e| format!("auth.jwt_secret_file {}: {e}", f.display()))?;
+        return Ok(s.trim().as_bytes().to_vec());
+    }
+    if let Some(s) = &cfg.jwt_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt.secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if !s.trim().is_empty() {
+            return Ok(s.trim().as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
+    let secret: String = (0..4)
+        .map(|_| format!("{:016x}", rand::random::<u64>()))
+        .collect();
+    write_private(&path, secret.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a JWT secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Auth {
+        let cfg = AuthConfig {
+            argon2_memory_kib: 1024,
+            argon2_iterations: 1,
+            ..Default::default()
+        };
+        Auth::new(b"0123456789abcdef0123456789abcdef", cfg).unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reject_forgery_and_expiry() {
+        let a = auth();
+        let t = a.issue(42).unwrap();
+        assert_eq!(a.verify(&t).unwrap(), 42);
+        let other = Auth::new(b"another-secret-of-32-bytes-long!", AuthConfig::default()).unwrap();
+        assert!(matches!(other.verify(&t), Err(AppError::InvalidToken)));
+        let expired = a.issue_with_times(42, 1_000, 2_000).unwrap();
+        assert!(matches!(a.verify(&expired), Err(AppError::InvalidToken)));
+        assert!(a.verify("not.a.token").is_err());
+        assert!(Auth::new(b"short", AuthConfig::default()).is_err());
+    }
+
+    #[test]
+    fn secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_secret(&AuthConfig::default(), dir.path()).unwrap();
+        let b = load_secret(&AuthConfig::default(), dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert!(a.len() >= 32);
+    }
+}

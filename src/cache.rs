@@ -1,0 +1,757 @@
+//! Redis, the primary serving store: key layout, scripts, and reload-on-miss.
+//!
+//! Every key carries a hash tag (`{id}`) so that each script touches one slot and stays valid on
+//! Redis Cluster. Entities that span slots are changed by one script per slot, in an order that
+//! keeps reads consistent (see ARCHITECTURE.md). Redis can always be rebuilt from the durable
+//! store: a read that misses reloads the key from the store, once per key in this process however
+//! many requests miss together, under a reload lease that writers revoke so a slow reload can
+//! never install stale data.
+
+use crate::error::AppError;
+use crate::store::{OutboxOp, Store, UserRecord, VideoRecord};
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const LEASE_MS: u64 = 30_000;
+const RELOAD_ATTEMPTS: usize = 8;
+
+/// Builds every key from the configured prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+    /// Hash: a user's profile and counters.
+    pub fn user(&self, id: i64) -> String {
+        format!("{}u:{{{id}}}", self.prefix)
+    }
+    /// Zset: a user's video ids scored by id (member "0" marks it loaded).
+    pub fn user_videos(&self, id: i64) -> String {
+        format!("{}pub:{{{id}}}", self.prefix)
+    }
+    /// String: the reload lease of a user's keys.
+    pub fn user_lease(&self, id: i64) -> String {
+        format!("{}lease:u:{{{id}}}", self.prefix)
+    }
+    /// Hash: a video's data and counters.
+    pub fn video(&self, id: i64) -> String {
+        format!("{}v:{{{id}}}", self.prefix)
+    }
+    /// HyperLogLog: a video's distinct viewers.
+    pub fn video_plays(&self, id: i64) -> String {
+        format!("{}pc:{{{id}}}", self.prefix)
+    }
+    pub fn video_lease(&self, id: i64) -> String {
+        format!("{}lease:v:{{{id}}}", self.prefix)
+    }
+    /// Zset: the global feed, video ids scored by id.
+    pub fn feed(&self) -> String {
+        format!("{}feed:{{feed}}", self.prefix)
+    }
+    pub fn feed_lease(&self) -> String {
+        format!("{}lease:feed:{{feed}}", self.prefix)
+    }
+}
+
+/// The Lua scripts of `lua/`, loaded at start-up and called by SHA (reloaded on NOSCRIPT).
+pub struct Scripts {
+    pub lease: Script,
+    pub load_user: Script,
+    pub load_video: Script,
+    pub load_timeline: Script,
+    pub create_entity: Script,
+    pub timeline_add: Script,
+    pub user_add_video: Script,
+    pub timeline_page: Script,
+    pub play: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            lease: Script::from_lua(include_str!("../lua/lease.lua")),
+            load_user: Script::from_lua(include_str!("../lua/load_user.lua")),
+            load_video: Script::from_lua(include_str!("../lua/load_video.lua")),
+            load_timeline: Script::from_lua(include_str!("../lua/load_timeline.lua")),
+            create_entity: Script::from_lua(include_str!("../lua/create_entity.lua")),
+            timeline_add: Script::from_lua(include_str!("../lua/timeline_add.lua")),
+            user_add_video: Script::from_lua(include_str!("../lua/user_add_video.lua")),
+            timeline_page: Script::from_lua(include_str!("../lua/timeline_page.lua")),
+            play: Script::from_lua(include_str!("../lua/play.lua")),
+        }
+    }
+    fn all(&self) -> [&Script; 9] {
+        [
+            &self.lease,
+            &self.load_user,
+            &self.load_video,
+            &self.load_timeline,
+            &self.create_entity,
+            &self.timeline_add,
+            &self.user_add_video,
+            &self.timeline_page,
+            &self.play,
+        ]
+    }
+}
+
+/// A user as cached: profile plus counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserData {
+    pub id: i64,
+    pub name: String,
+    pub avatar: String,
+    pub background_image: String,
+    pub signature: String,
+    pub follow_count: i64,
+    pub follower_count: i64,
+    pub total_favorited: i64,
+    pub work_count: i64,
+    pub favorite_count: i64,
+}
+
+/// A video as cached: data plus counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VideoData {
+    pub id: i64,
+    pub author_id: i64,
+    pub title: String,
+    pub desc: String,
+    pub play: String,
+    pub cover: String,
+    pub favorite_count: i64,
+    pub comment_count: i64,
+    pub play_count: i64,
+}
+
+/// Counters for tests and metrics.
+#[derive(Default, Debug)]
+pub struct CacheStats {
+    /// Keys reloaded from the durable store.
+    pub reloads: AtomicU64,
+}
+
+/// The Redis side of the app, with the durable store it reloads from.
+pub struct Cache {
+    pub pool: Pool,
+    pub keys: Keys,
+    scripts: Scripts,
+    store: Arc<dyn Store>,
+    /// In-flight reloads by key, so concurrent misses share one reload.
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub stats: CacheStats,
+}
+
+fn hash_str(h: &mut HashMap<String, String>, k: &str) -> String {
+    h.remove(k).unwrap_or_default()
+}
+
+fn hash_i64(h: &HashMap<String, String>, k: &str) -> i64 {
+    h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn script_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => Some(*i),
+        _ => None,
+    }
+}
+
+impl Cache {
+    /// Connects to Redis and loads the scripts. Fails when Redis is unreachable.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        pool_size: usize,
+        timeout: Duration,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, AppError> {
+        let config =
+            Config::from_url(url).map_err(|e| AppError::Internal(format!("redis url: {e}")))?;
+        let pool = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+                c.max_command_attempts = 2;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_pool(pool_size.max(1))
+            .map_err(|e| AppError::Internal(format!("redis: {e}")))?;
+        let init = tokio::time::timeout(timeout, pool.init()).await;
+        match init {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(AppError::Unavailable(format!("redis at {url}: {e}"))),
+            Err(_) => {
+                return Err(AppError::Unavailable(format!(
+                    "redis at {url}: connect timed out"
+                )))
+            }
+        }
+        let cache = Self {
+            pool,
+            keys: Keys::new(prefix),
+            scripts: Scripts::new(),
+            store,
+            flights: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+        };
+        for s in cache.scripts.all() {
+            s.load(cache.pool.next()).await?;
+        }
+        Ok(cache)
+    }
+
+    fn client(&self) -> &Client {
+        self.pool.next()
+    }
+
+    async fn eval(
+        &self,
+        s: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<Value, AppError> {
+        Ok(
+            s.evalsha_with_reload::<Value, _, _>(self.client(), keys, args)
+                .await?,
+        )
+    }
+
+    /// Runs `load` for `key` unless another task of this process is already doing it, in which
+    /// case it waits for that one and returns (the caller re-reads Redis).
+    async fn single_flight<F, Fut>(&self, key: String, load: F) -> Result<(), AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), AppError>>,
+    {
+        let (lock, leader) = {
+            let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(&key) {
+                Some(l) => (l.clone(), false),
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key.clone(), l.clone());
+                    (l, true)
+                }
+            }
+        };
+        if !leader {
+            let _wait = lock.lock().await;
+            return Ok(());
+        }
+        let guard = lock.lock().await;
+        let res = load().await;
+        self.flights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        drop(guard);
+        res
+    }
+
+    fn token() -> String {
+        rand::random::<u64>().to_string()
+    }
+
+    // ----- writes -------------------------------------------------------------------------
+
+    /// Installs a newly registered user.
+    pub async fn user_created(&self, u: &UserRecord) -> Result<(), AppError> {
+        let keys = vec![
+            self.keys.user(u.id),
+            self.keys.user_videos(u.id),
+            self.keys.user_lease(u.id),
+        ];
+        let mut args = vec!["zset".to_string()];
+        args.extend(user_fields(u, 0));
+        self.eval(&self.scripts.create_entity, keys, args).await?;
+        Ok(())
+    }
+
+    /// Installs a newly published video: the video hash, then the feed, then the author's list
+    /// and work_count. A video is readable before it is listed anywhere, so no list ever points
+    /// at a missing video.
+    pub async fn video_published(&self, v: &VideoRecord) -> Result<(), AppError> {
+        let keys = vec![
+            self.keys.video(v.id),
+            self.keys.video_plays(v.id),
+            self.keys.video_lease(v.id),
+        ];
+        let mut args = vec!["hll".to_string()];
+        args.extend(video_fields(v));
+        self.eval(&self.scripts.create_entity, keys, args).await?;
+        let id = v.id.to_string();
+        self.eval(
+            &self.scripts.timeline_add,
+            vec![self.keys.feed(), self.keys.feed_lease()],
+            vec![id.clone()],
+        )
+        .await?;
+        let a = v.author_id;
+        self.eval(
+            &self.scripts.user_add_video,
+            vec![
+                self.keys.user(a),
+                self.keys.user_videos(a),
+                self.keys.user_lease(a),
+            ],
+            vec![id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Applies an outbox entry left behind by a crash or a Redis outage: drops every key the
+    /// change touched, so the next read reloads it whole from the durable store.
+    pub async fn replay(&self, op: &OutboxOp) -> Result<(), AppError> {
+        let keys = match op {
+            OutboxOp::UserCreated { user_id } => vec![
+                self.keys.user(*user_id),
+                self.keys.user_videos(*user_id),
+                self.keys.user_lease(*user_id),
+            ],
+            OutboxOp::VideoPublished {
+                video_id,
+                author_id,
+            } => vec![
+                self.keys.video(*video_id),
+                self.keys.video_plays(*video_id),
+                self.keys.video_lease(*video_id),
+                self.keys.feed(),
+                self.keys.feed_lease(),
+                self.keys.user(*author_id),
+                self.keys.user_videos(*author_id),
+                self.keys.user_lease(*author_id),
+            ],
+        };
+        // One DEL per key: keys live in different slots.
+        for k in keys {
+            self.client().del::<(), _>(k).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a distinct viewer of a video (the durable record is written first).
+    pub async fn record_play(&self, video_id: i64, viewer: &str) -> Result<(), AppError> {
+        self.store.add_play(video_id, viewer).await?;
+        let keys = vec![
+            self.keys.video(video_id),
+            self.keys.video_plays(video_id),
+            self.keys.video_lease(video_id),
+        ];
+        self.eval(&self.scripts.play, keys, vec![viewer.to_string()])
+            .await?;
+        Ok(())
+    }
+
+    // ----- reloads ------------------------------------------------------------------------
+
+    async fn take_lease(
+        &self,
+        lease: String,
+        keys: &[String],
+        token: &str,
+    ) -> Result<bool, AppError> {
+        let mut k = vec![lease];
+        k.extend_from_slice(keys);
+        let v = self
+            .eval(
+                &self.scripts.lease,
+                k,
+                vec![token.into(), LEASE_MS.to_string()],
+            )
+            .await?;
+        Ok(script_int(&v) == Some(1))
+    }
+
+    /// Reloads user `id` from the durable store if it is not in Redis. Returns false when the
+    /// user does not exist.
+    pub async fn ensure_user(&self, id: i64) -> Result<bool, AppError> {
+        let mut exists = true;
+        let key = self.keys.user(id);
+        self.single_flight(key, || async {
+            let keys = [self.keys.user(id), self.keys.user_videos(id)];
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                if !self
+                    .take_lease(self.keys.user_lease(id), &keys, &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let Some(u) = self.store.get_user(id).await? else {
+                    self.client().del::<(), _>(self.keys.user_lease(id)).await?;
+                    exists = false;
+                    return Ok(());
+                };
+                let vids = self.store.video_ids_by_author(id).await?;
+                let fields = user_fields(&u, vids.len() as i64);
+                let mut args = vec![token, (fields.len() / 2).to_string()];
+                args.extend(fields);
+                args.extend(vids.iter().map(|v| v.to_string()));
+                let mut k = keys.to_vec();
+                k.push(self.keys.user_lease(id));
+                let r = self.eval(&self.scripts.load_user, k, args).await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(user = id, "reloaded user from durable store");
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(format!(
+                "user {id}: reload kept losing its lease"
+            )))
+        })
+        .await?;
+        Ok(exists)
+    }
+
+    /// Reloads video `id` from the durable store if it is not in Redis. Returns false when the
+    /// video does not exist.
+    pub async fn ensure_video(&self, id: i64) -> Result<bool, AppError> {
+        let mut exists = true;
+        let key = self.keys.video(id);
+        self.single_flight(key, || async {
+            let keys = [self.keys.video(id), self.keys.video_plays(id)];
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                if !self
+                    .take_lease(self.keys.video_lease(id), &keys, &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let Some(v) = self.store.get_video(id).await? else {
+                    self.client()
+                        .del::<(), _>(self.keys.video_lease(id))
+                        .await?;
+                    exists = false;
+                    return Ok(());
+                };
+                let viewers = self.store.plays(id).await?;
+                let fields = video_fields(&v);
+                let mut args = vec![token, (fields.len() / 2).to_string()];
+                args.extend(fields);
+                args.extend(viewers);
+                let mut k = keys.to_vec();
+                k.push(self.keys.video_lease(id));
+                let r = self.eval(&self.scripts.load_video, k, args).await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(video = id, "reloaded video from durable store");
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(format!(
+                "video {id}: reload kept losing its lease"
+            )))
+        })
+        .await?;
+        Ok(exists)
+    }
+
+    /// Reloads the feed timeline from the durable store if it is not in Redis.
+    pub async fn ensure_feed(&self) -> Result<(), AppError> {
+        self.single_flight(self.keys.feed(), || async {
+            let keys = [self.keys.feed()];
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                if !self
+                    .take_lease(self.keys.feed_lease(), &keys, &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let ids = self.store.feed_ids(usize::MAX).await?;
+                let mut args = Vec::with_capacity(ids.len() + 1);
+                args.push(token);
+                args.extend(ids.iter().map(|v| v.to_string()));
+                let k = vec![self.keys.feed(), self.keys.feed_lease()];
+                let r = self.eval(&self.scripts.load_timeline, k, args).await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        videos = ids.len(),
+                        "reloaded feed timeline from durable store"
+                    );
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(
+                "feed: reload kept losing its lease".into(),
+            ))
+        })
+        .await
+    }
+
+    // ----- reads --------------------------------------------------------------------------
+
+    /// Up to `limit` feed video ids strictly below `before_id` (None: from the newest).
+    pub async fn feed_page(
+        &self,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<i64>, AppError> {
+        let max = before_id
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "+inf".into());
+        for _ in 0..RELOAD_ATTEMPTS {
+            let v = self
+                .eval(
+                    &self.scripts.timeline_page,
+                    vec![self.keys.feed()],
+                    vec![max.clone(), limit.to_string()],
+                )
+                .await?;
+            match v {
+                Value::Array(items) => return Ok(ids_of(items)),
+                _ => self.ensure_feed().await?,
+            }
+        }
+        Err(AppError::Unavailable(
+            "feed: not loaded after reload".into(),
+        ))
+    }
+
+    /// The video ids of user `id`, newest first, at most `limit`; None when the user is unknown.
+    pub async fn user_video_ids(
+        &self,
+        id: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
+        for _ in 0..RELOAD_ATTEMPTS {
+            let keys = vec![self.keys.user_videos(id), self.keys.user(id)];
+            let v = self
+                .eval(
+                    &self.scripts.timeline_page,
+                    keys,
+                    vec!["+inf".into(), limit.to_string()],
+                )
+                .await?;
+            match v {
+                Value::Array(items) => return Ok(Some(ids_of(items))),
+                _ => {
+                    if !self.ensure_user(id).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "user videos: not loaded after reload".into(),
+        ))
+    }
+
+    /// Users by id, in one pipelined round trip when all are cached. Unknown ids are absent.
+    pub async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserData>, AppError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing: Vec<i64> = Vec::new();
+        {
+            let p = self.client().pipeline();
+            for id in ids {
+                let _: () = p.hgetall(self.keys.user(*id)).await?;
+            }
+            let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = p.try_all().await;
+            for (id, r) in ids.iter().zip(res) {
+                let h = r?;
+                if h.is_empty() {
+                    missing.push(*id);
+                } else {
+                    out.insert(*id, user_from_hash(*id, h));
+                }
+            }
+        }
+        for id in missing {
+            if self.ensure_user(id).await? {
+                let h: HashMap<String, String> = self.client().hgetall(self.keys.user(id)).await?;
+                if !h.is_empty() {
+                    out.insert(id, user_from_hash(id, h));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<UserData>, AppError> {
+        Ok(self.users(&[id]).await?.remove(&id))
+    }
+
+    /// Videos by id, in the order given; unknown ids are skipped.
+    pub async fn videos(&self, ids: &[i64]) -> Result<Vec<VideoData>, AppError> {
+        let mut slots: Vec<Option<VideoData>> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let p = self.client().pipeline();
+            for id in ids {
+                let _: () = p.hgetall(self.keys.video(*id)).await?;
+                let _: () = p.pfcount(self.keys.video_plays(*id)).await?;
+            }
+            let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+            let mut it = res.into_iter();
+            for (i, id) in ids.iter().enumerate() {
+                let h: HashMap<String, String> = it
+                    .next()
+                    .transpose()?
+                    .map(|v| v.convert())
+                    .transpose()?
+                    .unwrap_or_default();
+                let pc: i64 = it
+                    .next()
+                    .transpose()?
+                    .map(|v| v.convert())
+                    .transpose()?
+                    .unwrap_or(0);
+                if h.is_empty() {
+                    missing.push(i);
+                    slots.push(None);
+                } else {
+                    slots.push(Some(video_from_hash(*id, h, pc)));
+                }
+            }
+        }
+        for i in missing {
+            let id = ids[i];
+            if self.ensure_video(id).await? {
+                let h: HashMap<String, String> = self.client().hgetall(self.keys.video(id)).await?;
+                let pc: i64 = self.client().pfcount(self.keys.video_plays(id)).await?;
+                if !h.is_empty() {
+                    slots[i] = Some(video_from_hash(id, h, pc));
+                }
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// Reloads every user, video and the feed from the durable store (`rebuild-cache`).
+    pub async fn rebuild_all(&self) -> Result<(usize, usize), AppError> {
+        let (mut users, mut videos) = (0, 0);
+        self.client().del::<(), _>(self.keys.feed()).await?;
+        self.ensure_feed().await?;
+        let mut after = 0;
+        loop {
+            let batch = self.store.scan_users(after, 500).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            for u in &batch {
+                self.client()
+                    .del::<(), _>(vec![self.keys.user(u.id), self.keys.user_videos(u.id)])
+                    .await?;
+                self.ensure_user(u.id).await?;
+                users += 1;
+            }
+        }
+        after = 0;
+        loop {
+            let batch = self.store.scan_videos(after, 500).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            for v in &batch {
+                self.client()
+                    .del::<(), _>(vec![self.keys.video(v.id), self.keys.video_plays(v.id)])
+                    .await?;
+                self.ensure_video(v.id).await?;
+                videos += 1;
+            }
+        }
+        Ok((users, videos))
+    }
+
+    /// True when Redis answers.
+    pub async fn ping(&self) -> bool {
+        self.client().ping::<String>(None).await.is_ok()
+    }
+}
+
+fn ids_of(items: Vec<Value>) -> Vec<i64> {
+    items
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Integer(i) => Some(i),
+            other => other.as_string().and_then(|s| s.parse().ok()),
+        })
+        .filter(|id| *id > 0)
+        .collect()
+}
+
+fn user_fields(u: &UserRecord, work_count: i64) -> Vec<String> {
+    vec![
+        "name".into(),
+        u.name.clone(),
+        "avatar".into(),
+        u.avatar.clone(),
+        "background_image".into(),
+        u.background_image.clone(),
+        "signature".into(),
+        u.signature.clone(),
+        "follow_count".into(),
+        "0".into(),
+        "follower_count".into(),
+        "0".into(),
+        "total_favorited".into(),
+        "0".into(),
+        "favorite_count".into(),
+        "0".into(),
+        "work_count".into(),
+        work_count.to_string(),
+    ]
+}
+
+fn video_fields(v: &VideoRecord) -> Vec<String> {
+    vec![
+        "author".into(),
+        v.author_id.to_string(),
+        "title".into(),
+        v.title.clone(),
+        "desc".into(),
+        v.desc.clone(),
+        "play".into(),
+        v.play.clone(),
+        "cover".into(),
+        v.cover.clone(),
+        "favorite_count".into(),
+        "0".into(),
+        "comment_count".into(),
+        "0".into(),
+    ]
+}
+
+fn user_from_hash(id: i64, mut h: HashMap<String, String>) -> UserData {
+    UserData {
+        id,
+        follow_count: hash_i64(&h, "follow_count"),
+        follower_count: hash_i64(&h, "follower_count"),
+        total_favorited: hash_i64(&h, "total_favorited"),
+        work_count: hash_i64(&h, "work_count"),
+        favorite_count: hash_i64(&h, "favorite_count"),
+        name: hash_str(&mut h, "name"),
+        avatar: hash_str(&mut h, "avatar"),
+        background_image: hash_str(&mut h, "background_image"),
+        signature: hash_str(&mut h, "signature"),
+    }
+}
+
+fn video_from_hash(id: i64, mut h: HashMap<String, String>, play_count: i64) -> VideoData {
+    VideoData {
+        id,
+        author_id: hash_i64(&h, "author"),
+        favorite_count: hash_i64(&h, "favorite_count"),
+        comment_count: hash_i64(&h, "comment_count"),
+        play_count,
+        title: hash_str(&mut h, "title"),
+        desc: hash_str(&mut h, "desc"),
+        play: hash_str(&mut h, "play"),
+        cover: hash_str(&mut h, "cover"),
+    }
+}

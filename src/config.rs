@@ -1,0 +1,277 @@
+//! The typed configuration tree: one struct per subsystem.
+//!
+//! Sources, later ones winning: built-in defaults, an optional TOML file (`--config FILE`),
+//! `DOUYIN_*` environment variables (`__` separates levels: `DOUYIN_REDIS__URL`,
+//! `DOUYIN_AUTH__JWT_SECRET_FILE`), then command-line flags. Secrets can be read from files
+//! (`auth.jwt_secret_file`) so they stay out of the environment and the config file.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub redis: RedisConfig,
+    pub store: StoreConfig,
+    pub media: MediaConfig,
+    pub auth: AuthConfig,
+    pub ids: IdsConfig,
+    pub log: LogConfig,
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Base URL that clients reach this server at; play_url and cover_url are built from it.
+    /// Empty: derived from `bind` (0.0.0.0 becomes 127.0.0.1). Set it to the LAN or public
+    /// address when a phone runs the client.
+    pub public_url: String,
+    /// Largest urlencoded or JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Value of Access-Control-Allow-Origin for browser clients.
+    pub cors_origin: String,
+    /// Seed demo users and videos on the first start of an empty install.
+    pub demo: bool,
+    /// Seconds that in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u16,
+    /// Videos per feed page (the contract allows at most 30).
+    pub feed_page_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8080".into(),
+            workers: 0,
+            public_url: String::new(),
+            max_body_bytes: 1 << 20,
+            cors_origin: "*".into(),
+            demo: false,
+            shutdown_timeout_secs: 30,
+            feed_page_size: 30,
+        }
+    }
+}
+
+/// Redis, the primary serving store.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Connection URL, e.g. `redis://127.0.0.1:6379/0`.
+    pub url: String,
+    /// Read the URL (it may hold a password) from this file instead.
+    pub url_file: Option<PathBuf>,
+    /// Prefix of every key, so that several installs (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Per-command timeout in milliseconds; a slower Redis is reported as unavailable.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            url_file: None,
+            key_prefix: "dl:".into(),
+            pool_size: 4,
+            timeout_ms: 3000,
+        }
+    }
+}
+
+/// The durable store that Redis is rebuilt from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `embedded` (fjall in `data_dir`); `scylla` comes with the cluster work.
+    pub backend: String,
+    /// Directory for the embedded store, local media, the generated JWT secret and temp files.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: "embedded".into(),
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// Media storage and validation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `local`: files under `dir`, served at /static/.
+    pub backend: String,
+    /// Media directory; empty means `<data_dir>/media`.
+    pub dir: Option<PathBuf>,
+    /// Largest accepted upload, in bytes (200 MB by default).
+    pub max_upload_bytes: u64,
+    /// ffmpeg binary, used to make covers.
+    pub ffmpeg: String,
+    /// ffprobe binary, used to check that an upload is a real video.
+    pub ffprobe: String,
+    /// Longest title, in characters.
+    pub max_title_chars: usize,
+    /// Longest description, in characters.
+    pub max_desc_chars: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            dir: None,
+            max_upload_bytes: 200 * 1024 * 1024,
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+            max_title_chars: 100,
+            max_desc_chars: 500,
+        }
+    }
+}
+
+/// Accounts and tokens.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret. Prefer `jwt_secret_file`. With neither, a random secret is generated once and
+    /// kept in `<data_dir>/jwt.secret`.
+    pub jwt_secret: Option<String>,
+    /// File holding the HS256 secret.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Token lifetime in seconds.
+    pub token_ttl_secs: u64,
+    /// Username length bounds, in characters.
+    pub min_username_chars: usize,
+    pub max_username_chars: usize,
+    /// Password length bounds, in characters.
+    pub min_password_chars: usize,
+    pub max_password_chars: usize,
+    /// argon2id memory cost in KiB, and iterations.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_secret_file: None,
+            token_ttl_secs: 7 * 24 * 3600,
+            min_username_chars: 1,
+            max_username_chars: 32,
+            min_password_chars: 6,
+            max_password_chars: 64,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+/// Snowflake IDs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdsConfig {
+    /// This instance's node id, 0..=15; every instance of a cluster needs its own.
+    pub node_id: u16,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Filter in `RUST_LOG` syntax; `RUST_LOG` itself wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `DOUYIN_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let defaults = config::Config::try_from(&Config::default()).map_err(|e| e.to_string())?;
+        let mut b = config::Config::builder().add_source(defaults);
+        if let Some(f) = file {
+            b = b.add_source(
+                config::File::from(f)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("DOUYIN")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let cfg: Config = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| format!("config: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ids.node_id > crate::ids::MAX_NODE {
+            return Err(format!("ids.node_id must be 0..={}", crate::ids::MAX_NODE));
+        }
+        if self.store.backend != "embedded" {
+            return Err(format!(
+                "store.backend {:?} is not available; use \"embedded\"",
+                self.store.backend
+            ));
+        }
+        if self.media.backend != "local" {
+            return Err(format!(
+                "media.backend {:?} is not available; use \"local\"",
+                self.media.backend
+            ));
+        }
+        if self.server.feed_page_size == 0 || self.server.feed_page_size > 30 {
+            return Err("server.feed_page_size must be 1..=30".into());
+        }
+        if self.auth.min_password_chars == 0
+            || self.auth.min_password_chars > self.auth.max_password_chars
+        {
+            return Err("auth password bounds are inconsistent".into());
+        }
+        Ok(())
+    }
+
+    /// The media directory.
+    pub fn media_dir(&self) -> PathBuf {
+        self.media
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.store.data_dir.join("media"))
+    }
+
+    /// The Redis URL, read from `redis.url_file` when set.
+    pub fn redis_url(&self) -> Result<String, String> {
+        match &self.redis.url_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("redis.url_file {}: {e}", f.display())),
+            None => Ok(self.redis.url.clone()),
+        }
+    }
+}

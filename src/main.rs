@@ -1,0 +1,120 @@
+//! The `douyin-lite` command: `serve` (default), `rebuild-cache`, `seed`.
+
+use clap::{Parser, Subcommand};
+use douyin_lite::{build, run, Config};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "douyin-lite",
+    version,
+    about = "Cache-first backend for the Douyin-lite API"
+)]
+struct Cli {
+    /// TOML config file (see README for every field).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on (server.bind).
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// Data directory: durable store, media, JWT secret (store.data_dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Redis URL (redis.url).
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
+    /// Seed demo users and videos when the install is empty (server.demo).
+    #[arg(long, global = true)]
+    demo: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Reload every user, video and the feed from the durable store into Redis.
+    RebuildCache,
+    /// Create the demo users and videos.
+    Seed,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(b) = cli.bind {
+        cfg.server.bind = b;
+    }
+    if let Some(d) = cli.data_dir {
+        cfg.store.data_dir = d;
+    }
+    if let Some(r) = cli.redis_url {
+        cfg.redis.url = r;
+        cfg.redis.url_file = None;
+    }
+    if cli.demo {
+        cfg.server.demo = true;
+    }
+    douyin_lite::telemetry::init(&cfg.log.level);
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result = ntex::rt::System::build()
+        .name("douyin-lite")
+        .build(ntex::rt::DefaultRuntime)
+        .block_on(async move { execute(cfg, command).await });
+    if let Err(e) = result {
+        tracing::error!("{e}");
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn execute(cfg: Config, command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve => {
+            let listener = std::net::TcpListener::bind(&cfg.server.bind)
+                .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.bind))?;
+            let demo = cfg.server.demo;
+            let app = build(cfg).await?;
+            if demo {
+                match douyin_lite::seed::seed_if_empty(&app.state).await {
+                    Ok(Some((u, v))) => {
+                        tracing::info!(users = u, videos = v, "seeded demo content")
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "demo seeding failed; serving anyway"),
+                }
+            }
+            tracing::info!(addr = %listener.local_addr().map_err(|e| e.to_string())?, public_url = %app.state.urls.base, "serving");
+            run(app, listener, std::future::pending())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::RebuildCache => {
+            let app = build(cfg).await?;
+            let (u, v) = app
+                .state
+                .cache
+                .rebuild_all()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("rebuilt redis from the durable store: {u} users, {v} videos");
+            Ok(())
+        }
+        Command::Seed => {
+            let app = build(cfg).await?;
+            let (u, v) = douyin_lite::seed::seed_demo(&app.state)
+                .await
+                .map_err(|e| e.to_string())?;
+            app.state.store.flush().await.map_err(|e| e.to_string())?;
+            println!("seeded {u} users and {v} videos");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The JSON objects of the contract (`User`, `Video`) and the success envelope.
+
+use crate::cache::{UserData, VideoData};
+use crate::error::EnvelopeCode;
+use ntex::web::HttpResponse;
+use serde::Serialize;
+
+/// The `User` object: every field of both specs.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub follow_count: i64,
+    pub follower_count: i64,
+    pub is_follow: bool,
+    pub avatar: String,
+    pub background_image: String,
+    pub signature: String,
+    pub total_favorited: i64,
+    pub work_count: i64,
+    pub favorite_count: i64,
+}
+
+impl User {
+    pub fn from_data(u: &UserData, is_follow: bool) -> Self {
+        User {
+            id: u.id,
+            name: u.name.clone(),
+            follow_count: u.follow_count,
+            follower_count: u.follower_count,
+            is_follow,
+            avatar: u.avatar.clone(),
+            background_image: u.background_image.clone(),
+            signature: u.signature.clone(),
+            total_favorited: u.total_favorited,
+            work_count: u.work_count,
+            favorite_count: u.favorite_count,
+        }
+    }
+}
+
+/// The `Video` object: every field of both specs (`play_count` and `desc` from the extended one).
+#[derive(Debug, Clone, Serialize)]
+pub struct Video {
+    pub id: i64,
+    pub author: User,
+    pub play_url: String,
+    pub cover_url: String,
+    pub favorite_count: i64,
+    pub comment_count: i64,
+    pub play_count: i64,
+    pub is_favorite: bool,
+    pub title: String,
+    pub desc: String,
+}
+
+/// Builds absolute media URLs from the public base URL.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// e.g. `http://192.168.1.5:8080`, no trailing slash.
+    pub base: String,
+}
+
+impl Urls {
+    fn is_absolute(s: &str) -> bool {
+        s.starts_with("http://") || s.starts_with("https://")
+    }
+
+    /// play_url: a local file under /static/ (counted when fetched), or for a video published
+    /// by URL our /play/ endpoint, which counts and redirects.
+    pub fn play(&self, v: &VideoData) -> String {
+        if Self::is_absolute(&v.play) {
+            format!("{}/play/{}", self.base, v.id)
+        } else {
+            format!("{}/static/{}", self.base, v.play)
+        }
+    }
+
+    pub fn cover(&self, v: &VideoData) -> String {
+        if v.cover.is_empty() || Self::is_absolute(&v.cover) {
+            v.cover.clone()
+        } else {
+            format!("{}/static/{}", self.base, v.cover)
+        }
+    }
+}
+
+/// A success response: `{"status_code":0,"status_msg":"success", ...fields}`.
+pub fn ok<T: Serialize>(fields: &T) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Env<'a, T> {
+        status_code: i32,
+        status_msg: &'static str,
+        #[serde(flatten)]
+        fields: &'a T,
+    }
+    let body = simd_json::to_vec(&Env {
+        status_code: 0,
+        status_msg: "success",
+        fields,
+    })
+    .unwrap_or_default();
+    let resp = HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body);
+    resp.extensions_mut().insert(EnvelopeCode(0));
+    resp
+}

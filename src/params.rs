@@ -1,0 +1,316 @@
+//! Request parameters, read from wherever the client put them.
+//!
+//! The real client and the tools around it send the same parameter in the query string, in an
+//! `x-www-form-urlencoded` body (also on GET), as multipart fields, or in a JSON body, with numbers
+//! as `123`, `"123"` or `1.680703713e+09`. [`Params`] merges all of them (body first, then query)
+//! so handlers ask for a name and a type and get a clear error when it is missing or malformed.
+
+use crate::error::AppError;
+use futures_util::StreamExt;
+use ntex::http::header;
+use ntex::util::Bytes;
+use ntex::web::HttpRequest;
+use ntex_multipart::Multipart;
+
+/// Largest text field of a multipart body.
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// Parameters of one request.
+#[derive(Debug, Default)]
+pub struct Params {
+    /// Body parameters: lookups try them first.
+    pairs: Vec<(String, String)>,
+    /// Query-string parameters.
+    query: Vec<(String, String)>,
+    bearer: Option<String>,
+}
+
+/// What the body was, for endpoints that care (publish streams its file elsewhere).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum BodyKind {
+    None,
+    Form,
+    Json,
+    Multipart,
+    Other,
+}
+
+pub fn body_kind(req: &HttpRequest) -> BodyKind {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        BodyKind::Form
+    } else if ct.starts_with("application/json") || ct.ends_with("+json") {
+        BodyKind::Json
+    } else if ct.starts_with("multipart/form-data") {
+        BodyKind::Multipart
+    } else if ct.is_empty() {
+        BodyKind::None
+    } else {
+        BodyKind::Other
+    }
+}
+
+impl Params {
+    /// Query parameters and the bearer token only; the body is added with the `add_*` methods.
+    pub fn from_query(req: &HttpRequest) -> Self {
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        Params {
+            pairs: Vec::new(),
+            query: parse_urlencoded(req.query_string().as_bytes()),
+            bearer,
+        }
+    }
+
+    /// Reads every parameter of the request: query, then the body by its content type.
+    pub async fn read(
+        req: &HttpRequest,
+        payload: ntex::web::types::Payload,
+        max_body: usize,
+    ) -> Result<Self, AppError> {
+        let mut p = Self::from_query(req);
+        match body_kind(req) {
+            BodyKind::Form => {
+                let body = read_body(payload, max_body).await?;
+                p.pairs = parse_urlencoded(&body);
+            }
+            BodyKind::Json => {
+                let body = read_body(payload, max_body).await?;
+                p.pairs = parse_json(body.to_vec())?;
+            }
+            BodyKind::Multipart => {
+                let mut mp = Multipart::new(req.headers(), payload);
+                while let Some(field) = mp.next().await {
+                    let field = field
+                        .map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+                    let name = field.name().unwrap_or("").to_string();
+                    let value = read_text_field(field, MAX_FIELD_BYTES.min(max_body)).await?;
+                    p.pairs.push((name, value));
+                }
+            }
+            BodyKind::None | BodyKind::Other => {
+                // Some clients send urlencoded (or JSON) bodies without a content type.
+                if payload_len(req) > 0 {
+                    let body = read_body(payload, max_body).await?;
+                    if body.first() == Some(&b'{') {
+                        p.pairs = parse_json(body.to_vec())?;
+                    } else {
+                        p.pairs = parse_urlencoded(&body);
+                    }
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// Adds a body parameter (used by the streaming multipart reader of publish).
+    pub fn push(&mut self, name: String, value: String) {
+        self.pairs.push((name, value));
+    }
+
+    /// The first non-empty value of `name`, body before query.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .chain(self.query.iter())
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, AppError> {
+        self.get(name)
+            .ok_or_else(|| AppError::param(format!("missing parameter: {name}")))
+    }
+
+    /// An integer parameter in any common notation: `123`, `"123"`, `1.2e+09` (exact integers only).
+    pub fn i64(&self, name: &str) -> Result<Option<i64>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(s) => parse_int(s).map(Some).ok_or_else(|| {
+                AppError::param(format!(
+                    "parameter {name} must be an integer, got {:?}",
+                    truncate(s)
+                ))
+            }),
+        }
+    }
+
+    pub fn require_i64(&self, name: &str) -> Result<i64, AppError> {
+        self.i64(name)?
+            .ok_or_else(|| AppError::param(format!("missing parameter: {name}")))
+    }
+
+    /// The token: the `token` parameter, or `Authorization: Bearer`.
+    pub fn token(&self) -> Option<&str> {
+        self.get("token").or(self.bearer.as_deref())
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn payload_len(req: &HttpRequest) -> u64 {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Parses an integer written as an integer, a quoted integer, or a float/scientific number
+/// denoting an exact integer below 2^53.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim().trim_matches('"').trim();
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    let f: f64 = s.parse().ok()?;
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        Some(f as i64)
+    } else {
+        None
+    }
+}
+
+pub async fn read_body(
+    mut payload: ntex::web::types::Payload,
+    max: usize,
+) -> Result<Bytes, AppError> {
+    let mut buf = ntex::util::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::param(format!("could not read the request body: {e}")))?;
+        if buf.len() + chunk.len() > max {
+            return Err(AppError::PayloadTooLarge(max as u64));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+async fn read_text_field(mut field: ntex_multipart::Field, max: usize) -> Result<String, AppError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+        if buf.len() + chunk.len() > max {
+            return Err(AppError::PayloadTooLarge(max as u64));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| AppError::param("multipart text fields must be UTF-8"))
+}
+
+pub fn parse_urlencoded(s: &[u8]) -> Vec<(String, String)> {
+    s.split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |b| *b == b'=');
+            let k = decode_component(it.next().unwrap_or_default());
+            let v = decode_component(it.next().unwrap_or_default());
+            (k, v)
+        })
+        .collect()
+}
+
+fn decode_component(s: &[u8]) -> String {
+    let plus: Vec<u8> = s
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    String::from_utf8_lossy(&urlencoding::decode_binary(&plus)).into_owned()
+}
+
+/// Flattens a top-level JSON object into name/value strings (numbers keep their text form).
+pub fn parse_json(mut body: Vec<u8>) -> Result<Vec<(String, String)>, AppError> {
+    use simd_json::prelude::*;
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Vec::new());
+    }
+    let v: simd_json::OwnedValue = simd_json::to_owned_value(&mut body)
+        .map_err(|e| AppError::param(format!("malformed JSON body: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| AppError::param("the JSON body must be an object"))?;
+    let mut out = Vec::with_capacity(obj.len());
+    for (k, v) in obj.iter() {
+        let s = match v {
+            simd_json::OwnedValue::String(s) => s.clone(),
+            simd_json::OwnedValue::Static(simd_json::StaticNode::Null) => continue,
+            simd_json::OwnedValue::Static(n) => match n {
+                simd_json::StaticNode::I64(i) => i.to_string(),
+                simd_json::StaticNode::U64(u) => u.to_string(),
+                simd_json::StaticNode::F64(f) => {
+                    if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                        (*f as i64).to_string()
+                    } else {
+                        f.to_string()
+                    }
+                }
+                simd_json::StaticNode::Bool(b) => b.to_string(),
+                simd_json::StaticNode::Null => continue,
+            },
+            other => other.encode(),
+        };
+        out.push((k.to_string(), s));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_in_any_notation() {
+        assert_eq!(parse_int("123"), Some(123));
+        assert_eq!(parse_int("\"123\""), Some(123));
+        assert_eq!(parse_int(" -5 "), Some(-5));
+        assert_eq!(parse_int("1.680703713e+09"), Some(1_680_703_713));
+        assert_eq!(parse_int("1680703713000.0"), Some(1_680_703_713_000));
+        assert_eq!(parse_int("1.5"), None);
+        assert_eq!(parse_int("abc"), None);
+        assert_eq!(parse_int("1e300"), None);
+        assert_eq!(parse_int(""), None);
+    }
+
+    #[test]
+    fn urlencoded_decodes_plus_and_percent_and_utf8() {
+        let p = parse_urlencoded(b"a=1&title=hello+world&name=%E4%BD%A0%E5%A5%BD&empty=&flag");
+        assert_eq!(p[0], ("a".into(), "1".into()));
+        assert_eq!(p[1], ("title".into(), "hello world".into()));
+        assert_eq!(p[2], ("name".into(), "你好".into()));
+        assert_eq!(p[3], ("empty".into(), "".into()));
+        assert_eq!(p[4], ("flag".into(), "".into()));
+    }
+
+    #[test]
+    fn json_numbers_strings_and_floats() {
+        let p = parse_json(
+            br#"{"a":1,"b":"2","c":1.680703713e+09,"d":true,"e":null,"f":[1]}"#.to_vec(),
+        )
+        .unwrap();
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("a").as_deref(), Some("1"));
+        assert_eq!(get("b").as_deref(), Some("2"));
+        assert_eq!(get("c").as_deref(), Some("1680703713"));
+        assert_eq!(get("d").as_deref(), Some("true"));
+        assert_eq!(get("e"), None);
+        assert_eq!(get("f").as_deref(), Some("[1]"));
+        assert!(parse_json(b"[1,2]".to_vec()).is_err());
+        assert!(parse_json(b"{oops".to_vec()).is_err());
+    }
+}

@@ -1,0 +1,321 @@
+//! Publishing: upload a video (multipart), publish by URL, and a user's publish list.
+
+use crate::app::{AppState, Ctx};
+use crate::error::AppError;
+use crate::media::probe;
+use crate::model::{ok, Video};
+use crate::params::{self, BodyKind, Params};
+use crate::store::{OutboxEntry, OutboxOp, VideoRecord};
+use crate::views;
+use futures_util::StreamExt;
+use ntex::http::header;
+use ntex::web::{self, HttpRequest, HttpResponse};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// Largest publish list returned.
+const MAX_LIST: usize = 1000;
+/// Room for the multipart framing and text fields around the file.
+const MULTIPART_SLACK: u64 = 256 * 1024;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(["/douyin/publish/action", "/douyin/publish/action/"]).to(action));
+    crate::app::route(cfg, "/douyin/publish/actionUrl", action_url);
+    crate::app::route(cfg, "/douyin/publish/list", list);
+}
+
+#[derive(Serialize)]
+struct PublishReply {
+    vid: i64,
+}
+
+fn validate_text(what: &str, s: &str, required: bool, max: usize) -> Result<String, AppError> {
+    let s = s.trim();
+    if required && s.is_empty() {
+        return Err(AppError::param(format!("missing parameter: {what}")));
+    }
+    if s.chars().count() > max {
+        return Err(AppError::param(format!(
+            "{what} must be at most {max} characters"
+        )));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::param(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks that `author` is a real user, for writes.
+pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
+    let uid = views::caller(st, token)?;
+    if !st.cache.ensure_user(uid).await? {
+        return Err(AppError::InvalidToken);
+    }
+    Ok(uid)
+}
+
+/// Publishes the video file at `file` (a staging file, consumed) for `author`: checks it with
+/// ffprobe, makes a cover with ffmpeg, stores both, writes the record durably, then updates
+/// Redis. Shared by the upload endpoint and `seed`.
+pub async fn publish_file(
+    st: &AppState,
+    author: i64,
+    title: String,
+    desc: String,
+    file: &Path,
+) -> Result<i64, AppError> {
+    let info = probe::probe(&st.cfg.media.ffprobe, file).await?;
+    let id = st.ids.next_id();
+    let video_key = format!("videos/{id}.{}", info.ext);
+    let cover_key = format!("covers/{id}.jpg");
+    let cover_tmp = tempfile::Builder::new()
+        .suffix(".jpg")
+        .tempfile_in(&st.tmp_dir)
+        .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
+    probe::make_cover(&st.cfg.media.ffmpeg, file, cover_tmp.path()).await?;
+    st.media.put_file(&cover_key, cover_tmp.path()).await?;
+    if let Err(e) = st.media.put_file(&video_key, file).await {
+        let _ = st.media.delete(&cover_key).await;
+        return Err(e);
+    }
+    let rec = VideoRecord {
+        id,
+        author_id: author,
+        title,
+        desc,
+        play: video_key.clone(),
+        cover: cover_key.clone(),
+        created_ms: crate::ids::time_ms(id),
+    };
+    save_video(st, &rec).await.inspect_err(|_| {
+        let media = st.media.clone();
+        ntex::rt::spawn(async move {
+            let _ = media.delete(&video_key).await;
+            let _ = media.delete(&cover_key).await;
+        });
+    })?;
+    tracing::info!(
+        video = id,
+        author,
+        duration = info.duration_secs,
+        "published"
+    );
+    Ok(id)
+}
+
+/// Writes a video record durably, then installs it in Redis (feed, author's list).
+pub async fn save_video(st: &AppState, rec: &VideoRecord) -> Result<(), AppError> {
+    let entry = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::VideoPublished {
+            video_id: rec.id,
+            author_id: rec.author_id,
+        },
+    };
+    st.store.put_video(rec, &entry).await?;
+    st.apply_outbox(&entry, st.cache.video_published(rec)).await;
+    Ok(())
+}
+
+/// POST /douyin/publish/action/: multipart `data` (the file), `token`, `title`, in any order.
+/// The file streams to a staging file; it is never held in memory.
+async fn action(
+    req: HttpRequest,
+    payload: web::types::Payload,
+    st: web::types::State<Arc<AppState>>,
+) -> Result<HttpResponse, AppError> {
+    let st: &AppState = &st;
+    let limit = st.cfg.media.max_upload_bytes;
+    if params::body_kind(&req) != BodyKind::Multipart {
+        return Err(AppError::param(
+            "publish needs a multipart/form-data body with the video in field \"data\"",
+        ));
+    }
+    let declared: Option<u64> = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit + MULTIPART_SLACK) {
+        // Read and discard a moderately oversized body so the client sees our answer rather
+        // than a reset connection; a huge one is cut off.
+        if declared.is_some_and(|n| n <= drain_cap(limit)) {
+            let mut payload = payload;
+            while let Some(Ok(_)) = payload.next().await {}
+        }
+        return Err(AppError::PayloadTooLarge(limit));
+    }
+    let mut p = Params::from_query(&req);
+    let mut staged: Option<tempfile::TempPath> = None;
+    let mut too_large = false;
+    let mut mp = ntex_multipart::Multipart::new(req.headers(), payload);
+    while let Some(field) = mp.next().await {
+        let mut field =
+            field.map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+        let name = field.name().unwrap_or("").to_string();
+        if name == "data" {
+            if staged.is_some() {
+                return Err(AppError::param("only one file (field \"data\") per upload"));
+            }
+            let tmp = tempfile::Builder::new()
+                .prefix("upload-")
+                .tempfile_in(&st.tmp_dir)
+                .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?
+                .into_temp_path();
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
+            let mut size: u64 = 0;
+            while let Some(chunk) = field.next().await {
+                let chunk =
+                    chunk.map_err(|e| AppError::param(format!("upload interrupted: {e}")))?;
+                size += chunk.len() as u64;
+                if size > limit {
+                    // Keep reading (and discarding) a moderately oversized body so the client
+                    // gets our answer instead of a reset connection.
+                    too_large = true;
+                    if size > drain_cap(limit) {
+                        return Err(AppError::PayloadTooLarge(limit));
+                    }
+                    continue;
+                }
+                f.write_all(&chunk)
+                    .await
+                    .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
+            }
+            f.flush()
+                .await
+                .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
+            if too_large {
+                continue;
+            }
+            if size == 0 {
+                return Err(AppError::InvalidMedia("the uploaded file is empty".into()));
+            }
+            staged = Some(tmp);
+        } else {
+            let mut buf = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk =
+                    chunk.map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+                if buf.len() + chunk.len() > 64 * 1024 {
+                    return Err(AppError::param(format!("field {name} is too long")));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            p.push(
+                name,
+                String::from_utf8(buf).map_err(|_| AppError::param("text fields must be UTF-8"))?,
+            );
+        }
+    }
+    if too_large {
+        return Err(AppError::PayloadTooLarge(limit));
+    }
+    let author = writer(st, p.token()).await?;
+    let title = validate_text(
+        "title",
+        p.get("title").unwrap_or(""),
+        true,
+        st.cfg.media.max_title_chars,
+    )?;
+    let desc = validate_text(
+        "desc",
+        p.get("desc").unwrap_or(""),
+        false,
+        st.cfg.media.max_desc_chars,
+    )?;
+    let file = staged.ok_or_else(|| AppError::param("missing parameter: data (the video file)"))?;
+    let vid = publish_file(st, author, title, desc, &file).await?;
+    Ok(ok(&PublishReply { vid }))
+}
+
+/// How much of an oversized upload is read and discarded before answering.
+fn drain_cap(limit: u64) -> u64 {
+    limit.saturating_mul(2).min(limit + 64 * 1024 * 1024)
+}
+
+fn checked_url(what: &str, s: &str, required: bool) -> Result<String, AppError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return if required {
+            Err(AppError::param(format!("missing parameter: {what}")))
+        } else {
+            Ok(String::new())
+        };
+    }
+    if s.len() > 2048
+        || !(s.starts_with("http://") || s.starts_with("https://"))
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(AppError::param(format!(
+            "{what} must be an http(s) URL of at most 2048 characters"
+        )));
+    }
+    Ok(s.to_string())
+}
+
+/// POST /douyin/publish/actionUrl: publish a video hosted elsewhere (extended spec).
+/// Body: `url` (or `play_url`), `title`, optional `cover_url`, optional `user_creations`/`desc`.
+async fn action_url(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let author = writer(st, p.token()).await?;
+    let url = checked_url(
+        "url",
+        p.get("url").or(p.get("play_url")).unwrap_or(""),
+        true,
+    )?;
+    let cover = checked_url("cover_url", p.get("cover_url").unwrap_or(""), false)?;
+    let title = validate_text(
+        "title",
+        p.get("title").unwrap_or(""),
+        true,
+        st.cfg.media.max_title_chars,
+    )?;
+    let desc = validate_text(
+        "desc",
+        p.get("desc").or(p.get("user_creations")).unwrap_or(""),
+        false,
+        st.cfg.media.max_desc_chars,
+    )?;
+    let id = st.ids.next_id();
+    let rec = VideoRecord {
+        id,
+        author_id: author,
+        title,
+        desc,
+        play: url,
+        cover,
+        created_ms: crate::ids::time_ms(id),
+    };
+    save_video(st, &rec).await?;
+    Ok(ok(&PublishReply { vid: id }))
+}
+
+#[derive(Serialize)]
+struct ListReply {
+    video_list: Vec<Video>,
+}
+
+/// GET /douyin/publish/list/: a user's videos, newest first (at most 1000).
+async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let viewer = views::viewer(st, p.token())?;
+    let uid = match p.i64("user_id")? {
+        Some(id) if id != 0 => id,
+        _ => viewer.ok_or_else(|| {
+            AppError::param("missing parameter: user_id (or a token for your own list)")
+        })?,
+    };
+    let ids = st
+        .cache
+        .user_video_ids(uid, MAX_LIST)
+        .await?
+        .ok_or(AppError::UserNotFound)?;
+    let video_list = views::videos(st, viewer, &ids).await?;
+    Ok(ok(&ListReply { video_list }))
+}

@@ -1,0 +1,360 @@
+//! The embedded durable store: fjall (an LSM tree, like ScyllaDB) in the data directory.
+//!
+//! One fjall keyspace per CQL table; keys are the CQL primary key with integers big-endian, so
+//! that clustering order is byte order. Writes go into one atomic batch (the records plus their
+//! outbox entry), then wait for the group committer: a thread that takes every waiting write,
+//! runs one `fsync` for all of them and acknowledges them together.
+
+use super::*;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::oneshot;
+
+type SyncWaiter = oneshot::Sender<Result<(), String>>;
+
+struct Inner {
+    db: Database,
+    users: Keyspace,
+    usernames: Keyspace,
+    videos: Keyspace,
+    videos_by_author: Keyspace,
+    feed_timeline: Keyspace,
+    video_plays: Keyspace,
+    outbox: Keyspace,
+    /// Serialises the check-then-insert on `usernames` (the embedded `IF NOT EXISTS`).
+    name_lock: Mutex<()>,
+    /// Requests for the group committer.
+    sync_tx: Mutex<Option<mpsc::Sender<SyncWaiter>>>,
+    /// The group committer thread, joined on drop so the directory lock is released.
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    durable_writes: AtomicU64,
+    fsyncs: Arc<AtomicU64>,
+}
+
+/// fjall-backed [`Store`]. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore(Arc<Inner>);
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn be(id: i64) -> [u8; 8] {
+    (id as u64).to_be_bytes()
+}
+
+fn pair(a: i64, b: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16);
+    k.extend_from_slice(&be(a));
+    k.extend_from_slice(&be(b));
+    k
+}
+
+fn read_id(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a) as i64
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    simd_json::to_vec(v).expect("records always serialise")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    let mut buf = bytes.to_vec();
+    simd_json::from_slice(&mut buf).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let db = Database::builder(dir).open().map_err(unavailable)?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(unavailable)
+        };
+        let (tx, rx) = mpsc::channel::<SyncWaiter>();
+        let fsyncs = Arc::new(AtomicU64::new(0));
+        let inner = Inner {
+            users: ks("users")?,
+            usernames: ks("usernames")?,
+            videos: ks("videos")?,
+            videos_by_author: ks("videos_by_author")?,
+            feed_timeline: ks("feed_timeline")?,
+            video_plays: ks("video_plays")?,
+            outbox: ks("outbox")?,
+            name_lock: Mutex::new(()),
+            sync_tx: Mutex::new(Some(tx)),
+            durable_writes: AtomicU64::new(0),
+            fsyncs: fsyncs.clone(),
+            committer: Mutex::new(None),
+            db: db.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("store-group-commit".into())
+            .spawn(move || group_commit(db, rx, fsyncs))
+            .map_err(unavailable)?;
+        *inner.committer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(Self(Arc::new(inner)))
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// Waits until everything committed so far is on disk, sharing the fsync with every other
+    /// writer waiting at the same time.
+    async fn sync(&self) -> StoreResult<()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let guard = self.0.sync_tx.lock().unwrap_or_else(|e| e.into_inner());
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| unavailable("store is closed"))?;
+            sender
+                .send(tx)
+                .map_err(|_| unavailable("group committer stopped"))?;
+        }
+        rx.await
+            .map_err(|_| unavailable("group committer stopped"))?
+            .map_err(StoreError::Unavailable)?;
+        self.0.durable_writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn group_commit(db: Database, rx: mpsc::Receiver<SyncWaiter>, fsyncs: Arc<AtomicU64>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiters = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w);
+        }
+        let res = db.persist(PersistMode::SyncAll).map_err(|e| e.to_string());
+        fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "durable store fsync failed");
+        }
+        tracing::trace!(batch = waiters.len(), "group commit");
+        for w in waiters {
+            let _ = w.send(res.clone());
+        }
+    }
+}
+
+fn outbox_put(inner: &Inner, batch: &mut fjall::OwnedWriteBatch, entry: &OutboxEntry) {
+    batch.insert(&inner.outbox, be(entry.id).to_vec(), encode(entry));
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn create_user(&self, user: &UserRecord, outbox: &OutboxEntry) -> StoreResult<bool> {
+        let (user, outbox) = (user.clone(), outbox.clone());
+        let created = self
+            .blocking(move |i| {
+                let _g = i.name_lock.lock().unwrap_or_else(|e| e.into_inner());
+                if i.usernames
+                    .contains_key(user.name.as_bytes())
+                    .map_err(unavailable)?
+                {
+                    return Ok(false);
+                }
+                let mut b = i.db.batch();
+                b.insert(
+                    &i.usernames,
+                    user.name.as_bytes().to_vec(),
+                    be(user.id).to_vec(),
+                );
+                b.insert(&i.users, be(user.id).to_vec(), encode(&user));
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)?;
+                Ok(true)
+            })
+            .await?;
+        if created {
+            self.sync().await?;
+        }
+        Ok(created)
+    }
+
+    async fn get_user(&self, id: i64) -> StoreResult<Option<UserRecord>> {
+        self.blocking(move |i| match i.users.get(be(id)).map_err(unavailable)? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn user_id_by_name(&self, name: &str) -> StoreResult<Option<i64>> {
+        let name = name.to_string();
+        self.blocking(move |i| {
+            Ok(i.usernames
+                .get(name.as_bytes())
+                .map_err(unavailable)?
+                .map(|v| read_id(&v)))
+        })
+        .await
+    }
+
+    async fn put_video(&self, video: &VideoRecord, outbox: &OutboxEntry) -> StoreResult<()> {
+        let (video, outbox) = (video.clone(), outbox.clone());
+        self.blocking(move |i| {
+            let mut b = i.db.batch();
+            b.insert(&i.videos, be(video.id).to_vec(), encode(&video));
+            b.insert(
+                &i.videos_by_author,
+                pair(video.author_id, video.id),
+                Vec::new(),
+            );
+            b.insert(
+                &i.feed_timeline,
+                be(video.id).to_vec(),
+                be(video.author_id).to_vec(),
+            );
+            outbox_put(i, &mut b, &outbox);
+            b.commit().map_err(unavailable)
+        })
+        .await?;
+        self.sync().await
+    }
+
+    async fn get_video(&self, id: i64) -> StoreResult<Option<VideoRecord>> {
+        self.blocking(move |i| match i.videos.get(be(id)).map_err(unavailable)? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn video_ids_by_author(&self, author_id: i64) -> StoreResult<Vec<i64>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.videos_by_author.prefix(be(author_id)).rev() {
+                let k = kv.key().map_err(unavailable)?;
+                out.push(read_id(&k[8..]));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn feed_ids(&self, limit: usize) -> StoreResult<Vec<i64>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.feed_timeline.iter().rev().take(limit) {
+                out.push(read_id(&kv.key().map_err(unavailable)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn add_play(&self, video_id: i64, viewer: &str) -> StoreResult<()> {
+        let mut key = be(video_id).to_vec();
+        key.extend_from_slice(viewer.as_bytes());
+        self.blocking(move |i| i.video_plays.insert(key, Vec::new()).map_err(unavailable))
+            .await
+    }
+
+    async fn plays(&self, video_id: i64) -> StoreResult<Vec<String>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.video_plays.prefix(be(video_id)) {
+                let k = kv.key().map_err(unavailable)?;
+                out.push(String::from_utf8_lossy(&k[8..]).into_owned());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn scan_users(&self, after: i64, limit: usize) -> StoreResult<Vec<UserRecord>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.users.range(be(after.saturating_add(1))..).take(limit) {
+                out.push(decode(&kv.value().map_err(unavailable)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn scan_videos(&self, after: i64, limit: usize) -> StoreResult<Vec<VideoRecord>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.videos.range(be(after.saturating_add(1))..).take(limit) {
+                out.push(decode(&kv.value().map_err(unavailable)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn max_id(&self) -> StoreResult<i64> {
+        self.blocking(|i| {
+            let mut max = 0;
+            for ks in [&i.users, &i.videos, &i.outbox] {
+                if let Some(kv) = ks.last_key_value() {
+                    max = max.max(read_id(&kv.key().map_err(unavailable)?));
+                }
+            }
+            Ok(max)
+        })
+        .await
+    }
+
+    async fn pending_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.outbox.iter().take(limit) {
+                out.push(decode(&kv.value().map_err(unavailable)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_done(&self, id: i64) -> StoreResult<()> {
+        self.blocking(move |i| i.outbox.remove(be(id).to_vec()).map_err(unavailable))
+            .await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.sync().await
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            durable_writes: self.0.durable_writes.load(Ordering::Relaxed),
+            fsyncs: self.0.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Stop the committer; fjall persists on drop as well.
+        self.sync_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = self
+            .committer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        let _ = self.db.persist(PersistMode::SyncAll);
+    }
+}

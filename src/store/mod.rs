@@ -1,0 +1,110 @@
+//! The durable store: the system of record that Redis is rebuilt from.
+//!
+//! Its shape follows the CQL tables in `cql/schema.cql` so that the ScyllaDB backend is a direct
+//! mapping; the trait names no type of any backend. A write returns only once it is durable.
+//!
+//! Every write also records an [`OutboxOp`] in the same atomic batch. After the Redis scripts for
+//! that write have run, the entry is removed; entries left behind by a crash or a Redis outage are
+//! replayed (the scripts are idempotent) at start-up and periodically, so Redis never silently
+//! misses a durable change.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A user account (CQL table `users`, plus `usernames` for uniqueness).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: String,
+    /// argon2id PHC string; never leaves the store or the login handler.
+    pub password_hash: String,
+    pub avatar: String,
+    pub background_image: String,
+    pub signature: String,
+    pub created_ms: i64,
+}
+
+/// A published video (CQL tables `videos`, `videos_by_author`, `feed_timeline`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VideoRecord {
+    pub id: i64,
+    pub author_id: i64,
+    pub title: String,
+    pub desc: String,
+    /// Media key in the media store (`videos/<id>.mp4`), or an absolute URL for publish-by-URL.
+    pub play: String,
+    /// Media key of the cover, or an absolute URL, or empty.
+    pub cover: String,
+    pub created_ms: i64,
+}
+
+/// A change whose Redis side effects must happen (again, if in doubt).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OutboxOp {
+    UserCreated { user_id: i64 },
+    VideoPublished { video_id: i64, author_id: i64 },
+}
+
+/// An outbox entry: its id orders entries and names them for [`Store::outbox_done`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub op: OutboxOp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// I/O failure, poisoned or closed store: the caller reports "unavailable".
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A record that cannot be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Counters of the group commit, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    /// Writes acknowledged as durable.
+    pub durable_writes: u64,
+    /// fsyncs performed for them; fewer than writes when commits were grouped.
+    pub fsyncs: u64,
+}
+
+/// The durable store. Implementations: [`embedded::EmbeddedStore`]; ScyllaDB later.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts the user if the name is free (`INSERT ... IF NOT EXISTS` on `usernames`).
+    /// Returns false, writing nothing, when the name is taken.
+    async fn create_user(&self, user: &UserRecord, outbox: &OutboxEntry) -> StoreResult<bool>;
+    async fn get_user(&self, id: i64) -> StoreResult<Option<UserRecord>>;
+    async fn user_id_by_name(&self, name: &str) -> StoreResult<Option<i64>>;
+    /// Writes the video, its row in the author's list and in the feed timeline.
+    async fn put_video(&self, video: &VideoRecord, outbox: &OutboxEntry) -> StoreResult<()>;
+    async fn get_video(&self, id: i64) -> StoreResult<Option<VideoRecord>>;
+    /// The author's video ids, newest first.
+    async fn video_ids_by_author(&self, author_id: i64) -> StoreResult<Vec<i64>>;
+    /// The newest `limit` video ids of the feed timeline, newest first.
+    async fn feed_ids(&self, limit: usize) -> StoreResult<Vec<i64>>;
+    /// Records a distinct viewer of a video. Not awaited for durability: a play is not an
+    /// acknowledged write, and the next group commit makes it durable.
+    async fn add_play(&self, video_id: i64, viewer: &str) -> StoreResult<()>;
+    async fn plays(&self, video_id: i64) -> StoreResult<Vec<String>>;
+    /// Users with id > `after`, ascending, at most `limit`.
+    async fn scan_users(&self, after: i64, limit: usize) -> StoreResult<Vec<UserRecord>>;
+    /// Videos with id > `after`, ascending, at most `limit`.
+    async fn scan_videos(&self, after: i64, limit: usize) -> StoreResult<Vec<VideoRecord>>;
+    /// The largest id stored anywhere (seeds the ID generator).
+    async fn max_id(&self) -> StoreResult<i64>;
+    /// Outbox entries not yet marked done, oldest first.
+    async fn pending_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
+    async fn outbox_done(&self, id: i64) -> StoreResult<()>;
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> StoreResult<()>;
+    fn stats(&self) -> StoreStats;
+}

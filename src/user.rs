@@ -1,0 +1,165 @@
+//! Accounts: register, login, user info.
+
+use crate::app::{AppState, Ctx};
+use crate::error::AppError;
+use crate::model::{ok, User};
+use crate::params::Params;
+use crate::store::{OutboxEntry, OutboxOp, UserRecord};
+use crate::views;
+use ntex::web::{self, HttpResponse};
+use serde::Serialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    crate::app::route(cfg, "/douyin/user/register", register);
+    crate::app::route(cfg, "/douyin/user/login", login);
+    crate::app::route(cfg, "/douyin/user", info);
+}
+
+#[derive(Serialize)]
+struct AuthReply {
+    user_id: i64,
+    token: String,
+}
+
+fn check_len(what: &str, s: &str, min: usize, max: usize) -> Result<(), AppError> {
+    let n = s.chars().count();
+    if n < min || n > max {
+        return Err(AppError::param(format!(
+            "{what} must be {min} to {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn optional_url(p: &Params, name: &str) -> Result<String, AppError> {
+    let v = p.get(name).unwrap_or("").trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    if v.len() > 1024
+        || !(v.starts_with("http://") || v.starts_with("https://"))
+        || v.chars().any(char::is_whitespace)
+    {
+        return Err(AppError::param(format!(
+            "{name} must be an http(s) URL of at most 1024 characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// The profile fields of a new account, validated.
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub avatar: String,
+    pub background_image: String,
+    pub signature: String,
+}
+
+impl NewUser {
+    fn from_params(st: &AppState, p: &Params) -> Result<Self, AppError> {
+        let username = p.require("username")?.trim().to_string();
+        let a = &st.auth.cfg;
+        check_len(
+            "username",
+            &username,
+            a.min_username_chars,
+            a.max_username_chars,
+        )?;
+        if username.chars().any(|c| c.is_control()) {
+            return Err(AppError::param(
+                "username must not contain control characters",
+            ));
+        }
+        let password = p.require("password")?.to_string();
+        check_len(
+            "password",
+            &password,
+            a.min_password_chars,
+            a.max_password_chars,
+        )?;
+        let signature = p.get("signature").unwrap_or("").trim().to_string();
+        check_len("signature", &signature, 0, 200)?;
+        Ok(NewUser {
+            username,
+            password,
+            avatar: optional_url(p, "avatar")?,
+            background_image: optional_url(p, "background_image")?,
+            signature,
+        })
+    }
+}
+
+/// Creates an account; shared by the endpoint and `seed`. Returns the new user's id.
+pub async fn create_user(st: &AppState, nu: NewUser) -> Result<i64, AppError> {
+    let password_hash = st.auth.hash_password(nu.password).await?;
+    let id = st.ids.next_id();
+    let rec = UserRecord {
+        id,
+        name: nu.username,
+        password_hash,
+        avatar: nu.avatar,
+        background_image: nu.background_image,
+        signature: nu.signature,
+        created_ms: crate::ids::now_ms(),
+    };
+    let entry = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::UserCreated { user_id: id },
+    };
+    if !st.store.create_user(&rec, &entry).await? {
+        return Err(AppError::UserExists);
+    }
+    st.apply_outbox(&entry, st.cache.user_created(&rec)).await;
+    Ok(id)
+}
+
+async fn register(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let nu = NewUser::from_params(st, p)?;
+    let user_id = create_user(st, nu).await?;
+    let token = st.auth.issue(user_id)?;
+    Ok(ok(&AuthReply { user_id, token }))
+}
+
+async fn login(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let username = p.require("username")?.trim().to_string();
+    let password = p.require("password")?.to_string();
+    if username.chars().count() > st.auth.cfg.max_username_chars
+        || password.chars().count() > st.auth.cfg.max_password_chars
+    {
+        return Err(AppError::WrongCredentials);
+    }
+    let user = match st.store.user_id_by_name(&username).await? {
+        Some(id) => st.store.get_user(id).await?,
+        None => None,
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !st.auth.verify_password(password, hash).await? {
+        return Err(AppError::WrongCredentials);
+    }
+    let user_id = user.map(|u| u.id).ok_or(AppError::WrongCredentials)?;
+    let token = st.auth.issue(user_id)?;
+    Ok(ok(&AuthReply { user_id, token }))
+}
+
+#[derive(Serialize)]
+struct InfoReply {
+    user: User,
+}
+
+async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let viewer = views::viewer(st, p.token())?;
+    let id = match p.i64("user_id")? {
+        Some(id) if id != 0 => id,
+        _ => viewer.ok_or_else(|| {
+            AppError::param("missing parameter: user_id (or a token for your own profile)")
+        })?,
+    };
+    let user = st.cache.user(id).await?.ok_or(AppError::UserNotFound)?;
+    Ok(ok(&InfoReply {
+        user: User::from_data(&user, false),
+    }))
+}

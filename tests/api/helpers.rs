@@ -1,0 +1,293 @@
+//! Test helpers: an isolated app per test (own data dir, own Redis key prefix or own Redis).
+
+use douyin_lite::{AppState, Config};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+pub fn redis_url() -> String {
+    std::env::var("DOUYIN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A redis-server of the test's own, on a free port; killed on drop.
+pub struct OwnRedis {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    pub async fn start() -> OwnRedis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (see README)");
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        OwnRedis {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running app.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub data_dir: PathBuf,
+    pub redis_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Options for [`spawn_with`].
+pub struct Opts {
+    pub data_dir: PathBuf,
+    pub prefix: String,
+    pub redis_url: String,
+    pub tweak: Box<dyn FnOnce(&mut Config) + Send>,
+}
+
+impl Opts {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap().keep();
+        Opts {
+            data_dir: dir,
+            prefix: format!("t{:x}:", rand_u64()),
+            redis_url: redis_url(),
+            tweak: Box::new(|_| {}),
+        }
+    }
+}
+
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Opts::new()).await
+}
+
+pub async fn spawn_with(o: Opts) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut cfg = Config::default();
+    cfg.server.bind = addr.to_string();
+    cfg.server.public_url = format!("http://{addr}");
+    cfg.server.workers = 2;
+    cfg.server.shutdown_timeout_secs = 5;
+    cfg.store.data_dir = o.data_dir.clone();
+    cfg.redis.url = o.redis_url.clone();
+    cfg.redis.key_prefix = o.prefix.clone();
+    cfg.auth.argon2_memory_kib = 1024;
+    cfg.auth.argon2_iterations = 1;
+    cfg.log.level = "warn".into();
+    (o.tweak)(&mut cfg);
+    douyin_lite::telemetry::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+    let (state_tx, state_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        ntex::rt::System::build()
+            .name("test-app")
+            .build(ntex::rt::DefaultRuntime)
+            .block_on(async move {
+                let app = match douyin_lite::build(cfg).await {
+                    Ok(a) => a,
+                    Err(e) => panic!("build failed: {e}"),
+                };
+                let _ = state_tx.send(app.state.clone());
+                douyin_lite::run(app, listener, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            })
+    });
+    let state = state_rx.await.expect("app failed to start");
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        data_dir: o.data_dir,
+        redis_url: o.redis_url,
+        shutdown: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.take().map(|s| s.send(()));
+        let t = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Value {
+        let r = self
+            .client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        r.json().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, String)]) -> Value {
+        let r = self
+            .client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "POST {path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn post_query(&self, path: &str, query: &[(&str, String)]) -> Value {
+        let r = self
+            .client
+            .post(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "POST {path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "POST {path}");
+        r.json().await.unwrap()
+    }
+
+    /// Registers `name` and returns (user_id, token).
+    pub async fn register(&self, name: &str) -> (i64, String) {
+        let v = self
+            .post_query(
+                "/douyin/user/register/",
+                &[("username", name.into()), ("password", "secret123".into())],
+            )
+            .await;
+        assert_eq!(v["status_code"], 0, "{v}");
+        (
+            v["user_id"].as_i64().unwrap(),
+            v["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Uploads `bytes` as a video; returns the response.
+    pub async fn upload(&self, token: &str, title: &str, bytes: Vec<u8>) -> Value {
+        let form = reqwest::multipart::Form::new()
+            .text("title", title.to_string())
+            .part(
+                "data",
+                reqwest::multipart::Part::bytes(bytes).file_name("../../evil name.mp4"),
+            )
+            .text("token", token.to_string());
+        let r = self
+            .client
+            .post(self.url("/douyin/publish/action/"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub async fn flush_redis(&self) {
+        let out = Command::new("redis-cli")
+            .args(["-u", &self.redis_url, "FLUSHALL"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+}
+
+static SAMPLE: OnceCell<Vec<u8>> = OnceCell::const_new();
+
+/// A real short MP4 made with ffmpeg (once per test run).
+pub async fn sample_mp4() -> Vec<u8> {
+    SAMPLE
+        .get_or_init(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("sample.mp4");
+            douyin_lite::media::probe::generate_sample("ffmpeg", &p, 1, 90)
+                .await
+                .expect("ffmpeg must be installed (see README)");
+            std::fs::read(&p).unwrap()
+        })
+        .await
+        .clone()
+}
+
+pub fn code(v: &Value) -> i64 {
+    v["status_code"].as_i64().unwrap_or(-1)
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: real HTTP against the real server, real Redis, a real embedded store in a
+//! temp dir, real ffmpeg.
+
+mod helpers;
+mod media;
+mod resilience;
+mod users;

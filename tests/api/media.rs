@@ -1,0 +1,330 @@
+use crate::helpers::*;
+use douyin_lite::ids::{floor_for_ms, now_ms, time_ms};
+use douyin_lite::store::VideoRecord;
+use serde_json::json;
+
+#[tokio::test]
+async fn upload_then_feed_then_play_with_range() {
+    let app = spawn_app().await;
+    let (uid, token) = app.register("creator").await;
+    let mp4 = sample_mp4().await;
+    let v = app.upload(&token, "my first video", mp4.clone()).await;
+    assert_eq!(code(&v), 0, "{v}");
+    let vid = v["vid"].as_i64().unwrap();
+    assert!(vid > 0 && vid < (1i64 << 53));
+
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(code(&feed), 0);
+    let list = feed["video_list"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let video = &list[0];
+    assert_eq!(video["id"], vid);
+    assert_eq!(video["title"], "my first video");
+    assert_eq!(video["author"]["id"], uid);
+    assert_eq!(video["author"]["work_count"], 1);
+    assert_eq!(video["is_favorite"], false);
+    for f in ["favorite_count", "comment_count", "play_count"] {
+        assert_eq!(video[f], 0, "{f}");
+    }
+    assert_eq!(feed["next_time"], time_ms(vid));
+    let play_url = video["play_url"].as_str().unwrap();
+    let cover_url = video["cover_url"].as_str().unwrap();
+    assert!(
+        play_url.starts_with(&app.base) && play_url.ends_with(".mp4"),
+        "{play_url}"
+    );
+    assert!(
+        !play_url.contains("evil"),
+        "client file names are never used"
+    );
+
+    // the cover is a JPEG
+    let r = app.client.get(cover_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let jpg = r.bytes().await.unwrap();
+    assert_eq!(&jpg[..2], &[0xFF, 0xD8]);
+
+    // a ranged fetch (a player seeking) gets 206 with the right bytes and does not count a play
+    let r = app
+        .client
+        .get(play_url)
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 100-199/{}", mp4.len())
+    );
+    assert_eq!(&r.bytes().await.unwrap()[..], &mp4[100..200]);
+    // the full file, twice by the same viewer, once by a logged-in viewer: two distinct viewers
+    let r = app.client.get(play_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.bytes().await.unwrap()[..], &mp4[..]);
+    app.client
+        .get(play_url)
+        .header("Range", "bytes=0-")
+        .send()
+        .await
+        .unwrap();
+    app.client
+        .get(format!("{play_url}?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"][0]["play_count"], 2, "{feed}");
+    // out-of-range request
+    let r = app
+        .client
+        .get(play_url)
+        .header("Range", format!("bytes={}-", mp4.len() + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    // path tricks
+    for p in [
+        "/static/videos/..%2F..%2Fstore",
+        "/static/../Cargo.toml",
+        "/static/videos/nope.mp4",
+    ] {
+        let r = app.client.get(app.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{p}");
+    }
+
+    // publish list: by id, anonymous, and for an unknown user
+    let v = app
+        .get(
+            "/douyin/publish/list/",
+            &[("user_id", uid.to_string()), ("token", token.clone())],
+        )
+        .await;
+    assert_eq!(v["video_list"].as_array().unwrap().len(), 1);
+    assert_eq!(v["video_list"][0]["id"], vid);
+    let v = app
+        .get("/douyin/publish/list", &[("token", token.clone())])
+        .await;
+    assert_eq!(v["video_list"][0]["id"], vid);
+    let v = app
+        .get("/douyin/publish/list/", &[("user_id", "777".into())])
+        .await;
+    assert_eq!(code(&v), 10006);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_are_checked() {
+    let app = spawn_with({
+        let mut o = Opts::new();
+        o.tweak = Box::new(|c| c.media.max_upload_bytes = 1024 * 1024);
+        o
+    })
+    .await;
+    let (_, token) = app.register("checker").await;
+    // not a video
+    let v = app
+        .upload(&token, "text", b"hello, I am not a video at all".repeat(10))
+        .await;
+    assert_eq!(code(&v), 10009, "{v}");
+    // an image is not a video either
+    let jpeg = {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.jpg");
+        let ok = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=red:s=64x64",
+                "-frames:v",
+                "1",
+            ])
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        std::fs::read(&p).unwrap()
+    };
+    let v = app.upload(&token, "img", jpeg).await;
+    assert_eq!(code(&v), 10009, "{v}");
+    // too large
+    // too large: declared too large up front, and found too large while streaming
+    for size in [1536 * 1024, 1100 * 1024] {
+        let v = app.upload(&token, "big", vec![0u8; size]).await;
+        assert_eq!(code(&v), 10008, "{v}");
+        assert!(v["status_msg"].as_str().unwrap().contains("1048576"));
+    }
+    // missing title, missing file, missing token
+    let v = app.upload(&token, "", sample_mp4().await).await;
+    assert_eq!(code(&v), 10001);
+    let form = reqwest::multipart::Form::new()
+        .text("title", "t")
+        .text("token", token.clone());
+    let v: serde_json::Value = app
+        .client
+        .post(app.url("/douyin/publish/action/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&v), 10001);
+    let form = reqwest::multipart::Form::new()
+        .text("title", "t")
+        .part("data", reqwest::multipart::Part::bytes(sample_mp4().await));
+    let v: serde_json::Value = app
+        .client
+        .post(app.url("/douyin/publish/action/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&v), 10002);
+    // not multipart at all
+    let v = app
+        .post_form(
+            "/douyin/publish/action/",
+            &[("title", "t".into()), ("token", token.clone())],
+        )
+        .await;
+    assert_eq!(code(&v), 10001);
+    // nothing was stored, nothing left in staging
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"].as_array().unwrap().len(), 0);
+    let media = app.data_dir.join("media");
+    assert_eq!(std::fs::read_dir(media.join("videos")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(media.join("covers")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(media.join("tmp")).unwrap().count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn publish_by_url_counts_plays_and_redirects() {
+    let app = spawn_app().await;
+    let (uid, token) = app.register("linker").await;
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": token, "url": "https://cdn.example.com/v.mp4", "title": "linked", "cover_url": "https://cdn.example.com/c.jpg", "user_creations": "a description"}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    let vid = v["vid"].as_i64().unwrap();
+    let v = app
+        .get("/douyin/publish/list/", &[("user_id", uid.to_string())])
+        .await;
+    let video = &v["video_list"][0];
+    assert_eq!(video["id"], vid);
+    assert_eq!(video["cover_url"], "https://cdn.example.com/c.jpg");
+    assert_eq!(video["desc"], "a description");
+    let play_url = video["play_url"].as_str().unwrap().to_string();
+    assert_eq!(play_url, app.url(&format!("/play/{vid}")));
+    let r = app.client.get(&play_url).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "https://cdn.example.com/v.mp4");
+    let v = app
+        .get("/douyin/publish/list/", &[("user_id", uid.to_string())])
+        .await;
+    assert_eq!(v["video_list"][0]["play_count"], 1);
+    assert_eq!(v["video_list"][0]["author"]["work_count"], 1);
+    // bad URLs
+    for bad in ["ftp://x/y.mp4", "not a url", ""] {
+        let v = app
+            .post_json(
+                "/douyin/publish/actionUrl",
+                json!({"token": token, "url": bad, "title": "x"}),
+            )
+            .await;
+        assert_eq!(code(&v), 10001, "{bad}");
+    }
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": token, "url": "https://a.example/v.mp4", "title": "x".repeat(101)}),
+        )
+        .await;
+    assert_eq!(code(&v), 10001);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn feed_pages_never_skip_or_repeat_same_millisecond_videos() {
+    let app = spawn_app().await;
+    let (uid, _) = app.register("burst").await;
+    // 75 videos over 3 milliseconds: 40 in the oldest, 20, then 15 in the newest
+    let base = now_ms() - 10_000;
+    let mut expected = Vec::new();
+    for (ms, n) in [(base, 40i64), (base + 1, 20), (base + 2, 15)] {
+        for seq in 0..n {
+            let id = floor_for_ms(ms) + seq;
+            let rec = VideoRecord {
+                id,
+                author_id: uid,
+                title: format!("v{id}"),
+                desc: String::new(),
+                play: format!("https://cdn.example.com/{id}.mp4"),
+                cover: String::new(),
+                created_ms: ms,
+            };
+            douyin_lite::publish::save_video(&app.state, &rec)
+                .await
+                .unwrap();
+            expected.push(id);
+        }
+    }
+    expected.reverse();
+    let mut seen = Vec::new();
+    let mut latest: Option<i64> = None;
+    for _ in 0..10 {
+        let mut q = vec![];
+        if let Some(t) = latest {
+            q.push(("latest_time", t.to_string()));
+        }
+        let v = app.get("/douyin/feed/", &q).await;
+        assert_eq!(code(&v), 0);
+        let page: Vec<i64> = v["video_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_i64().unwrap())
+            .collect();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 40);
+        assert_eq!(v["next_time"], time_ms(*page.last().unwrap()));
+        seen.extend(page);
+        latest = v["next_time"].as_i64();
+    }
+    assert_eq!(seen, expected, "every video exactly once, newest first");
+    // seconds are accepted as latest_time: nothing is older than 1 second after the epoch
+    let v = app
+        .get("/douyin/feed/", &[("latest_time", "1000".into())])
+        .await;
+    assert_eq!(v["video_list"].as_array().unwrap().len(), 0);
+    // a float latest_time in seconds
+    let v = app
+        .get(
+            "/douyin/feed/",
+            &[(
+                "latest_time",
+                format!("{:e}", ((base + 10_000) / 1000) as f64),
+            )],
+        )
+        .await;
+    assert_eq!(code(&v), 0);
+    // the first page stops before the 20 videos of the middle millisecond, which don't fit
+    assert_eq!(v["video_list"].as_array().unwrap().len(), 15);
+    app.stop().await;
+}

@@ -1,0 +1,363 @@
+use crate::helpers::*;
+use douyin_lite::store::{
+    embedded::EmbeddedStore, OutboxEntry, OutboxOp, Store, UserRecord, VideoRecord,
+};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What a user sees: feed, info and publish lists of `users`.
+async fn snapshot(app: &TestApp, users: &[i64]) -> Vec<Value> {
+    let mut out = vec![app.get("/douyin/feed/", &[]).await["video_list"].clone()];
+    for u in users {
+        out.push(
+            app.get("/douyin/user/", &[("user_id", u.to_string())])
+                .await["user"]
+                .clone(),
+        );
+        out.push(
+            app.get("/douyin/publish/list/", &[("user_id", u.to_string())])
+                .await["video_list"]
+                .clone(),
+        );
+    }
+    // URLs carry the server's address, which changes across restarts in tests
+    let text = serde_json::to_string(&out)
+        .unwrap()
+        .replace(&app.base, "BASE");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn populate(app: &TestApp) -> Vec<i64> {
+    let (a, ta) = app.register("res_a").await;
+    let (b, tb) = app.register("res_b").await;
+    let v = app.upload(&ta, "uploaded", sample_mp4().await).await;
+    assert_eq!(code(&v), 0, "{v}");
+    for (t, title) in [(&tb, "one"), (&tb, "two"), (&ta, "three")] {
+        let v = app
+            .post_json(
+                "/douyin/publish/actionUrl",
+                json!({"token": t, "url": "https://cdn.example.com/x.mp4", "title": title}),
+            )
+            .await;
+        assert_eq!(code(&v), 0);
+    }
+    let feed = app.get("/douyin/feed/", &[]).await;
+    let play = feed["video_list"][3]["play_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.client.get(play).send().await.unwrap();
+    vec![a, b]
+}
+
+#[tokio::test]
+async fn flushall_then_every_read_is_the_same() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let users = populate(&app).await;
+    let before = snapshot(&app, &users).await;
+    assert_eq!(before[0].as_array().unwrap().len(), 4);
+    assert_eq!(before[0][3]["play_count"], 1);
+    app.flush_redis().await;
+    let reloads = app
+        .state
+        .cache
+        .stats
+        .reloads
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let after = snapshot(&app, &users).await;
+    assert_eq!(before, after);
+    assert!(
+        app.state
+            .cache
+            .stats
+            .reloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > reloads
+    );
+    // and writes after the flush land correctly
+    let (_, tc) = app.register("res_c").await;
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": tc, "url": "https://cdn.example.com/y.mp4", "title": "after"}),
+        )
+        .await;
+    assert_eq!(code(&v), 0);
+    app.flush_redis().await;
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"].as_array().unwrap().len(), 5);
+    assert_eq!(feed["video_list"][0]["title"], "after");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_misses_reload_each_key_once() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    populate(&app).await;
+    let before = app.get("/douyin/feed/", &[]).await["video_list"].clone();
+    app.flush_redis().await;
+    let r0 = app
+        .state
+        .cache
+        .stats
+        .reloads
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let c = app.client.clone();
+        let url = app.url("/douyin/feed/");
+        tasks.push(tokio::spawn(async move {
+            c.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap()["video_list"], before);
+    }
+    let reloads = app
+        .state
+        .cache
+        .stats
+        .reloads
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - r0;
+    // one feed, 4 videos, 2 authors: 7 keys, each reloaded once
+    assert_eq!(reloads, 7);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn restart_then_every_read_is_the_same() {
+    let redis = OwnRedis::start().await;
+    let o = Opts::new();
+    let (dir, prefix) = (o.data_dir.clone(), o.prefix.clone());
+    let mut o1 = Opts::new();
+    o1.data_dir = dir.clone();
+    o1.prefix = prefix.clone();
+    o1.redis_url = redis.url.clone();
+    let app = spawn_with(o1).await;
+    let users = populate(&app).await;
+    let before = snapshot(&app, &users).await;
+    let (_, token) = (
+        users[0],
+        app.post_query(
+            "/douyin/user/login/",
+            &[
+                ("username", "res_a".into()),
+                ("password", "secret123".into()),
+            ],
+        )
+        .await["token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    app.stop().await;
+
+    // same data dir, same Redis
+    let mut o2 = Opts::new();
+    o2.data_dir = dir.clone();
+    o2.prefix = prefix.clone();
+    o2.redis_url = redis.url.clone();
+    let app = spawn_with(o2).await;
+    assert_eq!(snapshot(&app, &users).await, before);
+    // the token issued before the restart is still valid (the generated secret was kept)
+    let v = app.get("/douyin/user/", &[("token", token.clone())]).await;
+    assert_eq!(v["user"]["id"], users[0]);
+    app.stop().await;
+
+    // same data dir, Redis restarted empty
+    drop(redis);
+    let redis = OwnRedis::start().await;
+    let mut o3 = Opts::new();
+    o3.data_dir = dir;
+    o3.prefix = prefix;
+    o3.redis_url = redis.url.clone();
+    let app = spawn_with(o3).await;
+    assert_eq!(snapshot(&app, &users).await, before);
+    // new IDs stay above the old ones
+    let (c, _) = app.register("res_after").await;
+    assert!(c > users[1]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rebuild_cache_and_outbox_replay() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let users = populate(&app).await;
+    let before = snapshot(&app, &users).await;
+    app.flush_redis().await;
+    let (u, v) = app.state.cache.rebuild_all().await.unwrap();
+    assert_eq!((u, v), (2, 4));
+    assert_eq!(snapshot(&app, &users).await, before);
+
+    // a durable write whose Redis side never ran (a crash in between) is replayed
+    let st = &app.state;
+    let id = st.ids.next_id();
+    let rec = VideoRecord {
+        id,
+        author_id: users[0],
+        title: "orphan".into(),
+        desc: String::new(),
+        play: "https://cdn.example.com/o.mp4".into(),
+        cover: String::new(),
+        created_ms: douyin_lite::ids::time_ms(id),
+    };
+    let entry = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::VideoPublished {
+            video_id: id,
+            author_id: users[0],
+        },
+    };
+    st.store.put_video(&rec, &entry).await.unwrap();
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(
+        feed["video_list"].as_array().unwrap().len(),
+        4,
+        "redis has not seen it yet"
+    );
+    assert_eq!(
+        st.replay_outbox(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"].as_array().unwrap().len(), 5);
+    assert_eq!(feed["video_list"][0]["title"], "orphan");
+    let v = app
+        .get("/douyin/user/", &[("user_id", users[0].to_string())])
+        .await;
+    assert_eq!(v["user"]["work_count"], 3);
+    assert!(st.store.pending_outbox(10).await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redis_down_is_reported_as_unavailable() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    o.tweak = Box::new(|c| c.redis.timeout_ms = 500);
+    let app = spawn_with(o).await;
+    let (uid, _) = app.register("down").await;
+    drop(redis);
+    let v = app
+        .get("/douyin/user/", &[("user_id", uid.to_string())])
+        .await;
+    assert_eq!(code(&v), 10012, "{v}");
+    assert!(
+        !v["status_msg"].as_str().unwrap().contains("redis"),
+        "internal details are not shown"
+    );
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    app.stop().await;
+}
+
+/// The durable-store suite, run against every backend.
+async fn store_suite(store: Arc<dyn Store>) {
+    let u = UserRecord {
+        id: 10,
+        name: "n".into(),
+        password_hash: "h".into(),
+        avatar: String::new(),
+        background_image: String::new(),
+        signature: "s".into(),
+        created_ms: 1,
+    };
+    let e = |id| OutboxEntry {
+        id,
+        op: OutboxOp::UserCreated { user_id: 10 },
+    };
+    assert!(store.create_user(&u, &e(100)).await.unwrap());
+    let mut dup = u.clone();
+    dup.id = 11;
+    assert!(!store.create_user(&dup, &e(101)).await.unwrap());
+    assert_eq!(store.get_user(10).await.unwrap(), Some(u.clone()));
+    assert_eq!(store.get_user(11).await.unwrap(), None);
+    assert_eq!(store.user_id_by_name("n").await.unwrap(), Some(10));
+    // many concurrent writes are grouped into fewer fsyncs
+    let s0 = store.stats();
+    let mut tasks = Vec::new();
+    for i in 0..200i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let v = VideoRecord {
+                id: 1000 + i,
+                author_id: 10,
+                title: format!("t{i}"),
+                desc: String::new(),
+                play: "p".into(),
+                cover: "c".into(),
+                created_ms: i,
+            };
+            store
+                .put_video(
+                    &v,
+                    &OutboxEntry {
+                        id: 5000 + i,
+                        op: OutboxOp::VideoPublished {
+                            video_id: 1000 + i,
+                            author_id: 10,
+                        },
+                    },
+                )
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s1 = store.stats();
+    assert_eq!(s1.durable_writes - s0.durable_writes, 200);
+    assert!(
+        s1.fsyncs - s0.fsyncs < 200,
+        "group commit shares fsyncs: {s0:?} -> {s1:?}"
+    );
+    let by_author = store.video_ids_by_author(10).await.unwrap();
+    assert_eq!(by_author.len(), 200);
+    assert_eq!(by_author[0], 1199, "newest first");
+    assert_eq!(
+        store.feed_ids(5).await.unwrap(),
+        vec![1199, 1198, 1197, 1196, 1195]
+    );
+    assert_eq!(store.get_video(1005).await.unwrap().unwrap().title, "t5");
+    assert_eq!(store.scan_videos(1195, 100).await.unwrap().len(), 4);
+    assert_eq!(store.scan_users(0, 10).await.unwrap(), vec![u]);
+    store.add_play(1000, "ip:1.2.3.4").await.unwrap();
+    store.add_play(1000, "ip:1.2.3.4").await.unwrap();
+    store.add_play(1000, "u:9").await.unwrap();
+    assert_eq!(store.plays(1000).await.unwrap().len(), 2);
+    assert_eq!(store.plays(1001).await.unwrap().len(), 0);
+    assert_eq!(store.max_id().await.unwrap(), 5199);
+    let pending = store.pending_outbox(1000).await.unwrap();
+    assert_eq!(pending.len(), 201);
+    assert_eq!(pending[0].id, 100);
+    store.outbox_done(100).await.unwrap();
+    assert_eq!(store.pending_outbox(1).await.unwrap()[0].id, 5000);
+    store.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn embedded_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    store_suite(Arc::new(EmbeddedStore::open(dir.path()).unwrap())).await;
+    // reopening finds everything
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.video_ids_by_author(10).await.unwrap().len(), 200);
+}

@@ -1,0 +1,332 @@
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn register_login_and_info() {
+    let app = spawn_app().await;
+    let (uid, token) = app.register("alice").await;
+    assert!(uid > 0 && uid < (1i64 << 53));
+
+    // login with form body, and the wrong password
+    let v = app
+        .post_form(
+            "/douyin/user/login/",
+            &[
+                ("username", "alice".into()),
+                ("password", "secret123".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["user_id"], uid);
+    let login_token = v["token"].as_str().unwrap().to_string();
+    let v = app
+        .post_form(
+            "/douyin/user/login/",
+            &[
+                ("username", "alice".into()),
+                ("password", "wrong-pass".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 10005);
+    assert_eq!(v["token"], "");
+    assert_eq!(v["user_id"], 0);
+    let v = app
+        .post_form(
+            "/douyin/user/login/",
+            &[
+                ("username", "nobody".into()),
+                ("password", "secret123".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 10005);
+
+    // info: explicit id, id 0 = the caller, missing id = the caller, Bearer header
+    for q in [
+        vec![("user_id", uid.to_string()), ("token", token.clone())],
+        vec![("user_id", "0".into()), ("token", login_token.clone())],
+        vec![("token", token.clone())],
+    ] {
+        let v = app.get("/douyin/user/", &q).await;
+        assert_eq!(code(&v), 0, "{v}");
+        let u = &v["user"];
+        assert_eq!(u["id"], uid);
+        assert_eq!(u["name"], "alice");
+        for f in [
+            "follow_count",
+            "follower_count",
+            "total_favorited",
+            "work_count",
+            "favorite_count",
+        ] {
+            assert_eq!(u[f], 0, "{f}");
+        }
+        assert_eq!(u["is_follow"], false);
+        for f in ["avatar", "background_image", "signature"] {
+            assert!(u[f].is_string(), "{f}");
+        }
+    }
+    let r = app
+        .client
+        .get(app.url("/douyin/user"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["user"]["id"], uid);
+    // anonymous info of a user id works; of an unknown id is an error
+    let v = app
+        .get("/douyin/user/", &[("user_id", uid.to_string())])
+        .await;
+    assert_eq!(v["user"]["name"], "alice");
+    let v = app
+        .get("/douyin/user/", &[("user_id", "123456789".into())])
+        .await;
+    assert_eq!(code(&v), 10006);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn register_validates_and_rejects_duplicates() {
+    let app = spawn_app().await;
+    // extended spec: JSON body with profile fields
+    let v = app
+        .post_json(
+            "/douyin/user/register/",
+            json!({"username": "ocyss", "password": "230724", "avatar": "https://example.com/a.png", "background_image": "https://example.com/b.jpg", "signature": "此人巨懒"}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    let uid = v["user_id"].as_i64().unwrap();
+    let v = app
+        .get("/douyin/user/", &[("user_id", uid.to_string())])
+        .await;
+    assert_eq!(v["user"]["avatar"], "https://example.com/a.png");
+    assert_eq!(v["user"]["signature"], "此人巨懒");
+
+    let v = app
+        .post_json(
+            "/douyin/user/register/",
+            json!({"username": "ocyss", "password": "another1"}),
+        )
+        .await;
+    assert_eq!(code(&v), 10004);
+    assert_eq!(v["token"], "");
+    assert_eq!(v["user_id"], 0);
+
+    for (u, p) in [
+        ("", "secret123"),
+        ("bob", ""),
+        ("bob", "123"),
+        (&"x".repeat(33) as &str, "secret123"),
+    ] {
+        let v = app
+            .post_query(
+                "/douyin/user/register",
+                &[("username", u.into()), ("password", p.into())],
+            )
+            .await;
+        assert_eq!(code(&v), 10001, "{u:?}/{p:?}: {v}");
+        assert!(!v["status_msg"].as_str().unwrap().is_empty());
+        assert_eq!(v["token"], "");
+    }
+    let v = app
+        .post_json(
+            "/douyin/user/register/",
+            json!({"username": "carol", "password": "secret123", "avatar": "javascript:alert(1)"}),
+        )
+        .await;
+    assert_eq!(code(&v), 10001);
+    let r = app
+        .client
+        .post(app.url("/douyin/user/register/"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(code(&v), 10001);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_checked_everywhere() {
+    let app = spawn_app().await;
+    let (uid, _) = app.register("tok").await;
+    let expired = app.state.auth.issue_with_times(uid, 1_000, 2_000).unwrap();
+    for bad in [
+        "garbage",
+        expired.as_str(),
+        "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.AAAA",
+    ] {
+        let v = app.get("/douyin/feed/", &[("token", bad.into())]).await;
+        assert_eq!(code(&v), 10003, "{bad}");
+        let v = app
+            .get(
+                "/douyin/user/",
+                &[("user_id", uid.to_string()), ("token", bad.into())],
+            )
+            .await;
+        assert_eq!(code(&v), 10003);
+        let v = app
+            .post_json(
+                "/douyin/publish/actionUrl",
+                json!({"token": bad, "url": "https://x.example/v.mp4", "title": "t"}),
+            )
+            .await;
+        assert_eq!(code(&v), 10003);
+    }
+    // writes need a token
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"url": "https://x.example/v.mp4", "title": "t"}),
+        )
+        .await;
+    assert_eq!(code(&v), 10002);
+    // a valid token of a user that does not exist cannot write
+    let ghost = app.state.auth.issue(424242).unwrap();
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": ghost, "url": "https://x.example/v.mp4", "title": "t"}),
+        )
+        .await;
+    assert_eq!(code(&v), 10003);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn parameters_come_from_anywhere_in_any_notation() {
+    let app = spawn_app().await;
+    let (uid, token) = app.register("params").await;
+    // user_id as a float in scientific notation, as a quoted JSON string, as a urlencoded GET body
+    let sci = format!("{:e}", uid as f64);
+    let v = app.get("/douyin/user/", &[("user_id", sci.clone())]).await;
+    assert_eq!(v["user"]["id"], uid, "{sci}: {v}");
+    let r = app
+        .client
+        .get(app.url("/douyin/user/"))
+        .header("content-type", "application/json")
+        .body(json!({"user_id": uid.to_string(), "token": token}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["user"]["id"], uid);
+    let r = app
+        .client
+        .get(app.url("/douyin/user"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("user_id={uid}"))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["user"]["id"], uid);
+    // multipart text fields
+    let form = reqwest::multipart::Form::new()
+        .text("username", "params")
+        .text("password", "secret123");
+    let v: serde_json::Value = app
+        .client
+        .post(app.url("/douyin/user/login"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["user_id"], uid);
+    // wrong types and non-integers
+    for bad in ["abc", "1.5", "1e400"] {
+        let v = app.get("/douyin/user/", &[("user_id", bad.into())]).await;
+        assert_eq!(code(&v), 10001, "{bad}");
+        assert!(v["status_msg"].as_str().unwrap().contains("user_id"));
+    }
+    // unknown endpoint: still the envelope
+    let v = app.get("/douyin/nope/", &[]).await;
+    assert_eq!(code(&v), 10010);
+    // CORS
+    let r = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/douyin/feed/"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_registrations_share_fsyncs() {
+    let app = spawn_app().await;
+    let before = app.state.store.stats();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let c = app.client.clone();
+        let url = app.url("/douyin/user/register/");
+        tasks.push(tokio::spawn(async move {
+            let v: serde_json::Value = c
+                .post(url)
+                .query(&[
+                    ("username", format!("gc{i}")),
+                    ("password", "secret123".into()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(v["status_code"], 0, "{v}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after = app.state.store.stats();
+    let writes = after.durable_writes - before.durable_writes;
+    let fsyncs = after.fsyncs - before.fsyncs;
+    assert!(writes >= 40);
+    assert!(
+        fsyncs >= 1 && fsyncs <= writes,
+        "{fsyncs} fsyncs for {writes} writes"
+    );
+    // the same name twice at once: exactly one wins
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = app.client.clone();
+        let url = app.url("/douyin/user/register/");
+        tasks.push(tokio::spawn(async move {
+            let v: serde_json::Value = c
+                .post(url)
+                .query(&[("username", "same"), ("password", "secret123")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["status_code"].as_i64().unwrap()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == 10004).count(),
+        7,
+        "{codes:?}"
+    );
+    app.stop().await;
+}
