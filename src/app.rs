@@ -15,6 +15,7 @@ use ntex::service::{Middleware, Service, ServiceCtx};
 use ntex::web::{self, HttpRequest, HttpResponse, WebRequest, WebResponse};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub ids: Arc<IdGenerator>,
     /// Upload staging directory (same filesystem as local media).
     pub tmp_dir: PathBuf,
+    /// Requests being handled right now; shutdown waits for it to reach zero.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 impl AppState {
@@ -127,6 +130,7 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
         auth,
         ids,
         tmp_dir,
+        in_flight: Arc::new(AtomicUsize::new(0)),
         cfg,
     });
     state
@@ -136,7 +140,7 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     Ok(Application { state })
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves (or SIGINT/SIGTERM arrives): in-flight
+/// Serves `app` on `listener` until `shutdown` resolves (see [`shutdown_signal`]): in-flight
 /// requests finish, then pending durable writes are flushed. Must run inside an ntex system.
 pub async fn run(
     app: Application,
@@ -156,11 +160,13 @@ pub async fn run(
             .state(factory_state.clone())
             .middleware(RequestLog {
                 cors_origin: factory_state.cfg.server.cors_origin.clone(),
+                in_flight: factory_state.in_flight.clone(),
             })
             .configure(routes)
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    .disable_signals()
     .shutdown_timeout(ntex::time::Seconds(st.cfg.server.shutdown_timeout_secs))
     .listen(listener)?
     .run();
@@ -177,9 +183,16 @@ pub async fn run(
     });
 
     let srv = server.clone();
+    let in_flight = st.in_flight.clone();
+    let grace = Duration::from_secs(st.cfg.server.shutdown_timeout_secs.into());
     ntex::rt::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!(in_flight = in_flight.load(Ordering::Acquire), "shutting down: no new connections, finishing in-flight requests");
+        srv.pause().await;
+        let deadline = Instant::now() + grace;
+        while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            ntex::time::sleep(Duration::from_millis(10)).await;
+        }
         srv.stop(true).await;
     });
     if let Err(e) = server.await {
@@ -191,6 +204,29 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }
 
 /// The route table: every API area registers its own routes here.
@@ -276,6 +312,7 @@ impl<Err: web::ErrorRenderer> web::FromRequest<Err> for Ctx {
 /// CORS headers, and answers CORS preflights.
 pub struct RequestLog {
     cors_origin: String,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl<S, C> Middleware<S, C> for RequestLog {
@@ -286,6 +323,7 @@ impl<S, C> Middleware<S, C> for RequestLog {
             service,
             cors_origin: HeaderValue::from_str(&self.cors_origin)
                 .unwrap_or(HeaderValue::from_static("*")),
+            in_flight: self.in_flight.clone(),
         }
     }
 }
@@ -293,6 +331,23 @@ impl<S, C> Middleware<S, C> for RequestLog {
 pub struct RequestLogService<S> {
     service: S,
     cors_origin: HeaderValue,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request as in flight until dropped (also when its future is cancelled).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(c: &Arc<AtomicUsize>) -> Self {
+        c.fetch_add(1, Ordering::AcqRel);
+        InFlight(c.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl<S, E> Service<WebRequest<E>> for RequestLogService<S>
@@ -311,6 +366,7 @@ where
         req: WebRequest<E>,
         ctx: ServiceCtx<'_, Self>,
     ) -> Result<WebResponse, Self::Error> {
+        let _in_flight = InFlight::new(&self.in_flight);
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.path().to_string();

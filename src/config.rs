@@ -275,3 +275,30 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_overrides_and_unknown_fields_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[server]\nbind = \"127.0.0.1:9999\"\n[redis]\nkey_prefix = \"file:\"\npool_size = 7\n",
+        )
+        .unwrap();
+        std::env::set_var("DOUYIN_REDIS__KEY_PREFIX", "env:");
+        let c = Config::load(Some(&f)).unwrap();
+        std::env::remove_var("DOUYIN_REDIS__KEY_PREFIX");
+        assert_eq!(c.server.bind, "127.0.0.1:9999");
+        assert_eq!(c.redis.key_prefix, "env:");
+        assert_eq!(c.redis.pool_size, 7);
+        assert_eq!(c.media.max_upload_bytes, 200 * 1024 * 1024);
+        std::fs::write(&f, "[server]\nbindd = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
+        std::fs::write(&f, "[ids]\nnode_id = 16\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
+    }
+}

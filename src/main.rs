@@ -92,7 +92,7 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
                 }
             }
             tracing::info!(addr = %listener.local_addr().map_err(|e| e.to_string())?, public_url = %app.state.urls.base, "serving");
-            run(app, listener, std::future::pending())
+            run(app, listener, douyin_lite::app::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }

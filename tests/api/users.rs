@@ -330,3 +330,64 @@ async fn concurrent_registrations_share_fsyncs() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn graceful_shutdown_loses_no_acknowledged_write() {
+    let mut o = Opts::new();
+    let (dir, prefix) = (o.data_dir.clone(), o.prefix.clone());
+    // slow password hashing keeps the registrations in flight when the stop comes
+    o.tweak = Box::new(|c| {
+        c.auth.argon2_memory_kib = 32 * 1024;
+        c.auth.argon2_iterations = 3;
+    });
+    let app = spawn_with(o).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let c = app.client.clone();
+        let url = app.url("/douyin/user/register/");
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .query(&[
+                    ("username", format!("sd{i}")),
+                    ("password", "secret123".into()),
+                ])
+                .send()
+                .await;
+            match r {
+                Ok(r) => r.json::<serde_json::Value>().await.ok(),
+                Err(e) => {
+                    eprintln!("request error: {e:?}");
+                    None
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.stop().await;
+    let mut acknowledged = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if let Some(v) = t.await.unwrap() {
+            assert_eq!(v["status_code"], 0, "an answered request completed: {v}");
+            acknowledged.push((i, v["user_id"].as_i64().unwrap()));
+        }
+    }
+    assert_eq!(acknowledged.len(), 10, "every in-flight request finished");
+    let mut o = Opts::new();
+    o.data_dir = dir;
+    o.prefix = prefix;
+    let app = spawn_with(o).await;
+    for (i, uid) in acknowledged {
+        let v = app
+            .post_query(
+                "/douyin/user/login/",
+                &[
+                    ("username", format!("sd{i}")),
+                    ("password", "secret123".into()),
+                ],
+            )
+            .await;
+        assert_eq!(v["user_id"], uid);
+    }
+    app.stop().await;
+}
