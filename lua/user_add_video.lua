@@ -1,10 +1,12 @@
 -- Adds video ARGV[1] to the publish list of a loaded user and counts it in work_count, once.
--- KEYS: user hash, publish-list zset, lease. When either key is missing the user is dropped from
--- the cache (and the lease deleted) so the next read reloads it whole from the durable store.
+-- KEYS: user hash, publish-list zset, liked-videos zset, lease. When any key is missing the user
+-- is dropped from the cache (and the lease deleted) so the next read reloads it whole.
 -- Returns 1 added, 0 already there, -1 not loaded.
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  return -1
+for i = 1, 3 do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+    return -1
+  end
 end
 local added = redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 if added == 1 then redis.call('HINCRBY', KEYS[1], 'work_count', 1) end

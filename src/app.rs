@@ -187,7 +187,10 @@ pub async fn run(
     let grace = Duration::from_secs(st.cfg.server.shutdown_timeout_secs.into());
     ntex::rt::spawn(async move {
         shutdown.await;
-        tracing::info!(in_flight = in_flight.load(Ordering::Acquire), "shutting down: no new connections, finishing in-flight requests");
+        tracing::info!(
+            in_flight = in_flight.load(Ordering::Acquire),
+            "shutting down: no new connections, finishing in-flight requests"
+        );
         srv.pause().await;
         let deadline = Instant::now() + grace;
         while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
@@ -234,6 +237,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
     crate::user::routes(cfg);
     crate::feed::routes(cfg);
     crate::publish::routes(cfg);
+    crate::favorite::routes(cfg);
+    crate::comment::routes(cfg);
     crate::media::serve::routes(cfg);
     cfg.service(
         web::resource("/healthz")

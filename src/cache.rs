@@ -8,7 +8,9 @@
 //! never install stale data.
 
 use crate::error::AppError;
-use crate::store::{OutboxOp, Store, UserRecord, VideoRecord};
+use crate::store::{
+    CommentRecord, OutboxOp, Store, UserCounters, UserRecord, VideoCounters, VideoRecord,
+};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::Value;
@@ -44,6 +46,39 @@ impl Keys {
     pub fn user_lease(&self, id: i64) -> String {
         format!("{}lease:u:{{{id}}}", self.prefix)
     }
+    /// Zset: the videos a user likes, scored by like id (time ordered; member "0" marks it loaded).
+    pub fn user_likes(&self, id: i64) -> String {
+        format!("{}fav:{{{id}}}", self.prefix)
+    }
+    /// Every key of a user, lease last.
+    pub fn user_all(&self, id: i64) -> Vec<String> {
+        vec![
+            self.user(id),
+            self.user_videos(id),
+            self.user_likes(id),
+            self.user_lease(id),
+        ]
+    }
+    /// Zset: a video's comment ids scored by id (member "0" marks it loaded).
+    pub fn video_comments(&self, id: i64) -> String {
+        format!("{}cm:{{{id}}}", self.prefix)
+    }
+    /// Every key of a video, lease last.
+    pub fn video_all(&self, id: i64) -> Vec<String> {
+        vec![
+            self.video(id),
+            self.video_plays(id),
+            self.video_comments(id),
+            self.video_lease(id),
+        ]
+    }
+    /// Hash: a comment (immutable; deleted with the comment).
+    pub fn comment(&self, id: i64) -> String {
+        format!("{}c:{{{id}}}", self.prefix)
+    }
+    pub fn comment_lease(&self, id: i64) -> String {
+        format!("{}lease:c:{{{id}}}", self.prefix)
+    }
     /// Hash: a video's data and counters.
     pub fn video(&self, id: i64) -> String {
         format!("{}v:{{{id}}}", self.prefix)
@@ -75,6 +110,8 @@ pub struct Scripts {
     pub user_add_video: Script,
     pub timeline_page: Script,
     pub play: Script,
+    pub entity_apply: Script,
+    pub flags: Script,
 }
 
 impl Scripts {
@@ -89,9 +126,11 @@ impl Scripts {
             user_add_video: Script::from_lua(include_str!("../lua/user_add_video.lua")),
             timeline_page: Script::from_lua(include_str!("../lua/timeline_page.lua")),
             play: Script::from_lua(include_str!("../lua/play.lua")),
+            entity_apply: Script::from_lua(include_str!("../lua/entity_apply.lua")),
+            flags: Script::from_lua(include_str!("../lua/flags.lua")),
         }
     }
-    fn all(&self) -> [&Script; 9] {
+    fn all(&self) -> [&Script; 11] {
         [
             &self.lease,
             &self.load_user,
@@ -102,6 +141,8 @@ impl Scripts {
             &self.user_add_video,
             &self.timeline_page,
             &self.play,
+            &self.entity_apply,
+            &self.flags,
         ]
     }
 }
@@ -133,6 +174,43 @@ pub struct VideoData {
     pub favorite_count: i64,
     pub comment_count: i64,
     pub play_count: i64,
+}
+
+/// A comment as cached.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommentData {
+    pub id: i64,
+    pub user_id: i64,
+    pub video_id: i64,
+    pub content: String,
+    pub reply_id: i64,
+    pub created_ms: i64,
+}
+
+/// The separately versioned groups of a user's cached state.
+#[derive(Clone, Copy, Debug)]
+pub enum UserAspect {
+    /// favorite_count and the liked-videos zset (applied in order).
+    Likes,
+    /// total_favorited (newest wins).
+    Received,
+}
+
+/// The separately versioned groups of a video's cached state.
+#[derive(Clone, Copy, Debug)]
+pub enum VideoAspect {
+    /// favorite_count (newest wins).
+    Favorites,
+    /// comment_count and the comment zset (applied in order).
+    Comments,
+}
+
+/// A change to a zset that goes with a versioned counter change.
+#[derive(Clone, Copy, Debug)]
+pub enum ZsetOp {
+    None,
+    Add { member: i64, score: i64 },
+    Remove { member: i64 },
 }
 
 /// Counters for tests and metrics.
@@ -271,11 +349,12 @@ impl Cache {
     pub async fn user_created(&self, u: &UserRecord) -> Result<(), AppError> {
         let keys = vec![
             self.keys.user(u.id),
-            self.keys.user_videos(u.id),
             self.keys.user_lease(u.id),
+            self.keys.user_videos(u.id),
+            self.keys.user_likes(u.id),
         ];
-        let mut args = vec!["zset".to_string()];
-        args.extend(user_fields(u, 0));
+        let mut args = vec!["zz".to_string()];
+        args.extend(user_fields(u, &UserCounters::default(), 0));
         self.eval(&self.scripts.create_entity, keys, args).await?;
         Ok(())
     }
@@ -286,11 +365,12 @@ impl Cache {
     pub async fn video_published(&self, v: &VideoRecord) -> Result<(), AppError> {
         let keys = vec![
             self.keys.video(v.id),
-            self.keys.video_plays(v.id),
             self.keys.video_lease(v.id),
+            self.keys.video_plays(v.id),
+            self.keys.video_comments(v.id),
         ];
-        let mut args = vec!["hll".to_string()];
-        args.extend(video_fields(v));
+        let mut args = vec!["hz".to_string()];
+        args.extend(video_fields(v, &VideoCounters::default()));
         self.eval(&self.scripts.create_entity, keys, args).await?;
         let id = v.id.to_string();
         self.eval(
@@ -302,14 +382,128 @@ impl Cache {
         let a = v.author_id;
         self.eval(
             &self.scripts.user_add_video,
-            vec![
-                self.keys.user(a),
-                self.keys.user_videos(a),
-                self.keys.user_lease(a),
-            ],
+            self.keys.user_all(a),
             vec![id],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Applies a versioned change of one group of user `id`'s cached state.
+    pub async fn apply_user(
+        &self,
+        id: i64,
+        c: &UserCounters,
+        aspect: UserAspect,
+        op: ZsetOp,
+    ) -> Result<(), AppError> {
+        let mut keys = self.keys.user_all(id);
+        let (ver_field, version, mode, field, value, zset) = match aspect {
+            UserAspect::Likes => (
+                "lver",
+                c.like_version,
+                "exact",
+                "favorite_count",
+                c.favorite_count,
+                2,
+            ),
+            UserAspect::Received => (
+                "rver",
+                c.received_version,
+                "max",
+                "total_favorited",
+                c.total_favorited,
+                2,
+            ),
+        };
+        // the zset the op edits goes second
+        keys.swap(1, zset);
+        self.apply(keys, ver_field, version, mode, &[(field, value)], op)
+            .await
+    }
+
+    /// Applies a versioned change of one group of video `id`'s cached state.
+    pub async fn apply_video(
+        &self,
+        id: i64,
+        c: &VideoCounters,
+        aspect: VideoAspect,
+        op: ZsetOp,
+    ) -> Result<(), AppError> {
+        let mut keys = self.keys.video_all(id);
+        let (ver_field, version, mode, field, value) = match aspect {
+            VideoAspect::Favorites => (
+                "fver",
+                c.favorite_version,
+                "max",
+                "favorite_count",
+                c.favorite_count,
+            ),
+            VideoAspect::Comments => (
+                "cver",
+                c.comment_version,
+                "exact",
+                "comment_count",
+                c.comment_count,
+            ),
+        };
+        keys.swap(1, 2);
+        self.apply(keys, ver_field, version, mode, &[(field, value)], op)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        keys: Vec<String>,
+        ver_field: &str,
+        version: i64,
+        mode: &str,
+        fields: &[(&str, i64)],
+        op: ZsetOp,
+    ) -> Result<(), AppError> {
+        let mut args = Vec::with_capacity(8 + fields.len() * 2);
+        args.extend([
+            ver_field.to_string(),
+            version.to_string(),
+            mode.to_string(),
+            fields.len().to_string(),
+        ]);
+        for (f, v) in fields {
+            args.push(f.to_string());
+            args.push(v.to_string());
+        }
+        match op {
+            ZsetOp::None => args.extend(["none".into(), String::new(), "0".into()]),
+            ZsetOp::Add { member, score } => {
+                args.extend(["add".into(), member.to_string(), score.to_string()])
+            }
+            ZsetOp::Remove { member } => {
+                args.extend(["rem".into(), member.to_string(), "0".into()])
+            }
+        }
+        let r = self.eval(&self.scripts.entity_apply, keys, args).await?;
+        if script_int(&r) == Some(-2) {
+            tracing::debug!(
+                ver_field,
+                version,
+                "out-of-order change: entity dropped for reload"
+            );
+        }
+        Ok(())
+    }
+
+    /// Installs a new comment's hash.
+    pub async fn comment_created(&self, c: &CommentRecord) -> Result<(), AppError> {
+        let keys = vec![self.keys.comment(c.id), self.keys.comment_lease(c.id)];
+        let mut args = vec![String::new()];
+        args.extend(comment_fields(c));
+        self.eval(&self.scripts.create_entity, keys, args).await?;
+        Ok(())
+    }
+
+    /// Drops a deleted comment's hash.
+    pub async fn comment_deleted(&self, id: i64) -> Result<(), AppError> {
+        self.client().del::<(), _>(self.keys.comment(id)).await?;
         Ok(())
     }
 
@@ -317,24 +511,34 @@ impl Cache {
     /// change touched, so the next read reloads it whole from the durable store.
     pub async fn replay(&self, op: &OutboxOp) -> Result<(), AppError> {
         let keys = match op {
-            OutboxOp::UserCreated { user_id } => vec![
-                self.keys.user(*user_id),
-                self.keys.user_videos(*user_id),
-                self.keys.user_lease(*user_id),
-            ],
+            OutboxOp::UserCreated { user_id } => self.keys.user_all(*user_id),
             OutboxOp::VideoPublished {
                 video_id,
                 author_id,
-            } => vec![
-                self.keys.video(*video_id),
-                self.keys.video_plays(*video_id),
-                self.keys.video_lease(*video_id),
-                self.keys.feed(),
-                self.keys.feed_lease(),
-                self.keys.user(*author_id),
-                self.keys.user_videos(*author_id),
-                self.keys.user_lease(*author_id),
-            ],
+            } => {
+                let mut k = self.keys.video_all(*video_id);
+                k.extend([self.keys.feed(), self.keys.feed_lease()]);
+                k.extend(self.keys.user_all(*author_id));
+                k
+            }
+            OutboxOp::LikeChanged {
+                user_id,
+                video_id,
+                author_id,
+            } => {
+                let mut k = self.keys.user_all(*user_id);
+                k.extend(self.keys.user_all(*author_id));
+                k.extend(self.keys.video_all(*video_id));
+                k
+            }
+            OutboxOp::CommentChanged {
+                video_id,
+                comment_id,
+            } => {
+                let mut k = self.keys.video_all(*video_id);
+                k.push(self.keys.comment(*comment_id));
+                k
+            }
         };
         // One DEL per key: keys live in different slots.
         for k in keys {
@@ -346,13 +550,12 @@ impl Cache {
     /// Counts a distinct viewer of a video (the durable record is written first).
     pub async fn record_play(&self, video_id: i64, viewer: &str) -> Result<(), AppError> {
         self.store.add_play(video_id, viewer).await?;
-        let keys = vec![
-            self.keys.video(video_id),
-            self.keys.video_plays(video_id),
-            self.keys.video_lease(video_id),
-        ];
-        self.eval(&self.scripts.play, keys, vec![viewer.to_string()])
-            .await?;
+        self.eval(
+            &self.scripts.play,
+            self.keys.video_all(video_id),
+            vec![viewer.to_string()],
+        )
+        .await?;
         Ok(())
     }
 
@@ -382,11 +585,12 @@ impl Cache {
         let mut exists = true;
         let key = self.keys.user(id);
         self.single_flight(key, || async {
-            let keys = [self.keys.user(id), self.keys.user_videos(id)];
+            let all = self.keys.user_all(id);
+            let keys = &all[..3];
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 if !self
-                    .take_lease(self.keys.user_lease(id), &keys, &token)
+                    .take_lease(self.keys.user_lease(id), keys, &token)
                     .await?
                 {
                     return Ok(());
@@ -396,14 +600,21 @@ impl Cache {
                     exists = false;
                     return Ok(());
                 };
+                let counters = self.store.user_counters(id).await?;
                 let vids = self.store.video_ids_by_author(id).await?;
-                let fields = user_fields(&u, vids.len() as i64);
-                let mut args = vec![token, (fields.len() / 2).to_string()];
+                let likes = self.store.likes_by_user(id).await?;
+                let fields = user_fields(&u, &counters, vids.len() as i64);
+                let mut args = Vec::with_capacity(fields.len() + vids.len() + 2 * likes.len() + 3);
+                args.extend([token, (fields.len() / 2).to_string()]);
                 args.extend(fields);
+                args.push(vids.len().to_string());
                 args.extend(vids.iter().map(|v| v.to_string()));
-                let mut k = keys.to_vec();
-                k.push(self.keys.user_lease(id));
-                let r = self.eval(&self.scripts.load_user, k, args).await?;
+                for (like_id, vid) in &likes {
+                    args.extend([like_id.to_string(), vid.to_string()]);
+                }
+                let r = self
+                    .eval(&self.scripts.load_user, all.clone(), args)
+                    .await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(user = id, "reloaded user from durable store");
@@ -424,11 +635,12 @@ impl Cache {
         let mut exists = true;
         let key = self.keys.video(id);
         self.single_flight(key, || async {
-            let keys = [self.keys.video(id), self.keys.video_plays(id)];
+            let all = self.keys.video_all(id);
+            let keys = &all[..3];
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 if !self
-                    .take_lease(self.keys.video_lease(id), &keys, &token)
+                    .take_lease(self.keys.video_lease(id), keys, &token)
                     .await?
                 {
                     return Ok(());
@@ -440,14 +652,20 @@ impl Cache {
                     exists = false;
                     return Ok(());
                 };
+                let counters = self.store.video_counters(id).await?;
                 let viewers = self.store.plays(id).await?;
-                let fields = video_fields(&v);
-                let mut args = vec![token, (fields.len() / 2).to_string()];
+                let comments = self.store.comment_ids_by_video(id).await?;
+                let fields = video_fields(&v, &counters);
+                let mut args =
+                    Vec::with_capacity(fields.len() + viewers.len() + comments.len() + 3);
+                args.extend([token, (fields.len() / 2).to_string()]);
                 args.extend(fields);
+                args.push(viewers.len().to_string());
                 args.extend(viewers);
-                let mut k = keys.to_vec();
-                k.push(self.keys.video_lease(id));
-                let r = self.eval(&self.scripts.load_video, k, args).await?;
+                args.extend(comments.iter().map(|c| c.to_string()));
+                let r = self
+                    .eval(&self.scripts.load_video, all.clone(), args)
+                    .await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(video = id, "reloaded video from durable store");
@@ -531,8 +749,29 @@ impl Cache {
         id: i64,
         limit: usize,
     ) -> Result<Option<Vec<i64>>, AppError> {
+        self.user_zset_page(id, 1, limit).await
+    }
+
+    /// The videos user `id` likes, most recently liked first; None when the user is unknown.
+    pub async fn user_liked_ids(
+        &self,
+        id: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
+        self.user_zset_page(id, 2, limit).await
+    }
+
+    /// Members of one of the user's zsets (index into [`Keys::user_all`]), highest score first.
+    async fn user_zset_page(
+        &self,
+        id: i64,
+        which: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
         for _ in 0..RELOAD_ATTEMPTS {
-            let keys = vec![self.keys.user_videos(id), self.keys.user(id)];
+            let mut keys = self.keys.user_all(id);
+            keys.pop();
+            keys.swap(0, which);
             let v = self
                 .eval(
                     &self.scripts.timeline_page,
@@ -550,8 +789,92 @@ impl Cache {
             }
         }
         Err(AppError::Unavailable(
-            "user videos: not loaded after reload".into(),
+            "user lists: not loaded after reload".into(),
         ))
+    }
+
+    /// The comment ids of video `id`, newest first; None when the video is unknown.
+    pub async fn video_comment_ids(
+        &self,
+        id: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
+        for _ in 0..RELOAD_ATTEMPTS {
+            let mut keys = self.keys.video_all(id);
+            keys.pop();
+            keys.swap(0, 2);
+            let v = self
+                .eval(
+                    &self.scripts.timeline_page,
+                    keys,
+                    vec!["+inf".into(), limit.to_string()],
+                )
+                .await?;
+            match v {
+                Value::Array(items) => return Ok(Some(ids_of(items))),
+                _ => {
+                    if !self.ensure_video(id).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "comments: not loaded after reload".into(),
+        ))
+    }
+
+    /// Whether `viewer` likes each of `ids`, in one round trip.
+    pub async fn liked_flags(&self, viewer: i64, ids: &[i64]) -> Result<Vec<bool>, AppError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let args: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        for _ in 0..RELOAD_ATTEMPTS {
+            let mut keys = self.keys.user_all(viewer);
+            keys.pop();
+            keys.swap(0, 2);
+            match self.eval(&self.scripts.flags, keys, args.clone()).await? {
+                Value::Array(items) => {
+                    return Ok(items.iter().map(|v| script_int(v) == Some(1)).collect())
+                }
+                _ => {
+                    if !self.ensure_user(viewer).await? {
+                        return Ok(vec![false; ids.len()]);
+                    }
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "viewer flags: not loaded after reload".into(),
+        ))
+    }
+
+    /// Comments by id, in the order given; deleted ones are skipped.
+    pub async fn comments(&self, ids: &[i64]) -> Result<Vec<CommentData>, AppError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let p = self.client().pipeline();
+        for id in ids {
+            let _: () = p.hgetall(self.keys.comment(*id)).await?;
+        }
+        let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = p.try_all().await;
+        for (id, r) in ids.iter().zip(res) {
+            let h = r?;
+            if !h.is_empty() {
+                out.push(comment_from_hash(*id, h));
+            } else if let Some(c) = self.store.get_comment(*id).await? {
+                self.comment_created(&c).await?;
+                out.push(CommentData {
+                    id: c.id,
+                    user_id: c.user_id,
+                    video_id: c.video_id,
+                    content: c.content,
+                    reply_id: c.reply_id,
+                    created_ms: c.created_ms,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Users by id, in one pipelined round trip when all are cached. Unknown ids are absent.
@@ -573,13 +896,21 @@ impl Cache {
                 }
             }
         }
-        for id in missing {
-            if self.ensure_user(id).await? {
+        'ids: for id in missing {
+            // A concurrent out-of-order write may drop the user again between reload and read.
+            for _ in 0..RELOAD_ATTEMPTS {
+                if !self.ensure_user(id).await? {
+                    continue 'ids;
+                }
                 let h: HashMap<String, String> = self.client().hgetall(self.keys.user(id)).await?;
                 if !h.is_empty() {
                     out.insert(id, user_from_hash(id, h));
+                    continue 'ids;
                 }
             }
+            return Err(AppError::Unavailable(format!(
+                "user {id}: dropped again after every reload"
+            )));
         }
         Ok(out)
     }
@@ -621,15 +952,22 @@ impl Cache {
                 }
             }
         }
-        for i in missing {
+        'ids: for i in missing {
             let id = ids[i];
-            if self.ensure_video(id).await? {
+            for _ in 0..RELOAD_ATTEMPTS {
+                if !self.ensure_video(id).await? {
+                    continue 'ids;
+                }
                 let h: HashMap<String, String> = self.client().hgetall(self.keys.video(id)).await?;
                 let pc: i64 = self.client().pfcount(self.keys.video_plays(id)).await?;
                 if !h.is_empty() {
                     slots[i] = Some(video_from_hash(id, h, pc));
+                    continue 'ids;
                 }
             }
+            return Err(AppError::Unavailable(format!(
+                "video {id}: dropped again after every reload"
+            )));
         }
         Ok(slots.into_iter().flatten().collect())
     }
@@ -645,9 +983,7 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             for u in &batch {
-                self.client()
-                    .del::<(), _>(vec![self.keys.user(u.id), self.keys.user_videos(u.id)])
-                    .await?;
+                self.client().del::<(), _>(self.keys.user_all(u.id)).await?;
                 self.ensure_user(u.id).await?;
                 users += 1;
             }
@@ -659,7 +995,7 @@ impl Cache {
             after = last.id;
             for v in &batch {
                 self.client()
-                    .del::<(), _>(vec![self.keys.video(v.id), self.keys.video_plays(v.id)])
+                    .del::<(), _>(self.keys.video_all(v.id))
                     .await?;
                 self.ensure_video(v.id).await?;
                 videos += 1;
@@ -685,7 +1021,7 @@ fn ids_of(items: Vec<Value>) -> Vec<i64> {
         .collect()
 }
 
-fn user_fields(u: &UserRecord, work_count: i64) -> Vec<String> {
+fn user_fields(u: &UserRecord, c: &UserCounters, work_count: i64) -> Vec<String> {
     vec![
         "name".into(),
         u.name.clone(),
@@ -696,19 +1032,23 @@ fn user_fields(u: &UserRecord, work_count: i64) -> Vec<String> {
         "signature".into(),
         u.signature.clone(),
         "follow_count".into(),
-        "0".into(),
+        c.follow_count.to_string(),
         "follower_count".into(),
-        "0".into(),
+        c.follower_count.to_string(),
         "total_favorited".into(),
-        "0".into(),
+        c.total_favorited.to_string(),
         "favorite_count".into(),
-        "0".into(),
+        c.favorite_count.to_string(),
         "work_count".into(),
         work_count.to_string(),
+        "lver".into(),
+        c.like_version.to_string(),
+        "rver".into(),
+        c.received_version.to_string(),
     ]
 }
 
-fn video_fields(v: &VideoRecord) -> Vec<String> {
+fn video_fields(v: &VideoRecord, c: &VideoCounters) -> Vec<String> {
     vec![
         "author".into(),
         v.author_id.to_string(),
@@ -721,10 +1061,40 @@ fn video_fields(v: &VideoRecord) -> Vec<String> {
         "cover".into(),
         v.cover.clone(),
         "favorite_count".into(),
-        "0".into(),
+        c.favorite_count.to_string(),
         "comment_count".into(),
-        "0".into(),
+        c.comment_count.to_string(),
+        "fver".into(),
+        c.favorite_version.to_string(),
+        "cver".into(),
+        c.comment_version.to_string(),
     ]
+}
+
+fn comment_fields(c: &CommentRecord) -> Vec<String> {
+    vec![
+        "user".into(),
+        c.user_id.to_string(),
+        "video".into(),
+        c.video_id.to_string(),
+        "content".into(),
+        c.content.clone(),
+        "reply".into(),
+        c.reply_id.to_string(),
+        "created".into(),
+        c.created_ms.to_string(),
+    ]
+}
+
+fn comment_from_hash(id: i64, mut h: HashMap<String, String>) -> CommentData {
+    CommentData {
+        id,
+        user_id: hash_i64(&h, "user"),
+        video_id: hash_i64(&h, "video"),
+        reply_id: hash_i64(&h, "reply"),
+        created_ms: hash_i64(&h, "created"),
+        content: hash_str(&mut h, "content"),
+    }
 }
 
 fn user_from_hash(id: i64, mut h: HashMap<String, String>) -> UserData {

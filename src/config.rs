@@ -43,6 +43,11 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u16,
     /// Videos per feed page (the contract allows at most 30).
     pub feed_page_size: usize,
+    /// Longest comment, in characters (after trimming).
+    pub comment_max_chars: usize,
+    /// Offset from UTC of the dates shown to users (a comment's "MM-DD"), in minutes;
+    /// 480 is China Standard Time.
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +61,8 @@ impl Default for ServerConfig {
             demo: false,
             shutdown_timeout_secs: 30,
             feed_page_size: 30,
+            comment_max_chars: 500,
+            utc_offset_minutes: 480,
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum AppError {
     Unavailable(String),
     /// 10013: anything else; details are logged only.
     Internal(String),
+    /// 10014: no such comment (on this video).
+    CommentNotFound,
 }
 
 impl AppError {
@@ -57,6 +59,7 @@ impl AppError {
             AppError::Forbidden(_) => 10011,
             AppError::Unavailable(_) => 10012,
             AppError::Internal(_) => 10013,
+            AppError::CommentNotFound => 10014,
         }
     }
 
@@ -78,6 +81,7 @@ impl AppError {
             AppError::Forbidden(m) => m.clone(),
             AppError::Unavailable(_) => "service temporarily unavailable, try again".into(),
             AppError::Internal(_) => "internal error".into(),
+            AppError::CommentNotFound => "comment not found on this video".into(),
         }
     }
 

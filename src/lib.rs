@@ -9,8 +9,10 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod comment;
 pub mod config;
 pub mod error;
+pub mod favorite;
 pub mod feed;
 pub mod ids;
 pub mod media;

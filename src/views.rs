@@ -11,7 +11,7 @@ use std::collections::HashSet;
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`.
 pub async fn videos(
     st: &AppState,
-    _viewer: Option<i64>,
+    viewer: Option<i64>,
     ids: &[i64],
 ) -> Result<Vec<Video>, AppError> {
     if ids.is_empty() {
@@ -25,8 +25,13 @@ pub async fn videos(
         .filter(|a| seen.insert(*a))
         .collect();
     let users = st.cache.users(&authors).await?;
+    let present: Vec<i64> = vids.iter().map(|v| v.id).collect();
+    let liked = match viewer {
+        Some(u) => st.cache.liked_flags(u, &present).await?,
+        None => vec![false; present.len()],
+    };
     let mut out = Vec::with_capacity(vids.len());
-    for v in &vids {
+    for (v, is_favorite) in vids.iter().zip(liked) {
         let Some(author) = users.get(&v.author_id) else {
             tracing::warn!(
                 video = v.id,
@@ -43,7 +48,7 @@ pub async fn videos(
             favorite_count: v.favorite_count,
             comment_count: v.comment_count,
             play_count: v.play_count,
-            is_favorite: false,
+            is_favorite,
             title: v.title.clone(),
             desc: v.desc.clone(),
         });

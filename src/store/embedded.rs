@@ -23,6 +23,19 @@ struct Inner {
     feed_timeline: Keyspace,
     video_plays: Keyspace,
     outbox: Keyspace,
+    user_counters: Keyspace,
+    video_counters: Keyspace,
+    /// (user, video) -> like_id
+    likes: Keyspace,
+    /// (user, like_id) -> video
+    likes_by_user: Keyspace,
+    /// (video, user) -> ()
+    likers_by_video: Keyspace,
+    comments: Keyspace,
+    /// (video, comment) -> ()
+    comments_by_video: Keyspace,
+    /// Serialises read-modify-write of likes, comments and counters.
+    counter_lock: Mutex<()>,
     /// Serialises the check-then-insert on `usernames` (the embedded `IF NOT EXISTS`).
     name_lock: Mutex<()>,
     /// Requests for the group committer.
@@ -86,6 +99,14 @@ impl EmbeddedStore {
             feed_timeline: ks("feed_timeline")?,
             video_plays: ks("video_plays")?,
             outbox: ks("outbox")?,
+            user_counters: ks("user_counters")?,
+            video_counters: ks("video_counters")?,
+            likes: ks("likes")?,
+            likes_by_user: ks("likes_by_user")?,
+            likers_by_video: ks("likers_by_video")?,
+            comments: ks("comments")?,
+            comments_by_video: ks("comments_by_video")?,
+            counter_lock: Mutex::new(()),
             name_lock: Mutex::new(()),
             sync_tx: Mutex::new(Some(tx)),
             durable_writes: AtomicU64::new(0),
@@ -148,6 +169,16 @@ fn group_commit(db: Database, rx: mpsc::Receiver<SyncWaiter>, fsyncs: Arc<Atomic
         for w in waiters {
             let _ = w.send(res.clone());
         }
+    }
+}
+
+fn get_json<T: serde::de::DeserializeOwned + Default>(
+    ks: &Keyspace,
+    key: [u8; 8],
+) -> StoreResult<T> {
+    match ks.get(key).map_err(unavailable)? {
+        Some(v) => decode(&v),
+        None => Ok(T::default()),
     }
 }
 
@@ -299,10 +330,194 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn user_counters(&self, user_id: i64) -> StoreResult<UserCounters> {
+        self.blocking(move |i| get_json(&i.user_counters, be(user_id)))
+            .await
+    }
+
+    async fn video_counters(&self, video_id: i64) -> StoreResult<VideoCounters> {
+        self.blocking(move |i| get_json(&i.video_counters, be(video_id)))
+            .await
+    }
+
+    async fn set_like(
+        &self,
+        user_id: i64,
+        video_id: i64,
+        author_id: i64,
+        like: bool,
+        like_id: i64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<LikeChange> {
+        let outbox = outbox.clone();
+        let change = self
+            .blocking(move |i| {
+                let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let key = pair(user_id, video_id);
+                let existing = i.likes.get(&key).map_err(unavailable)?.map(|v| read_id(&v));
+                let mut liker: UserCounters = get_json(&i.user_counters, be(user_id))?;
+                let mut video: VideoCounters = get_json(&i.video_counters, be(video_id))?;
+                let mut author: UserCounters = if author_id == user_id {
+                    liker
+                } else {
+                    get_json(&i.user_counters, be(author_id))?
+                };
+                if existing.is_some() == like {
+                    return Ok(LikeChange {
+                        changed: false,
+                        liker,
+                        author,
+                        video,
+                    });
+                }
+                let delta = if like { 1 } else { -1 };
+                let mut b = i.db.batch();
+                match existing {
+                    None => {
+                        b.insert(&i.likes, key, be(like_id).to_vec());
+                        b.insert(
+                            &i.likes_by_user,
+                            pair(user_id, like_id),
+                            be(video_id).to_vec(),
+                        );
+                        b.insert(&i.likers_by_video, pair(video_id, user_id), Vec::new());
+                    }
+                    Some(old) => {
+                        b.remove(&i.likes, key);
+                        b.remove(&i.likes_by_user, pair(user_id, old));
+                        b.remove(&i.likers_by_video, pair(video_id, user_id));
+                    }
+                }
+                video.favorite_count += delta;
+                video.favorite_version += 1;
+                liker.favorite_count += delta;
+                liker.like_version += 1;
+                if author_id == user_id {
+                    liker.total_favorited += delta;
+                    liker.received_version += 1;
+                    author = liker;
+                } else {
+                    author.total_favorited += delta;
+                    author.received_version += 1;
+                    b.insert(&i.user_counters, be(author_id).to_vec(), encode(&author));
+                }
+                b.insert(&i.user_counters, be(user_id).to_vec(), encode(&liker));
+                b.insert(&i.video_counters, be(video_id).to_vec(), encode(&video));
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)?;
+                Ok(LikeChange {
+                    changed: true,
+                    liker,
+                    author,
+                    video,
+                })
+            })
+            .await?;
+        if change.changed {
+            self.sync().await?;
+        }
+        Ok(change)
+    }
+
+    async fn likes_by_user(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.likes_by_user.prefix(be(user_id)).rev() {
+                let (k, v) = kv.into_inner().map_err(unavailable)?;
+                out.push((read_id(&k[8..]), read_id(&v)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn count_likers(&self, video_id: i64) -> StoreResult<i64> {
+        self.blocking(move |i| Ok(i.likers_by_video.prefix(be(video_id)).count() as i64))
+            .await
+    }
+
+    async fn add_comment(
+        &self,
+        comment: &CommentRecord,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<VideoCounters> {
+        let (c, outbox) = (comment.clone(), outbox.clone());
+        let counters = self
+            .blocking(move |i| {
+                let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut video: VideoCounters = get_json(&i.video_counters, be(c.video_id))?;
+                video.comment_count += 1;
+                video.comment_version += 1;
+                let mut b = i.db.batch();
+                b.insert(&i.comments, be(c.id).to_vec(), encode(&c));
+                b.insert(&i.comments_by_video, pair(c.video_id, c.id), Vec::new());
+                b.insert(&i.video_counters, be(c.video_id).to_vec(), encode(&video));
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)?;
+                Ok(video)
+            })
+            .await?;
+        self.sync().await?;
+        Ok(counters)
+    }
+
+    async fn delete_comment(
+        &self,
+        comment_id: i64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<Option<VideoCounters>> {
+        let outbox = outbox.clone();
+        let counters = self
+            .blocking(move |i| {
+                let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(raw) = i.comments.get(be(comment_id)).map_err(unavailable)? else {
+                    return Ok(None);
+                };
+                let c: CommentRecord = decode(&raw)?;
+                let mut video: VideoCounters = get_json(&i.video_counters, be(c.video_id))?;
+                video.comment_count -= 1;
+                video.comment_version += 1;
+                let mut b = i.db.batch();
+                b.remove(&i.comments, be(c.id).to_vec());
+                b.remove(&i.comments_by_video, pair(c.video_id, c.id));
+                b.insert(&i.video_counters, be(c.video_id).to_vec(), encode(&video));
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)?;
+                Ok(Some(video))
+            })
+            .await?;
+        if counters.is_some() {
+            self.sync().await?;
+        }
+        Ok(counters)
+    }
+
+    async fn get_comment(&self, id: i64) -> StoreResult<Option<CommentRecord>> {
+        self.blocking(
+            move |i| match i.comments.get(be(id)).map_err(unavailable)? {
+                Some(v) => decode(&v).map(Some),
+                None => Ok(None),
+            },
+        )
+        .await
+    }
+
+    async fn comment_ids_by_video(&self, video_id: i64) -> StoreResult<Vec<i64>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.comments_by_video.prefix(be(video_id)).rev() {
+                let k = kv.key().map_err(unavailable)?;
+                out.push(read_id(&k[8..]));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn max_id(&self) -> StoreResult<i64> {
         self.blocking(|i| {
             let mut max = 0;
-            for ks in [&i.users, &i.videos, &i.outbox] {
+            for ks in [&i.users, &i.videos, &i.outbox, &i.comments] {
                 if let Some(kv) = ks.last_key_value() {
                     max = max.max(read_id(&kv.key().map_err(unavailable)?));
                 }

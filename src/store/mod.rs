@@ -44,8 +44,77 @@ pub struct VideoRecord {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum OutboxOp {
-    UserCreated { user_id: i64 },
-    VideoPublished { video_id: i64, author_id: i64 },
+    UserCreated {
+        user_id: i64,
+    },
+    VideoPublished {
+        video_id: i64,
+        author_id: i64,
+    },
+    LikeChanged {
+        user_id: i64,
+        video_id: i64,
+        author_id: i64,
+    },
+    CommentChanged {
+        video_id: i64,
+        comment_id: i64,
+    },
+}
+
+/// A comment (CQL tables `comments`, `comments_by_video`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CommentRecord {
+    pub id: i64,
+    pub video_id: i64,
+    pub user_id: i64,
+    pub content: String,
+    /// The comment this one answers (same video), or 0.
+    pub reply_id: i64,
+    pub created_ms: i64,
+}
+
+/// A user's counters (CQL table `user_counters`). Each group of state has its own version,
+/// which grows by one with every change of it, so that Redis applies changes exactly once and
+/// in order (see `lua/entity_apply.lua`):
+/// - `like_version`: `favorite_count` and the liked-videos set;
+/// - `received_version`: `total_favorited`;
+/// - `follow_version`: `follow_count` and the followed set;
+/// - `follower_version`: `follower_count` and the follower set.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct UserCounters {
+    pub follow_count: i64,
+    pub follower_count: i64,
+    pub total_favorited: i64,
+    pub favorite_count: i64,
+    pub like_version: i64,
+    pub received_version: i64,
+    pub follow_version: i64,
+    pub follower_version: i64,
+}
+
+/// A video's counters (CQL table `video_counters`), versioned like [`UserCounters`]:
+/// `favorite_version` for `favorite_count`, `comment_version` for `comment_count` and the
+/// comment list.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct VideoCounters {
+    pub favorite_count: i64,
+    pub comment_count: i64,
+    pub favorite_version: i64,
+    pub comment_version: i64,
+}
+
+/// The outcome of a like or unlike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LikeChange {
+    /// False when the like already was in the asked state: nothing was written.
+    pub changed: bool,
+    pub liker: UserCounters,
+    /// The author's counters (the same as `liker` when users like their own video).
+    pub author: UserCounters,
+    pub video: VideoCounters,
 }
 
 /// An outbox entry: its id orders entries and names them for [`Store::outbox_done`].
@@ -99,6 +168,39 @@ pub trait Store: Send + Sync + 'static {
     async fn scan_users(&self, after: i64, limit: usize) -> StoreResult<Vec<UserRecord>>;
     /// Videos with id > `after`, ascending, at most `limit`.
     async fn scan_videos(&self, after: i64, limit: usize) -> StoreResult<Vec<VideoRecord>>;
+    /// Counters of a user (zeros at version 0 for a user never counted).
+    async fn user_counters(&self, user_id: i64) -> StoreResult<UserCounters>;
+    async fn video_counters(&self, video_id: i64) -> StoreResult<VideoCounters>;
+    /// Likes (`like = true`) or unlikes a video, idempotently; `like_id` orders the user's likes.
+    /// Updates the like tables and the three counters in one atomic batch when anything changes.
+    async fn set_like(
+        &self,
+        user_id: i64,
+        video_id: i64,
+        author_id: i64,
+        like: bool,
+        like_id: i64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<LikeChange>;
+    /// The user's liked videos as (like_id, video_id), most recent first.
+    async fn likes_by_user(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>>;
+    /// How many users like the video (counted from the like records).
+    async fn count_likers(&self, video_id: i64) -> StoreResult<i64>;
+    /// Adds a comment and counts it on its video.
+    async fn add_comment(
+        &self,
+        comment: &CommentRecord,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<VideoCounters>;
+    /// Deletes a comment; None when it does not exist.
+    async fn delete_comment(
+        &self,
+        comment_id: i64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<Option<VideoCounters>>;
+    async fn get_comment(&self, id: i64) -> StoreResult<Option<CommentRecord>>;
+    /// The video's comment ids, newest first.
+    async fn comment_ids_by_video(&self, video_id: i64) -> StoreResult<Vec<i64>>;
     /// The largest id stored anywhere (seeds the ID generator).
     async fn max_id(&self) -> StoreResult<i64>;
     /// Outbox entries not yet marked done, oldest first.

@@ -2,6 +2,7 @@
 //! temp dir, real ffmpeg.
 
 mod helpers;
+mod interact;
 mod media;
 mod resilience;
 mod users;

@@ -1,6 +1,6 @@
 use crate::helpers::*;
 use douyin_lite::store::{
-    embedded::EmbeddedStore, OutboxEntry, OutboxOp, Store, UserRecord, VideoRecord,
+    embedded::EmbeddedStore, CommentRecord, OutboxEntry, OutboxOp, Store, UserRecord, VideoRecord,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -350,6 +350,111 @@ async fn store_suite(store: Arc<dyn Store>) {
     assert_eq!(pending[0].id, 100);
     store.outbox_done(100).await.unwrap();
     assert_eq!(store.pending_outbox(1).await.unwrap()[0].id, 5000);
+
+    // likes: idempotent, counted on the liker, the video and the author
+    let e = |id| OutboxEntry {
+        id,
+        op: OutboxOp::LikeChanged {
+            user_id: 20,
+            video_id: 1000,
+            author_id: 10,
+        },
+    };
+    let ch = store
+        .set_like(20, 1000, 10, true, 9001, &e(9001))
+        .await
+        .unwrap();
+    assert!(ch.changed);
+    assert_eq!((ch.liker.favorite_count, ch.liker.like_version), (1, 1));
+    assert_eq!(
+        (ch.author.total_favorited, ch.author.received_version),
+        (1, 1)
+    );
+    assert_eq!((ch.video.favorite_count, ch.video.favorite_version), (1, 1));
+    let again = store
+        .set_like(20, 1000, 10, true, 9002, &e(9002))
+        .await
+        .unwrap();
+    assert!(!again.changed);
+    assert_eq!(again.video.favorite_count, 1);
+    store
+        .set_like(20, 1001, 10, true, 9003, &e(9003))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.likes_by_user(20).await.unwrap(),
+        vec![(9003, 1001), (9001, 1000)]
+    );
+    assert_eq!(store.count_likers(1000).await.unwrap(), 1);
+    let un = store
+        .set_like(20, 1000, 10, false, 9004, &e(9004))
+        .await
+        .unwrap();
+    assert!(un.changed);
+    assert_eq!((un.liker.favorite_count, un.liker.like_version), (1, 3));
+    assert_eq!(store.count_likers(1000).await.unwrap(), 0);
+    assert_eq!(store.user_counters(10).await.unwrap().total_favorited, 1);
+    assert_eq!(store.video_counters(1000).await.unwrap().favorite_count, 0);
+    // own video: one user, both counters
+    let own = store
+        .set_like(10, 1000, 10, true, 9005, &e(9005))
+        .await
+        .unwrap();
+    assert_eq!(
+        (own.liker.favorite_count, own.liker.total_favorited),
+        (1, 2)
+    );
+    assert_eq!(own.author, own.liker);
+
+    // comments
+    let c = |id, reply| CommentRecord {
+        id,
+        video_id: 1000,
+        user_id: 20,
+        content: format!("c{id}"),
+        reply_id: reply,
+        created_ms: id,
+    };
+    let ce = |id| OutboxEntry {
+        id,
+        op: OutboxOp::CommentChanged {
+            video_id: 1000,
+            comment_id: id,
+        },
+    };
+    assert_eq!(
+        store
+            .add_comment(&c(7001, 0), &ce(7001))
+            .await
+            .unwrap()
+            .comment_count,
+        1
+    );
+    assert_eq!(
+        store
+            .add_comment(&c(7002, 7001), &ce(7002))
+            .await
+            .unwrap()
+            .comment_count,
+        2
+    );
+    assert_eq!(
+        store.comment_ids_by_video(1000).await.unwrap(),
+        vec![7002, 7001]
+    );
+    assert_eq!(
+        store.get_comment(7002).await.unwrap().unwrap().reply_id,
+        7001
+    );
+    let after = store
+        .delete_comment(7001, &ce(7003))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.comment_count, after.comment_version), (1, 3));
+    assert_eq!(store.delete_comment(7001, &ce(7004)).await.unwrap(), None);
+    assert_eq!(store.get_comment(7001).await.unwrap(), None);
+    assert_eq!(store.comment_ids_by_video(1000).await.unwrap(), vec![7002]);
     store.flush().await.unwrap();
 }
 

@@ -1,0 +1,535 @@
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+async fn publish_url(app: &TestApp, token: &str, title: &str) -> i64 {
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": token, "url": "https://cdn.example.com/v.mp4", "title": title}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    v["vid"].as_i64().unwrap()
+}
+
+async fn like(app: &TestApp, token: &str, vid: i64, action: &str) -> Value {
+    app.post_query(
+        "/douyin/favorite/action/",
+        &[
+            ("token", token.into()),
+            ("video_id", vid.to_string()),
+            ("action_type", action.into()),
+        ],
+    )
+    .await
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn user(app: &TestApp, id: i64) -> Value {
+    app.get("/douyin/user/", &[("user_id", id.to_string())])
+        .await["user"]
+        .clone()
+}
+
+#[tokio::test]
+async fn likes_are_idempotent_and_counted_everywhere() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("author").await;
+    let (b, tb) = app.register("fan").await;
+    let v1 = publish_url(&app, &ta, "v1").await;
+    let v2 = publish_url(&app, &ta, "v2").await;
+
+    assert_eq!(code(&like(&app, &tb, v1, "1").await), 0);
+    assert_eq!(
+        code(&like(&app, &tb, v1, "1").await),
+        0,
+        "a second like succeeds"
+    );
+    let feed = app.get("/douyin/feed/", &[("token", tb.clone())]).await;
+    let list = feed["video_list"].as_array().unwrap();
+    assert_eq!(ids(&feed["video_list"]), vec![v2, v1]);
+    assert_eq!(list[1]["is_favorite"], true);
+    assert_eq!(list[1]["favorite_count"], 1, "liking twice counts once");
+    assert_eq!(list[0]["is_favorite"], false);
+    let anon = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(anon["video_list"][1]["is_favorite"], false);
+    assert_eq!(user(&app, a).await["total_favorited"], 1);
+    assert_eq!(user(&app, b).await["favorite_count"], 1);
+
+    // most recently liked first; flags for the viewer, not for the list's owner
+    assert_eq!(code(&like(&app, &tb, v2, "1").await), 0);
+    let fav = app
+        .get(
+            "/douyin/favorite/list/",
+            &[("user_id", b.to_string()), ("token", tb.clone())],
+        )
+        .await;
+    assert_eq!(ids(&fav["video_list"]), vec![v2, v1]);
+    assert!(fav["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["is_favorite"] == true));
+    let fav_seen_by_a = app
+        .get(
+            "/douyin/favorite/list/",
+            &[("user_id", b.to_string()), ("token", ta.clone())],
+        )
+        .await;
+    assert!(fav_seen_by_a["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["is_favorite"] == false));
+    let own = app
+        .get("/douyin/favorite/list", &[("token", tb.clone())])
+        .await;
+    assert_eq!(ids(&own["video_list"]), vec![v2, v1]);
+    let pl = app
+        .get(
+            "/douyin/publish/list/",
+            &[("user_id", a.to_string()), ("token", tb.clone())],
+        )
+        .await;
+    assert!(pl["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["is_favorite"] == true));
+
+    // unlike: twice, and of a video never liked
+    assert_eq!(code(&like(&app, &tb, v1, "2").await), 0);
+    assert_eq!(code(&like(&app, &tb, v1, "2").await), 0);
+    assert_eq!(code(&like(&app, &ta, v1, "2").await), 0);
+    assert_eq!(user(&app, a).await["total_favorited"], 1);
+    assert_eq!(user(&app, b).await["favorite_count"], 1);
+    let fav = app
+        .get("/douyin/favorite/list/", &[("user_id", b.to_string())])
+        .await;
+    assert_eq!(ids(&fav["video_list"]), vec![v2]);
+
+    // liking one's own video counts on both sides of the same user
+    assert_eq!(code(&like(&app, &ta, v1, "1").await), 0);
+    let ua = user(&app, a).await;
+    assert_eq!(
+        (
+            ua["total_favorited"].as_i64(),
+            ua["favorite_count"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+
+    // errors
+    assert_eq!(code(&like(&app, &tb, 123456, "1").await), 10007);
+    assert_eq!(code(&like(&app, &tb, v1, "3").await), 10001);
+    assert_eq!(code(&like(&app, &tb, v1, "x").await), 10001);
+    let v = app
+        .post_query(
+            "/douyin/favorite/action/",
+            &[("video_id", v1.to_string()), ("action_type", "1".into())],
+        )
+        .await;
+    assert_eq!(code(&v), 10002);
+    let v = app
+        .post_query(
+            "/douyin/favorite/action/",
+            &[("token", tb.clone()), ("action_type", "1".into())],
+        )
+        .await;
+    assert_eq!(code(&v), 10001);
+    let v = app
+        .get("/douyin/favorite/list/", &[("user_id", "999".into())])
+        .await;
+    assert_eq!(code(&v), 10006);
+    // JSON body with numbers as a float and a string
+    let v = app
+        .post_json(
+            "/douyin/favorite/action/",
+            json!({"token": tb, "video_id": v1.to_string(), "action_type": 1.0}),
+        )
+        .await;
+    assert_eq!(code(&v), 0);
+    assert_eq!(user(&app, b).await["favorite_count"], 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn comments_post_list_and_delete_with_authorisation() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("owner").await;
+    let (b, tb) = app.register("commenter").await;
+    let (_c, tc) = app.register("stranger").await;
+    let v1 = publish_url(&app, &ta, "v1").await;
+    let v2 = publish_url(&app, &ta, "v2").await;
+
+    let v = app
+        .post_json(
+            "/douyin/comment/action/",
+            json!({"token": tb, "video_id": v1, "action_type": 1, "comment_text": "  第一!!  "}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    let c1 = &v["comment"];
+    assert_eq!(c1["content"], "第一!!");
+    assert_eq!(c1["user"]["id"], b);
+    assert_eq!(c1["reply_id"], 0);
+    let date = c1["create_date"].as_str().unwrap();
+    assert!(
+        date.len() == 5 && date.as_bytes()[2] == b'-' && date[..2].parse::<u32>().unwrap() <= 12,
+        "{date}"
+    );
+    let c1 = c1["id"].as_i64().unwrap();
+    let v = app
+        .post_form(
+            "/douyin/comment/action/",
+            &[
+                ("token", ta.clone()),
+                ("video_id", v1.to_string()),
+                ("action_type", "1".into()),
+                ("comment_text", "thanks".into()),
+                ("reply_id", c1.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["comment"]["reply_id"], c1);
+    let c2 = v["comment"]["id"].as_i64().unwrap();
+
+    let list = app
+        .get("/douyin/comment/list/", &[("video_id", v1.to_string())])
+        .await;
+    assert_eq!(ids(&list["comment_list"]), vec![c2, c1], "newest first");
+    assert_eq!(list["comment_list"][1]["user"]["name"], "commenter");
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"][1]["comment_count"], 2);
+
+    // bad input changes nothing
+    for (text, want) in [
+        ("", 10001),
+        ("   ", 10001),
+        (&"长".repeat(501) as &str, 10001),
+    ] {
+        let v = app
+            .post_query(
+                "/douyin/comment/action/",
+                &[
+                    ("token", tb.clone()),
+                    ("video_id", v1.to_string()),
+                    ("action_type", "1".into()),
+                    ("comment_text", text.into()),
+                ],
+            )
+            .await;
+        assert_eq!(code(&v), want);
+    }
+    let ok500 = app
+        .post_query(
+            "/douyin/comment/action/",
+            &[
+                ("token", tb.clone()),
+                ("video_id", v2.to_string()),
+                ("action_type", "1".into()),
+                ("comment_text", "长".repeat(500)),
+            ],
+        )
+        .await;
+    assert_eq!(code(&ok500), 0);
+    let c3 = ok500["comment"]["id"].as_i64().unwrap();
+    let v = app
+        .post_query(
+            "/douyin/comment/action/",
+            &[
+                ("token", tb.clone()),
+                ("video_id", v1.to_string()),
+                ("action_type", "1".into()),
+                ("comment_text", "x".into()),
+                ("reply_id", c3.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 10001, "a reply must be on the same video");
+    let v = app
+        .post_query(
+            "/douyin/comment/action/",
+            &[
+                ("token", tb.clone()),
+                ("video_id", "42".into()),
+                ("action_type", "1".into()),
+                ("comment_text", "x".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 10007);
+    let v = app
+        .get("/douyin/comment/list/", &[("video_id", "42".into())])
+        .await;
+    assert_eq!(code(&v), 10007);
+
+    // deleting: a stranger may not, an unknown id or another video's comment is not found
+    let del = |t: &str, vid: i64, cid: i64| {
+        let q = vec![
+            ("token", t.to_string()),
+            ("video_id", vid.to_string()),
+            ("action_type", "2".to_string()),
+            ("comment_id", cid.to_string()),
+        ];
+        let app = &app;
+        async move { app.post_query("/douyin/comment/action/", &q).await }
+    };
+    assert_eq!(code(&del(&tc, v1, c1).await), 10011);
+    assert_eq!(code(&del(&tb, v1, 777).await), 10014);
+    assert_eq!(code(&del(&tb, v2, c1).await), 10014);
+    let list = app
+        .get("/douyin/comment/list/", &[("video_id", v1.to_string())])
+        .await;
+    assert_eq!(ids(&list["comment_list"]), vec![c2, c1], "nothing changed");
+    // the comment's author may; the video's author may delete someone else's
+    let v = del(&tb, v2, c3).await;
+    assert_eq!(code(&v), 0);
+    assert_eq!(v["comment"]["id"], c3);
+    assert_eq!(code(&del(&ta, v1, c1).await), 0);
+    assert_eq!(code(&del(&ta, v1, c1).await), 10014, "already deleted");
+    let list = app
+        .get("/douyin/comment/list/", &[("video_id", v1.to_string())])
+        .await;
+    assert_eq!(ids(&list["comment_list"]), vec![c2]);
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"][0]["comment_count"], 0);
+    assert_eq!(feed["video_list"][1]["comment_count"], 1);
+    let _ = a;
+    app.stop().await;
+}
+
+/// Every count the API shows equals the durable like records.
+async fn assert_counts_match_records(
+    app: &TestApp,
+    author: i64,
+    videos: &[i64],
+    users: &[(i64, String)],
+) {
+    let st = &app.state;
+    let mut total = 0;
+    let pl = app
+        .get("/douyin/publish/list/", &[("user_id", author.to_string())])
+        .await;
+    for v in pl["video_list"].as_array().unwrap() {
+        let vid = v["id"].as_i64().unwrap();
+        assert!(videos.contains(&vid));
+        let records = st.store.count_likers(vid).await.unwrap();
+        assert_eq!(
+            v["favorite_count"].as_i64().unwrap(),
+            records,
+            "video {vid}"
+        );
+        total += records;
+    }
+    assert_eq!(
+        user(app, author).await["total_favorited"].as_i64().unwrap(),
+        total
+    );
+    for (u, token) in users {
+        let records = st.store.likes_by_user(*u).await.unwrap();
+        assert_eq!(
+            user(app, *u).await["favorite_count"].as_i64().unwrap(),
+            records.len() as i64,
+            "user {u}"
+        );
+        let fav = app
+            .get(
+                "/douyin/favorite/list/",
+                &[("user_id", u.to_string()), ("token", token.clone())],
+            )
+            .await;
+        let listed = ids(&fav["video_list"]);
+        let mut want: Vec<i64> = records.iter().map(|(_, v)| *v).collect();
+        assert_eq!(listed, want, "favorite list of {u}");
+        want.sort();
+        let feed = app.get("/douyin/feed/", &[("token", token.clone())]).await;
+        for v in feed["video_list"].as_array().unwrap() {
+            let vid = v["id"].as_i64().unwrap();
+            assert_eq!(
+                v["is_favorite"].as_bool().unwrap(),
+                want.binary_search(&vid).is_ok()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_like_storms_stay_exact_across_flush_and_restart() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    let (dir, prefix) = (o.data_dir.clone(), o.prefix.clone());
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let (author, ta) = app.register("popular").await;
+    let mut videos = Vec::new();
+    for i in 0..3 {
+        videos.push(publish_url(&app, &ta, &format!("hit {i}")).await);
+    }
+    let mut users = Vec::new();
+    for i in 0..50 {
+        users.push(app.register(&format!("storm{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for (n, (_, token)) in users.iter().enumerate() {
+        let (c, url, token, videos) = (
+            app.client.clone(),
+            app.url("/douyin/favorite/action/"),
+            token.clone(),
+            videos.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut seed = n as u64 * 7919 + 1;
+            for _ in 0..12 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let vid = videos[(seed >> 33) as usize % videos.len()];
+                let action = if (seed >> 40).is_multiple_of(3) {
+                    "2"
+                } else {
+                    "1"
+                };
+                let v: Value = c
+                    .post(&url)
+                    .query(&[
+                        ("token", token.as_str()),
+                        ("video_id", &vid.to_string()),
+                        ("action_type", action),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(v["status_code"], 0, "{v}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_counts_match_records(&app, author, &videos, &users).await;
+    // one user toggling the same video from many connections at once: changes reach Redis out
+    // of order, and must still end exact
+    let (_, token) = users[0].clone();
+    let mut tasks = Vec::new();
+    for k in 0..30u32 {
+        let (c, url, token, vid) = (
+            app.client.clone(),
+            app.url("/douyin/favorite/action/"),
+            token.clone(),
+            videos[0],
+        );
+        tasks.push(tokio::spawn(async move {
+            let action = if k.is_multiple_of(2) { "1" } else { "2" };
+            let v: Value = c
+                .post(&url)
+                .query(&[
+                    ("token", token.as_str()),
+                    ("video_id", &vid.to_string()),
+                    ("action_type", action),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(v["status_code"], 0, "{v}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_counts_match_records(&app, author, &videos, &users).await;
+    let total: i64 = {
+        let mut t = 0;
+        for v in &videos {
+            t += app.state.store.count_likers(*v).await.unwrap();
+        }
+        t
+    };
+    assert!(total > 0);
+
+    app.flush_redis().await;
+    assert_counts_match_records(&app, author, &videos, &users).await;
+    app.stop().await;
+
+    let mut o = Opts::new();
+    o.data_dir = dir;
+    o.prefix = prefix;
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    assert_counts_match_records(&app, author, &videos, &users).await;
+    app.flush_redis().await;
+    assert_counts_match_records(&app, author, &videos, &users).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn comments_and_counts_survive_flushall() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let (_, ta) = app.register("cf_a").await;
+    let (_, tb) = app.register("cf_b").await;
+    let v1 = publish_url(&app, &ta, "v1").await;
+    for i in 0..5 {
+        let v = app
+            .post_query(
+                "/douyin/comment/action/",
+                &[
+                    ("token", tb.clone()),
+                    ("video_id", v1.to_string()),
+                    ("action_type", "1".into()),
+                    ("comment_text", format!("c{i}")),
+                ],
+            )
+            .await;
+        assert_eq!(code(&v), 0);
+    }
+    let first = app
+        .get("/douyin/comment/list/", &[("video_id", v1.to_string())])
+        .await["comment_list"]
+        .clone();
+    let del = first[2]["id"].as_i64().unwrap();
+    let v = app
+        .post_query(
+            "/douyin/comment/action/",
+            &[
+                ("token", tb.clone()),
+                ("video_id", v1.to_string()),
+                ("action_type", "2".into()),
+                ("comment_id", del.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0);
+    assert_eq!(code(&like(&app, &tb, v1, "1").await), 0);
+    let before = (
+        app.get("/douyin/comment/list/", &[("video_id", v1.to_string())])
+            .await,
+        app.get("/douyin/feed/", &[("token", tb.clone())]).await,
+    );
+    assert_eq!(before.0["comment_list"].as_array().unwrap().len(), 4);
+    assert_eq!(before.1["video_list"][0]["comment_count"], 4);
+    app.flush_redis().await;
+    let after = (
+        app.get("/douyin/comment/list/", &[("video_id", v1.to_string())])
+            .await,
+        app.get("/douyin/feed/", &[("token", tb.clone())]).await,
+    );
+    assert_eq!(before, after);
+    app.stop().await;
+}
