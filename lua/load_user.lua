@@ -1,17 +1,18 @@
 -- Installs a user reloaded from the durable store.
--- KEYS: user hash, publish-list zset, liked-videos zset, lease.
--- ARGV: token, field count N, N field/value pairs, video count M, M video ids, then
--- (like_id, video_id) pairs of the liked videos.
+-- KEYS: user hash, publish list, liked videos, following, followers (zsets), lease.
+-- ARGV: token, field count N, N field/value pairs, video count M, M video ids, then for each
+-- of the three scored zsets (liked, following, followers): its pair count P and P
+-- (score, member) pairs.
 -- Returns 1 when installed, 0 when the lease was lost (reload again).
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local lease = KEYS[#KEYS]
+if redis.call('GET', lease) ~= ARGV[1] then return 0 end
+redis.call('DEL', unpack(KEYS))
 local n = tonumber(ARGV[2])
 local h = {}
 for i = 3, 2 + 2 * n do h[#h + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(h))
 -- member "0" with score 0 marks a set as loaded even when it is empty
-redis.call('ZADD', KEYS[2], 0, '0')
-redis.call('ZADD', KEYS[3], 0, '0')
+for k = 2, 5 do redis.call('ZADD', KEYS[k], 0, '0') end
 local at = 3 + 2 * n
 local m = tonumber(ARGV[at])
 local batch = {}
@@ -21,9 +22,14 @@ for i = at + 1, at + m do
   if #batch >= 1000 then redis.call('ZADD', KEYS[2], unpack(batch)) batch = {} end
 end
 if #batch > 0 then redis.call('ZADD', KEYS[2], unpack(batch)) batch = {} end
-for i = at + m + 1, #ARGV do
-  batch[#batch + 1] = ARGV[i]
-  if #batch >= 1000 then redis.call('ZADD', KEYS[3], unpack(batch)) batch = {} end
+at = at + m + 1
+for k = 3, 5 do
+  local p = tonumber(ARGV[at])
+  for i = at + 1, at + 2 * p do
+    batch[#batch + 1] = ARGV[i]
+    if #batch >= 1000 then redis.call('ZADD', KEYS[k], unpack(batch)) batch = {} end
+  end
+  if #batch > 0 then redis.call('ZADD', KEYS[k], unpack(batch)) batch = {} end
+  at = at + 2 * p + 1
 end
-if #batch > 0 then redis.call('ZADD', KEYS[3], unpack(batch)) end
 return 1

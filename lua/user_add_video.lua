@@ -1,10 +1,10 @@
 -- Adds video ARGV[1] to the publish list of a loaded user and counts it in work_count, once.
--- KEYS: user hash, publish-list zset, liked-videos zset, lease. When any key is missing the user
--- is dropped from the cache (and the lease deleted) so the next read reloads it whole.
+-- KEYS: every key of the user, lease last (the publish list second). When any key is missing the
+-- user is dropped from the cache (with the lease) so the next read reloads it whole.
 -- Returns 1 added, 0 already there, -1 not loaded.
-for i = 1, 3 do
+for i = 1, #KEYS - 1 do
   if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+    redis.call('DEL', unpack(KEYS))
     return -1
   end
 end

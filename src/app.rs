@@ -239,6 +239,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
     crate::publish::routes(cfg);
     crate::favorite::routes(cfg);
     crate::comment::routes(cfg);
+    crate::relation::routes(cfg);
+    crate::message::routes(cfg);
     crate::media::serve::routes(cfg);
     cfg.service(
         web::resource("/healthz")

@@ -9,11 +9,13 @@
 
 use crate::error::AppError;
 use crate::store::{
-    CommentRecord, OutboxOp, Store, UserCounters, UserRecord, VideoCounters, VideoRecord,
+    CommentRecord, MessageRecord, OutboxOp, Store, UserCounters, UserRecord, VideoCounters,
+    VideoRecord,
 };
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::Value;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,14 +52,31 @@ impl Keys {
     pub fn user_likes(&self, id: i64) -> String {
         format!("{}fav:{{{id}}}", self.prefix)
     }
-    /// Every key of a user, lease last.
+    /// Zset: whom a user follows, scored by follow id (time; member "0" marks it loaded).
+    pub fn user_following(&self, id: i64) -> String {
+        format!("{}fo:{{{id}}}", self.prefix)
+    }
+    /// Zset: who follows a user, scored by follow id (member "0" marks it loaded).
+    pub fn user_followers(&self, id: i64) -> String {
+        format!("{}fr:{{{id}}}", self.prefix)
+    }
+    /// Every key of a user, lease last: hash, videos, likes, following, followers, lease.
     pub fn user_all(&self, id: i64) -> Vec<String> {
         vec![
             self.user(id),
             self.user_videos(id),
             self.user_likes(id),
+            self.user_following(id),
+            self.user_followers(id),
             self.user_lease(id),
         ]
+    }
+    /// Zset: a conversation's messages (JSON) scored by id; one key for both directions.
+    pub fn conversation(&self, a: i64, b: i64) -> String {
+        format!("{}cv:{{{}_{}}}", self.prefix, a.min(b), a.max(b))
+    }
+    pub fn conversation_lease(&self, a: i64, b: i64) -> String {
+        format!("{}lease:cv:{{{}_{}}}", self.prefix, a.min(b), a.max(b))
     }
     /// Zset: a video's comment ids scored by id (member "0" marks it loaded).
     pub fn video_comments(&self, id: i64) -> String {
@@ -112,6 +131,8 @@ pub struct Scripts {
     pub play: Script,
     pub entity_apply: Script,
     pub flags: Script,
+    pub friends: Script,
+    pub conv_page: Script,
 }
 
 impl Scripts {
@@ -128,9 +149,11 @@ impl Scripts {
             play: Script::from_lua(include_str!("../lua/play.lua")),
             entity_apply: Script::from_lua(include_str!("../lua/entity_apply.lua")),
             flags: Script::from_lua(include_str!("../lua/flags.lua")),
+            friends: Script::from_lua(include_str!("../lua/friends.lua")),
+            conv_page: Script::from_lua(include_str!("../lua/conv_page.lua")),
         }
     }
-    fn all(&self) -> [&Script; 11] {
+    fn all(&self) -> [&Script; 13] {
         [
             &self.lease,
             &self.load_user,
@@ -143,6 +166,8 @@ impl Scripts {
             &self.play,
             &self.entity_apply,
             &self.flags,
+            &self.friends,
+            &self.conv_page,
         ]
     }
 }
@@ -194,6 +219,45 @@ pub enum UserAspect {
     Likes,
     /// total_favorited (newest wins).
     Received,
+    /// follow_count and the following zset (applied in order).
+    Follows,
+    /// follower_count and the followers zset (applied in order).
+    Followers,
+}
+
+/// A chat message as cached (a member of the conversation zset).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageData {
+    pub id: i64,
+    pub from: i64,
+    pub to: i64,
+    pub content: String,
+}
+
+impl From<&MessageRecord> for MessageData {
+    fn from(m: &MessageRecord) -> Self {
+        MessageData {
+            id: m.id,
+            from: m.from_user_id,
+            to: m.to_user_id,
+            content: m.content.clone(),
+        }
+    }
+}
+
+fn message_member(m: &MessageData) -> String {
+    simd_json::to_string(m).unwrap_or_default()
+}
+
+fn parse_messages(items: Vec<Value>) -> Vec<MessageData> {
+    items
+        .into_iter()
+        .filter_map(|v| v.into_string())
+        .filter_map(|s| {
+            let mut b = s.into_bytes();
+            simd_json::from_slice::<MessageData>(&mut b).ok()
+        })
+        .collect()
 }
 
 /// The separately versioned groups of a video's cached state.
@@ -352,8 +416,10 @@ impl Cache {
             self.keys.user_lease(u.id),
             self.keys.user_videos(u.id),
             self.keys.user_likes(u.id),
+            self.keys.user_following(u.id),
+            self.keys.user_followers(u.id),
         ];
-        let mut args = vec!["zz".to_string()];
+        let mut args = vec!["zzzz".to_string()];
         args.extend(user_fields(u, &UserCounters::default(), 0));
         self.eval(&self.scripts.create_entity, keys, args).await?;
         Ok(())
@@ -414,6 +480,22 @@ impl Cache {
                 "total_favorited",
                 c.total_favorited,
                 2,
+            ),
+            UserAspect::Follows => (
+                "fover",
+                c.follow_version,
+                "exact",
+                "follow_count",
+                c.follow_count,
+                3,
+            ),
+            UserAspect::Followers => (
+                "frver",
+                c.follower_version,
+                "exact",
+                "follower_count",
+                c.follower_count,
+                4,
             ),
         };
         // the zset the op edits goes second
@@ -539,6 +621,17 @@ impl Cache {
                 k.push(self.keys.comment(*comment_id));
                 k
             }
+            OutboxOp::FollowChanged { follower, followee } => {
+                let mut k = self.keys.user_all(*follower);
+                k.extend(self.keys.user_all(*followee));
+                k
+            }
+            OutboxOp::MessageSent { from, to } => {
+                vec![
+                    self.keys.conversation(*from, *to),
+                    self.keys.conversation_lease(*from, *to),
+                ]
+            }
         };
         // One DEL per key: keys live in different slots.
         for k in keys {
@@ -586,7 +679,7 @@ impl Cache {
         let key = self.keys.user(id);
         self.single_flight(key, || async {
             let all = self.keys.user_all(id);
-            let keys = &all[..3];
+            let keys = &all[..5];
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 if !self
@@ -603,14 +696,20 @@ impl Cache {
                 let counters = self.store.user_counters(id).await?;
                 let vids = self.store.video_ids_by_author(id).await?;
                 let likes = self.store.likes_by_user(id).await?;
+                let following = self.store.following(id).await?;
+                let followers = self.store.followers(id).await?;
                 let fields = user_fields(&u, &counters, vids.len() as i64);
-                let mut args = Vec::with_capacity(fields.len() + vids.len() + 2 * likes.len() + 3);
+                let scored = 2 * (likes.len() + following.len() + followers.len());
+                let mut args = Vec::with_capacity(fields.len() + vids.len() + scored + 6);
                 args.extend([token, (fields.len() / 2).to_string()]);
                 args.extend(fields);
                 args.push(vids.len().to_string());
                 args.extend(vids.iter().map(|v| v.to_string()));
-                for (like_id, vid) in &likes {
-                    args.extend([like_id.to_string(), vid.to_string()]);
+                for set in [&likes, &following, &followers] {
+                    args.push(set.len().to_string());
+                    for (score, member) in set.iter() {
+                        args.extend([score.to_string(), member.to_string()]);
+                    }
                 }
                 let r = self
                     .eval(&self.scripts.load_user, all.clone(), args)
@@ -693,8 +792,8 @@ impl Cache {
                     return Ok(());
                 }
                 let ids = self.store.feed_ids(usize::MAX).await?;
-                let mut args = Vec::with_capacity(ids.len() + 1);
-                args.push(token);
+                let mut args = Vec::with_capacity(ids.len() + 2);
+                args.extend([token, "ids".into()]);
                 args.extend(ids.iter().map(|v| v.to_string()));
                 let k = vec![self.keys.feed(), self.keys.feed_lease()];
                 let r = self.eval(&self.scripts.load_timeline, k, args).await?;
@@ -768,6 +867,42 @@ impl Cache {
         which: usize,
         limit: usize,
     ) -> Result<Option<Vec<i64>>, AppError> {
+        let page = self.user_zset_scored(id, which, None, limit).await?;
+        Ok(page.map(|p| p.into_iter().map(|(m, _)| m).collect()))
+    }
+
+    /// Whom user `id` follows (as (user, follow id)), newest first, below `cursor` when given.
+    pub async fn following_page(
+        &self,
+        id: i64,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        self.user_zset_scored(id, 3, cursor, limit).await
+    }
+
+    /// Who follows user `id` (as (user, follow id)), newest first, below `cursor` when given.
+    pub async fn followers_page(
+        &self,
+        id: i64,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        self.user_zset_scored(id, 4, cursor, limit).await
+    }
+
+    /// (member, score) pairs of one of the user's zsets, highest score first, scores below
+    /// `cursor` when given; None when the user is unknown.
+    async fn user_zset_scored(
+        &self,
+        id: i64,
+        which: usize,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        let max = cursor
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "+inf".into());
         for _ in 0..RELOAD_ATTEMPTS {
             let mut keys = self.keys.user_all(id);
             keys.pop();
@@ -776,11 +911,26 @@ impl Cache {
                 .eval(
                     &self.scripts.timeline_page,
                     keys,
-                    vec!["+inf".into(), limit.to_string()],
+                    vec![max.clone(), limit.to_string(), "withscores".into()],
                 )
                 .await?;
             match v {
-                Value::Array(items) => return Ok(Some(ids_of(items))),
+                Value::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len() / 2);
+                    let mut it = items.into_iter();
+                    while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+                        let m = m
+                            .as_i64()
+                            .or_else(|| m.as_string().and_then(|s| s.parse().ok()));
+                        let sc = sc
+                            .as_f64()
+                            .or_else(|| sc.as_string().and_then(|s| s.parse().ok()));
+                        if let (Some(m), Some(sc)) = (m, sc) {
+                            out.push((m, sc as i64));
+                        }
+                    }
+                    return Ok(Some(out));
+                }
                 _ => {
                     if !self.ensure_user(id).await? {
                         return Ok(None);
@@ -790,6 +940,31 @@ impl Cache {
         }
         Err(AppError::Unavailable(
             "user lists: not loaded after reload".into(),
+        ))
+    }
+
+    /// User `id`'s friends (mutual follows), newest friendship first; None when unknown.
+    pub async fn friends(&self, id: i64, limit: usize) -> Result<Option<Vec<i64>>, AppError> {
+        for _ in 0..RELOAD_ATTEMPTS {
+            let mut keys = self.keys.user_all(id);
+            keys.pop();
+            // following, followers first; then the rest must exist too
+            keys.swap(0, 3);
+            keys.swap(1, 4);
+            match self
+                .eval(&self.scripts.friends, keys, vec![limit.to_string()])
+                .await?
+            {
+                Value::Array(items) => return Ok(Some(ids_of(items))),
+                _ => {
+                    if !self.ensure_user(id).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "friends: not loaded after reload".into(),
         ))
     }
 
@@ -824,23 +999,41 @@ impl Cache {
         ))
     }
 
-    /// Whether `viewer` likes each of `ids`, in one round trip.
-    pub async fn liked_flags(&self, viewer: i64, ids: &[i64]) -> Result<Vec<bool>, AppError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+    /// The viewer's flags for a page in one round trip: whether they like each of `videos`
+    /// and whether they follow each of `users`.
+    pub async fn viewer_flags(
+        &self,
+        viewer: i64,
+        videos: &[i64],
+        users: &[i64],
+    ) -> Result<(Vec<bool>, Vec<bool>), AppError> {
+        if videos.is_empty() && users.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
-        let args: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let mut args = Vec::with_capacity(1 + videos.len() + users.len());
+        args.push(videos.len().to_string());
+        args.extend(videos.iter().map(|i| i.to_string()));
+        args.extend(users.iter().map(|i| i.to_string()));
+        let flags = |v: &Value| -> Vec<bool> {
+            match v {
+                Value::Array(items) => items.iter().map(|x| script_int(x) == Some(1)).collect(),
+                _ => Vec::new(),
+            }
+        };
         for _ in 0..RELOAD_ATTEMPTS {
             let mut keys = self.keys.user_all(viewer);
             keys.pop();
-            keys.swap(0, 2);
             match self.eval(&self.scripts.flags, keys, args.clone()).await? {
-                Value::Array(items) => {
-                    return Ok(items.iter().map(|v| script_int(v) == Some(1)).collect())
+                Value::Array(parts) if parts.len() == 2 => {
+                    let mut liked = flags(&parts[0]);
+                    let mut follows = flags(&parts[1]);
+                    liked.resize(videos.len(), false);
+                    follows.resize(users.len(), false);
+                    return Ok((liked, follows));
                 }
                 _ => {
                     if !self.ensure_user(viewer).await? {
-                        return Ok(vec![false; ids.len()]);
+                        return Ok((vec![false; videos.len()], vec![false; users.len()]));
                     }
                 }
             }
@@ -848,6 +1041,130 @@ impl Cache {
         Err(AppError::Unavailable(
             "viewer flags: not loaded after reload".into(),
         ))
+    }
+
+    // ----- conversations ------------------------------------------------------------------
+
+    /// Reloads the conversation of `a` and `b` from the durable store if it is not in Redis.
+    pub async fn ensure_conversation(&self, a: i64, b: i64) -> Result<(), AppError> {
+        let key = self.keys.conversation(a, b);
+        self.single_flight(key.clone(), || async {
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                let lease = self.keys.conversation_lease(a, b);
+                if !self
+                    .take_lease(lease.clone(), std::slice::from_ref(&key), &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let msgs = self.store.conversation(a, b).await?;
+                let mut args = Vec::with_capacity(2 + 2 * msgs.len());
+                args.extend([token, "pairs".into()]);
+                for m in &msgs {
+                    args.push(m.id.to_string());
+                    args.push(message_member(&MessageData::from(m)));
+                }
+                let r = self
+                    .eval(&self.scripts.load_timeline, vec![key.clone(), lease], args)
+                    .await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(
+                "conversation: reload kept losing its lease".into(),
+            ))
+        })
+        .await
+    }
+
+    /// Adds a sent message to its cached conversation.
+    pub async fn message_sent(&self, m: &MessageRecord) -> Result<(), AppError> {
+        let keys = vec![
+            self.keys.conversation(m.from_user_id, m.to_user_id),
+            self.keys.conversation_lease(m.from_user_id, m.to_user_id),
+        ];
+        let args = vec![m.id.to_string(), message_member(&MessageData::from(m))];
+        self.eval(&self.scripts.timeline_add, keys, args).await?;
+        Ok(())
+    }
+
+    /// Messages between `a` and `b`, oldest first: with `min_id`, those with id >= it (at most
+    /// `limit`); without, the newest `limit`.
+    pub async fn conversation_page(
+        &self,
+        a: i64,
+        b: i64,
+        min_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<MessageData>, AppError> {
+        let args = match min_id {
+            Some(m) => vec!["after".to_string(), m.to_string(), limit.to_string()],
+            None => vec!["latest".to_string(), limit.to_string()],
+        };
+        for _ in 0..RELOAD_ATTEMPTS {
+            let key = self.keys.conversation(a, b);
+            match self
+                .eval(&self.scripts.conv_page, vec![key], args.clone())
+                .await?
+            {
+                Value::Array(items) => {
+                    let mut msgs = parse_messages(items);
+                    if min_id.is_none() {
+                        msgs.reverse();
+                    }
+                    return Ok(msgs);
+                }
+                _ => self.ensure_conversation(a, b).await?,
+            }
+        }
+        Err(AppError::Unavailable(
+            "conversation: not loaded after reload".into(),
+        ))
+    }
+
+    /// The latest message between `user` and each of `others`, in one pipelined round trip
+    /// when all conversations are cached.
+    pub async fn latest_messages(
+        &self,
+        user: i64,
+        others: &[i64],
+    ) -> Result<HashMap<i64, MessageData>, AppError> {
+        let mut out = HashMap::with_capacity(others.len());
+        let mut missing = Vec::new();
+        {
+            let p = self.client().pipeline();
+            for o in others {
+                let key = self.keys.conversation(user, *o);
+                let _: () = p.exists(key.clone()).await?;
+                let _: () = p
+                    .zrevrangebyscore(key, "+inf", 1, false, Some((0, 1)))
+                    .await?;
+            }
+            let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+            let mut it = res.into_iter();
+            for o in others {
+                let exists = it.next().transpose()?.and_then(|v| v.as_i64()).unwrap_or(0);
+                let latest = it.next().transpose()?;
+                match (exists, latest) {
+                    (1, Some(Value::Array(items))) => {
+                        if let Some(m) = parse_messages(items).pop() {
+                            out.insert(*o, m);
+                        }
+                    }
+                    // not loaded: one by one below
+                    _ => missing.push(*o),
+                }
+            }
+        }
+        for o in missing {
+            if let Some(m) = self.conversation_page(user, o, None, 1).await?.pop() {
+                out.insert(o, m);
+            }
+        }
+        Ok(out)
     }
 
     /// Comments by id, in the order given; deleted ones are skipped.

@@ -1,7 +1,7 @@
 //! Comments: post, delete (by the comment's or the video's author), and a video's comments.
 
 use crate::app::{AppState, Ctx};
-use crate::cache::{CommentData, UserData, VideoAspect, ZsetOp};
+use crate::cache::{CommentData, VideoAspect, ZsetOp};
 use crate::error::AppError;
 use crate::favorite::action_type;
 use crate::model::{month_day, ok, User};
@@ -10,7 +10,7 @@ use crate::store::{CommentRecord, OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Longest comment list returned (newest first).
 const MAX_LIST: usize = 1000;
@@ -31,10 +31,10 @@ pub struct Comment {
     pub reply_id: i64,
 }
 
-fn render(st: &AppState, c: &CommentData, user: &UserData) -> Comment {
+fn render(st: &AppState, c: &CommentData, user: User) -> Comment {
     Comment {
         id: c.id,
-        user: User::from_data(user, false),
+        user,
         content: c.content.clone(),
         create_date: month_day(c.created_ms, st.cfg.server.utc_offset_minutes),
         reply_id: c.reply_id,
@@ -176,13 +176,12 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .await;
         c
     };
-    let author = st
-        .cache
-        .user(rec.user_id)
+    let author = views::users(st, Some(uid), &[rec.user_id])
         .await?
+        .pop()
         .ok_or(AppError::UserNotFound)?;
     Ok(ok(&ActionReply {
-        comment: render(st, &data(&rec), &author),
+        comment: render(st, &data(&rec), author),
     }))
 }
 
@@ -193,7 +192,7 @@ struct ListReply {
 
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let _viewer = views::viewer(st, p.token())?;
+    let viewer = views::viewer(st, p.token())?;
     let vid = p.require_i64("video_id")?;
     let ids = st
         .cache
@@ -207,10 +206,14 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .map(|c| c.user_id)
         .filter(|u| seen.insert(*u))
         .collect();
-    let users = st.cache.users(&uids).await?;
+    let users: HashMap<i64, User> = views::users(st, viewer, &uids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
     let comment_list = comments
         .iter()
-        .filter_map(|c| users.get(&c.user_id).map(|u| render(st, c, u)))
+        .filter_map(|c| users.get(&c.user_id).map(|u| render(st, c, u.clone())))
         .collect();
     Ok(ok(&ListReply { comment_list }))
 }

@@ -48,6 +48,12 @@ pub struct ServerConfig {
     /// Offset from UTC of the dates shown to users (a comment's "MM-DD"), in minutes;
     /// 480 is China Standard Time.
     pub utc_offset_minutes: i32,
+    /// Most users in one follow/follower/friend list response (more via `cursor`/`count`).
+    pub max_list: usize,
+    /// Longest chat message, in characters.
+    pub message_max_chars: usize,
+    /// Only friends (mutual follows) may message each other.
+    pub messages_friends_only: bool,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +69,9 @@ impl Default for ServerConfig {
             feed_page_size: 30,
             comment_max_chars: 500,
             utc_offset_minutes: 480,
+            max_list: 1000,
+            message_max_chars: 1000,
+            messages_friends_only: false,
         }
     }
 }
@@ -252,6 +261,14 @@ impl Config {
                 "media.backend {:?} is not available; use \"local\"",
                 self.media.backend
             ));
+        }
+        if self.server.max_list == 0
+            || self.server.message_max_chars == 0
+            || self.server.comment_max_chars == 0
+        {
+            return Err(
+                "server.max_list, message_max_chars and comment_max_chars must be positive".into(),
+            );
         }
         if self.server.feed_page_size == 0 || self.server.feed_page_size > 30 {
             return Err("server.feed_page_size must be 1..=30".into());

@@ -158,8 +158,9 @@ async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
             AppError::param("missing parameter: user_id (or a token for your own profile)")
         })?,
     };
-    let user = st.cache.user(id).await?.ok_or(AppError::UserNotFound)?;
-    Ok(ok(&InfoReply {
-        user: User::from_data(&user, false),
-    }))
+    let user = views::users(st, viewer, &[id])
+        .await?
+        .pop()
+        .ok_or(AppError::UserNotFound)?;
+    Ok(ok(&InfoReply { user }))
 }

@@ -1,12 +1,13 @@
 //! Assembling `Video` and `User` objects for a viewer from the cache.
 //!
 //! Shared by every endpoint that lists videos or users, so that one page costs a fixed number of
-//! Redis round trips whatever its length.
+//! Redis round trips whatever its length: the objects (pipelined), then the viewer's flags
+//! (`is_favorite`, `is_follow`) for the whole page in one script call.
 
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::model::{User, Video};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`.
 pub async fn videos(
@@ -26,10 +27,11 @@ pub async fn videos(
         .collect();
     let users = st.cache.users(&authors).await?;
     let present: Vec<i64> = vids.iter().map(|v| v.id).collect();
-    let liked = match viewer {
-        Some(u) => st.cache.liked_flags(u, &present).await?,
-        None => vec![false; present.len()],
+    let (liked, follows) = match viewer {
+        Some(u) => st.cache.viewer_flags(u, &present, &authors).await?,
+        None => (vec![false; present.len()], vec![false; authors.len()]),
     };
+    let follows: HashMap<i64, bool> = authors.iter().copied().zip(follows).collect();
     let mut out = Vec::with_capacity(vids.len());
     for (v, is_favorite) in vids.iter().zip(liked) {
         let Some(author) = users.get(&v.author_id) else {
@@ -42,7 +44,7 @@ pub async fn videos(
         };
         out.push(Video {
             id: v.id,
-            author: User::from_data(author, false),
+            author: User::from_data(author, follows.get(&v.author_id).copied().unwrap_or(false)),
             play_url: st.urls.play(v),
             cover_url: st.urls.cover(v),
             favorite_count: v.favorite_count,
@@ -54,6 +56,23 @@ pub async fn videos(
         });
     }
     Ok(out)
+}
+
+/// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.
+pub async fn users(st: &AppState, viewer: Option<i64>, ids: &[i64]) -> Result<Vec<User>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = st.cache.users(ids).await?;
+    let follows = match viewer {
+        Some(v) => st.cache.viewer_flags(v, &[], ids).await?.1,
+        None => vec![false; ids.len()],
+    };
+    Ok(ids
+        .iter()
+        .zip(follows)
+        .filter_map(|(id, f)| found.get(id).map(|u| User::from_data(u, f)))
+        .collect())
 }
 
 /// The viewer of a read: None when no token was given; an invalid token is an error.

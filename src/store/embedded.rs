@@ -34,6 +34,14 @@ struct Inner {
     comments: Keyspace,
     /// (video, comment) -> ()
     comments_by_video: Keyspace,
+    /// (follower, followee) -> follow_id
+    follows: Keyspace,
+    /// (follower, follow_id) -> followee
+    following_by_user: Keyspace,
+    /// (followee, follow_id) -> follower
+    followers_by_user: Keyspace,
+    /// (low user, high user, message id) -> message
+    messages: Keyspace,
     /// Serialises read-modify-write of likes, comments and counters.
     counter_lock: Mutex<()>,
     /// Serialises the check-then-insert on `usernames` (the embedded `IF NOT EXISTS`).
@@ -106,6 +114,10 @@ impl EmbeddedStore {
             likers_by_video: ks("likers_by_video")?,
             comments: ks("comments")?,
             comments_by_video: ks("comments_by_video")?,
+            follows: ks("follows")?,
+            following_by_user: ks("following_by_user")?,
+            followers_by_user: ks("followers_by_user")?,
+            messages: ks("messages")?,
             counter_lock: Mutex::new(()),
             name_lock: Mutex::new(()),
             sync_tx: Mutex::new(Some(tx)),
@@ -180,6 +192,21 @@ fn get_json<T: serde::de::DeserializeOwned + Default>(
         Some(v) => decode(&v),
         None => Ok(T::default()),
     }
+}
+
+/// (prefix id, score id) keys with an id value, as (score, value), highest score first.
+fn scored_pairs(ks: &Keyspace, id: i64) -> StoreResult<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for kv in ks.prefix(be(id)).rev() {
+        let (k, v) = kv.into_inner().map_err(unavailable)?;
+        out.push((read_id(&k[8..]), read_id(&v)));
+    }
+    Ok(out)
+}
+
+/// A conversation's key prefix: the two user ids, lower first.
+fn conversation_prefix(a: i64, b: i64) -> Vec<u8> {
+    pair(a.min(b), a.max(b))
 }
 
 fn outbox_put(inner: &Inner, batch: &mut fjall::OwnedWriteBatch, entry: &OutboxEntry) {
@@ -420,15 +447,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn likes_by_user(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
-        self.blocking(move |i| {
-            let mut out = Vec::new();
-            for kv in i.likes_by_user.prefix(be(user_id)).rev() {
-                let (k, v) = kv.into_inner().map_err(unavailable)?;
-                out.push((read_id(&k[8..]), read_id(&v)));
-            }
-            Ok(out)
-        })
-        .await
+        self.blocking(move |i| scored_pairs(&i.likes_by_user, user_id))
+            .await
     }
 
     async fn count_likers(&self, video_id: i64) -> StoreResult<i64> {
@@ -508,6 +528,111 @@ impl Store for EmbeddedStore {
             for kv in i.comments_by_video.prefix(be(video_id)).rev() {
                 let k = kv.key().map_err(unavailable)?;
                 out.push(read_id(&k[8..]));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_follow(
+        &self,
+        follower: i64,
+        followee: i64,
+        follow: bool,
+        follow_id: i64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<FollowChange> {
+        let outbox = outbox.clone();
+        let change = self
+            .blocking(move |i| {
+                let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let key = pair(follower, followee);
+                let existing = i
+                    .follows
+                    .get(&key)
+                    .map_err(unavailable)?
+                    .map(|v| read_id(&v));
+                let mut a: UserCounters = get_json(&i.user_counters, be(follower))?;
+                let mut b: UserCounters = get_json(&i.user_counters, be(followee))?;
+                if existing.is_some() == follow {
+                    return Ok(FollowChange {
+                        changed: false,
+                        follower: a,
+                        followee: b,
+                    });
+                }
+                let mut batch = i.db.batch();
+                match existing {
+                    None => {
+                        batch.insert(&i.follows, key, be(follow_id).to_vec());
+                        batch.insert(
+                            &i.following_by_user,
+                            pair(follower, follow_id),
+                            be(followee).to_vec(),
+                        );
+                        batch.insert(
+                            &i.followers_by_user,
+                            pair(followee, follow_id),
+                            be(follower).to_vec(),
+                        );
+                    }
+                    Some(old) => {
+                        batch.remove(&i.follows, key);
+                        batch.remove(&i.following_by_user, pair(follower, old));
+                        batch.remove(&i.followers_by_user, pair(followee, old));
+                    }
+                }
+                let delta = if follow { 1 } else { -1 };
+                a.follow_count += delta;
+                a.follow_version += 1;
+                b.follower_count += delta;
+                b.follower_version += 1;
+                batch.insert(&i.user_counters, be(follower).to_vec(), encode(&a));
+                batch.insert(&i.user_counters, be(followee).to_vec(), encode(&b));
+                outbox_put(i, &mut batch, &outbox);
+                batch.commit().map_err(unavailable)?;
+                Ok(FollowChange {
+                    changed: true,
+                    follower: a,
+                    followee: b,
+                })
+            })
+            .await?;
+        if change.changed {
+            self.sync().await?;
+        }
+        Ok(change)
+    }
+
+    async fn following(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+        self.blocking(move |i| scored_pairs(&i.following_by_user, user_id))
+            .await
+    }
+
+    async fn followers(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+        self.blocking(move |i| scored_pairs(&i.followers_by_user, user_id))
+            .await
+    }
+
+    async fn add_message(&self, message: &MessageRecord, outbox: &OutboxEntry) -> StoreResult<()> {
+        let (m, outbox) = (message.clone(), outbox.clone());
+        self.blocking(move |i| {
+            let mut key = conversation_prefix(m.from_user_id, m.to_user_id);
+            key.extend_from_slice(&be(m.id));
+            let mut b = i.db.batch();
+            b.insert(&i.messages, key, encode(&m));
+            outbox_put(i, &mut b, &outbox);
+            b.commit().map_err(unavailable)
+        })
+        .await?;
+        self.sync().await
+    }
+
+    async fn conversation(&self, a: i64, b: i64) -> StoreResult<Vec<MessageRecord>> {
+        self.blocking(move |i| {
+            let mut out = Vec::new();
+            for kv in i.messages.prefix(conversation_prefix(a, b)) {
+                out.push(decode(&kv.value().map_err(unavailable)?)?);
             }
             Ok(out)
         })

@@ -60,6 +60,33 @@ pub enum OutboxOp {
         video_id: i64,
         comment_id: i64,
     },
+    FollowChanged {
+        follower: i64,
+        followee: i64,
+    },
+    MessageSent {
+        from: i64,
+        to: i64,
+    },
+}
+
+/// A chat message (CQL table `messages`, partitioned by conversation).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub from_user_id: i64,
+    pub to_user_id: i64,
+    pub content: String,
+    pub created_ms: i64,
+}
+
+/// The outcome of a follow or unfollow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowChange {
+    /// False when the relation already was in the asked state: nothing was written.
+    pub changed: bool,
+    pub follower: UserCounters,
+    pub followee: UserCounters,
 }
 
 /// A comment (CQL tables `comments`, `comments_by_video`).
@@ -201,6 +228,24 @@ pub trait Store: Send + Sync + 'static {
     async fn get_comment(&self, id: i64) -> StoreResult<Option<CommentRecord>>;
     /// The video's comment ids, newest first.
     async fn comment_ids_by_video(&self, video_id: i64) -> StoreResult<Vec<i64>>;
+    /// Follows (`follow = true`) or unfollows, idempotently; `follow_id` orders the lists.
+    /// Updates both relation tables and both users' counters in one atomic batch.
+    async fn set_follow(
+        &self,
+        follower: i64,
+        followee: i64,
+        follow: bool,
+        follow_id: i64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<FollowChange>;
+    /// Whom the user follows, as (follow_id, user_id), newest first.
+    async fn following(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>>;
+    /// Who follows the user, as (follow_id, user_id), newest first.
+    async fn followers(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>>;
+    /// Stores a message in its conversation.
+    async fn add_message(&self, message: &MessageRecord, outbox: &OutboxEntry) -> StoreResult<()>;
+    /// The conversation between `a` and `b` (both directions), oldest first.
+    async fn conversation(&self, a: i64, b: i64) -> StoreResult<Vec<MessageRecord>>;
     /// The largest id stored anywhere (seeds the ID generator).
     async fn max_id(&self) -> StoreResult<i64>;
     /// Outbox entries not yet marked done, oldest first.

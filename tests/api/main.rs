@@ -5,4 +5,5 @@ mod helpers;
 mod interact;
 mod media;
 mod resilience;
+mod social;
 mod users;

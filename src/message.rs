@@ -1,0 +1,116 @@
+//! Chat: sending messages, and the conversation poll that the client calls every second or so.
+
+use crate::app::Ctx;
+use crate::error::AppError;
+use crate::ids::{floor_for_ms, time_ms};
+use crate::model::ok;
+use crate::publish::writer;
+use crate::store::{MessageRecord, OutboxEntry, OutboxOp};
+use ntex::web::{self, HttpResponse};
+use serde::Serialize;
+
+/// Most messages one chat response carries (the newest ones of a long conversation).
+const MAX_CHAT: usize = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    crate::app::route(cfg, "/douyin/message/action", action);
+    crate::app::route(cfg, "/douyin/message/chat", chat);
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let uid = writer(st, p.token()).await?;
+    let to = p.require_i64("to_user_id")?;
+    if p.require_i64("action_type")? != 1 {
+        return Err(AppError::param("action_type must be 1 (send)"));
+    }
+    let content = p.get("content").unwrap_or("").trim();
+    let n = content.chars().count();
+    let max = st.cfg.server.message_max_chars;
+    if n == 0 || n > max {
+        return Err(AppError::param(format!(
+            "content must be 1 to {max} characters"
+        )));
+    }
+    if to == uid {
+        return Err(AppError::param("you cannot message yourself"));
+    }
+    if st.cache.user(to).await?.is_none() {
+        return Err(AppError::UserNotFound);
+    }
+    if st.cfg.server.messages_friends_only {
+        let friends = st.cache.friends(uid, usize::MAX).await?.unwrap_or_default();
+        if !friends.contains(&to) {
+            return Err(AppError::Forbidden(
+                "you can only message friends (mutual follows)".into(),
+            ));
+        }
+    }
+    let id = st.ids.next_id();
+    let rec = MessageRecord {
+        id,
+        from_user_id: uid,
+        to_user_id: to,
+        content: content.to_string(),
+        created_ms: time_ms(id),
+    };
+    let entry = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::MessageSent { from: uid, to },
+    };
+    st.store.add_message(&rec, &entry).await?;
+    st.apply_outbox(&entry, st.cache.message_sent(&rec)).await;
+    Ok(ok(&Empty {}))
+}
+
+#[derive(Serialize)]
+struct Message {
+    id: i64,
+    to_user_id: i64,
+    from_user_id: i64,
+    content: String,
+    /// Milliseconds since the epoch, as a number.
+    create_time: i64,
+}
+
+#[derive(Serialize)]
+struct ChatReply {
+    message_list: Vec<Message>,
+}
+
+/// With `pre_msg_time` missing or 0: the conversation, both directions, oldest first (the newest
+/// 1000 of a longer one). With `pre_msg_time` > 0 (ms; seconds accepted): only messages strictly
+/// newer, without the caller's own (the client already shows what it sent).
+async fn chat(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let uid = writer(st, p.token()).await?;
+    let to = p.require_i64("to_user_id")?;
+    if st.cache.user(to).await?.is_none() {
+        return Err(AppError::UserNotFound);
+    }
+    let min_ms = match p.i64("pre_msg_time")? {
+        None | Some(0) => None,
+        Some(t) if t < 0 => return Err(AppError::param("pre_msg_time must not be negative")),
+        Some(t) if t < 100_000_000_000 => Some((t + 1) * 1000),
+        Some(t) => Some(t + 1),
+    };
+    let msgs = st
+        .cache
+        .conversation_page(uid, to, min_ms.map(floor_for_ms), MAX_CHAT)
+        .await?;
+    let message_list = msgs
+        .into_iter()
+        .filter(|m| min_ms.is_none() || m.from != uid)
+        .map(|m| Message {
+            id: m.id,
+            to_user_id: m.to,
+            from_user_id: m.from,
+            content: m.content,
+            create_time: time_ms(m.id),
+        })
+        .collect();
+    Ok(ok(&ChatReply { message_list }))
+}

@@ -1,0 +1,203 @@
+//! Follows: follow/unfollow (idempotent), follow and follower lists, and friends (mutual
+//! follows) with the latest message of each conversation.
+
+use crate::app::{AppState, Ctx};
+use crate::cache::{UserAspect, ZsetOp};
+use crate::error::AppError;
+use crate::favorite::action_type;
+use crate::model::{ok, User};
+use crate::params::Params;
+use crate::publish::writer;
+use crate::store::{OutboxEntry, OutboxOp};
+use crate::views;
+use ntex::web::{self, HttpResponse};
+use serde::Serialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    crate::app::route(cfg, "/douyin/relation/action", action);
+    crate::app::route(cfg, "/douyin/relation/follow/list", follow_list);
+    crate::app::route(cfg, "/douyin/relation/follower/list", follower_list);
+    crate::app::route(cfg, "/douyin/relation/friend/list", friend_list);
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+/// Follows (or unfollows) `followee` for `follower`: durable first, then both users' cached
+/// counters and sets. Returns whether anything changed.
+pub async fn set_follow(
+    st: &AppState,
+    follower: i64,
+    followee: i64,
+    follow: bool,
+) -> Result<bool, AppError> {
+    let follow_id = st.ids.next_id();
+    let entry = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::FollowChanged { follower, followee },
+    };
+    let change = st
+        .store
+        .set_follow(follower, followee, follow, follow_id, &entry)
+        .await?;
+    if !change.changed {
+        return Ok(false);
+    }
+    st.apply_outbox(&entry, async {
+        let (a, b) = if follow {
+            (
+                ZsetOp::Add {
+                    member: followee,
+                    score: follow_id,
+                },
+                ZsetOp::Add {
+                    member: follower,
+                    score: follow_id,
+                },
+            )
+        } else {
+            (
+                ZsetOp::Remove { member: followee },
+                ZsetOp::Remove { member: follower },
+            )
+        };
+        st.cache
+            .apply_user(follower, &change.follower, UserAspect::Follows, a)
+            .await?;
+        st.cache
+            .apply_user(followee, &change.followee, UserAspect::Followers, b)
+            .await
+    })
+    .await;
+    Ok(true)
+}
+
+async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let uid = writer(st, p.token()).await?;
+    let to = p.require_i64("to_user_id")?;
+    let follow = action_type(p)?;
+    if to == uid {
+        return Err(AppError::param("you cannot follow yourself"));
+    }
+    if st.cache.user(to).await?.is_none() {
+        return Err(AppError::UserNotFound);
+    }
+    set_follow(st, uid, to, follow).await?;
+    Ok(ok(&Empty {}))
+}
+
+#[derive(Serialize)]
+struct ListReply {
+    user_list: Vec<User>,
+    /// Our extension: pass it as `cursor` for the next page; 0 when there is none.
+    next_cursor: i64,
+}
+
+/// The user a list is about: `user_id`, or the caller for missing/0.
+fn subject(st: &AppState, p: &Params) -> Result<(i64, Option<i64>), AppError> {
+    let viewer = views::viewer(st, p.token())?;
+    let uid = match p.i64("user_id")? {
+        Some(id) if id != 0 => id,
+        _ => viewer.ok_or_else(|| {
+            AppError::param("missing parameter: user_id (or a token for your own list)")
+        })?,
+    };
+    Ok((uid, viewer))
+}
+
+/// `cursor` (exclusive, from `next_cursor`) and `count` (1..=server.max_list).
+fn paging(st: &AppState, p: &Params) -> Result<(Option<i64>, usize), AppError> {
+    let max = st.cfg.server.max_list;
+    let cursor = match p.i64("cursor")? {
+        None | Some(0) => None,
+        Some(c) if c > 0 => Some(c),
+        Some(_) => return Err(AppError::param("cursor must be positive")),
+    };
+    let count = match p.i64("count")? {
+        None => max,
+        Some(c) if c >= 1 && c as usize <= max => c as usize,
+        Some(_) => return Err(AppError::param(format!("count must be 1 to {max}"))),
+    };
+    Ok((cursor, count))
+}
+
+async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let (uid, viewer) = subject(st, p)?;
+    let (cursor, count) = paging(st, p)?;
+    let page = if followers {
+        st.cache.followers_page(uid, cursor, count).await?
+    } else {
+        st.cache.following_page(uid, cursor, count).await?
+    };
+    let page = page.ok_or(AppError::UserNotFound)?;
+    let next_cursor = if page.len() == count {
+        page.last().map(|(_, s)| *s).unwrap_or(0)
+    } else {
+        0
+    };
+    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+    let user_list = views::users(st, viewer, &ids).await?;
+    Ok(ok(&ListReply {
+        user_list,
+        next_cursor,
+    }))
+}
+
+async fn follow_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    relation_list(&ctx, false).await
+}
+
+async fn follower_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    relation_list(&ctx, true).await
+}
+
+/// A friend: a full User plus the latest message between the two.
+#[derive(Serialize)]
+struct FriendUser {
+    #[serde(flatten)]
+    user: User,
+    /// The latest message, either direction; empty when there is none.
+    message: String,
+    /// 0: the caller received it, 1: the caller sent it.
+    #[serde(rename = "msgType")]
+    msg_type: i64,
+}
+
+#[derive(Serialize)]
+struct FriendReply {
+    user_list: Vec<FriendUser>,
+}
+
+async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let uid = writer(st, p.token()).await?;
+    if let Some(other) = p.i64("user_id")?.filter(|id| *id != 0 && *id != uid) {
+        return Err(AppError::Forbidden(format!(
+            "you can only list your own friends, not those of {other}"
+        )));
+    }
+    let ids = st
+        .cache
+        .friends(uid, st.cfg.server.max_list)
+        .await?
+        .unwrap_or_default();
+    let users = views::users(st, Some(uid), &ids).await?;
+    let latest = st.cache.latest_messages(uid, &ids).await?;
+    let user_list = users
+        .into_iter()
+        .map(|user| {
+            let (message, msg_type) = match latest.get(&user.id) {
+                Some(m) => (m.content.clone(), i64::from(m.from == uid)),
+                None => (String::new(), 0),
+            };
+            FriendUser {
+                user,
+                message,
+                msg_type,
+            }
+        })
+        .collect();
+    Ok(ok(&FriendReply { user_list }))
+}

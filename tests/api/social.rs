@@ -1,0 +1,496 @@
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+async fn follow(app: &TestApp, token: &str, to: i64, action: &str) -> Value {
+    app.post_query(
+        "/douyin/relation/action/",
+        &[
+            ("token", token.into()),
+            ("to_user_id", to.to_string()),
+            ("action_type", action.into()),
+        ],
+    )
+    .await
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn user(app: &TestApp, id: i64) -> Value {
+    app.get("/douyin/user/", &[("user_id", id.to_string())])
+        .await["user"]
+        .clone()
+}
+
+async fn send(app: &TestApp, token: &str, to: i64, content: &str) -> Value {
+    app.post_json(
+        "/douyin/message/action/",
+        json!({"token": token, "to_user_id": to.to_string(), "action_type": 1, "content": content}),
+    )
+    .await
+}
+
+async fn chat(app: &TestApp, token: &str, to: i64, pre: i64) -> Vec<Value> {
+    let v = app
+        .get(
+            "/douyin/message/chat/",
+            &[
+                ("token", token.into()),
+                ("to_user_id", to.to_string()),
+                ("pre_msg_time", pre.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    v["message_list"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn follow_lists_friends_and_counts() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("s_a").await;
+    let (b, tb) = app.register("s_b").await;
+    let (c, tc) = app.register("s_c").await;
+
+    assert_eq!(code(&follow(&app, &ta, b, "1").await), 0);
+    assert_eq!(code(&follow(&app, &ta, b, "1").await), 0, "idempotent");
+    assert_eq!(code(&follow(&app, &ta, c, "1").await), 0);
+    assert_eq!(code(&follow(&app, &tc, b, "1").await), 0);
+    assert_eq!(user(&app, a).await["follow_count"], 2);
+    assert_eq!(user(&app, b).await["follower_count"], 2);
+    // newest first, is_follow for the viewer
+    let v = app
+        .get(
+            "/douyin/relation/follow/list/",
+            &[("user_id", a.to_string()), ("token", ta.clone())],
+        )
+        .await;
+    assert_eq!(ids(&v["user_list"]), vec![c, b]);
+    assert!(v["user_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["is_follow"] == true));
+    let v = app
+        .get(
+            "/douyin/relation/follower/list/",
+            &[("user_id", b.to_string()), ("token", tb.clone())],
+        )
+        .await;
+    assert_eq!(ids(&v["user_list"]), vec![c, a]);
+    assert!(
+        v["user_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["is_follow"] == false),
+        "b follows nobody"
+    );
+    let v = app
+        .get(
+            "/douyin/relation/follower/list/",
+            &[("user_id", b.to_string()), ("token", ta.clone())],
+        )
+        .await;
+    let flags: Vec<bool> = v["user_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["is_follow"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, vec![true, false], "a follows c, not itself");
+    // is_follow on user info and on video authors
+    assert_eq!(
+        app.get(
+            "/douyin/user/",
+            &[("user_id", b.to_string()), ("token", ta.clone())]
+        )
+        .await["user"]["is_follow"],
+        true
+    );
+    assert_eq!(
+        app.get("/douyin/user/", &[("user_id", b.to_string())])
+            .await["user"]["is_follow"],
+        false
+    );
+    let pv = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": tb, "url": "https://cdn.example.com/b.mp4", "title": "by b"}),
+        )
+        .await;
+    assert_eq!(code(&pv), 0);
+    let feed = app.get("/douyin/feed/", &[("token", ta.clone())]).await;
+    assert_eq!(feed["video_list"][0]["author"]["is_follow"], true);
+    let feed = app.get("/douyin/feed/", &[("token", tb.clone())]).await;
+    assert_eq!(feed["video_list"][0]["author"]["is_follow"], false);
+
+    // friends: mutual follows only, and unfollowing ends it
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+        .await;
+    assert_eq!(ids(&v["user_list"]), Vec::<i64>::new());
+    assert_eq!(code(&follow(&app, &tb, a, "1").await), 0);
+    let v = app
+        .get(
+            "/douyin/relation/friend/list/",
+            &[("token", ta.clone()), ("user_id", a.to_string())],
+        )
+        .await;
+    assert_eq!(ids(&v["user_list"]), vec![b]);
+    assert_eq!(v["user_list"][0]["message"], "");
+    assert_eq!(v["user_list"][0]["msgType"], 0);
+    assert_eq!(v["user_list"][0]["is_follow"], true);
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", tb.clone())])
+        .await;
+    assert_eq!(ids(&v["user_list"]), vec![a]);
+    assert_eq!(code(&follow(&app, &tb, a, "2").await), 0);
+    assert_eq!(code(&follow(&app, &tb, a, "2").await), 0, "idempotent");
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+        .await;
+    assert_eq!(ids(&v["user_list"]), Vec::<i64>::new());
+    assert_eq!(user(&app, a).await["follower_count"], 0);
+    assert_eq!(user(&app, b).await["follow_count"], 0);
+
+    // errors
+    assert_eq!(code(&follow(&app, &ta, a, "1").await), 10001, "not oneself");
+    assert_eq!(code(&follow(&app, &ta, 999, "1").await), 10006);
+    assert_eq!(code(&follow(&app, &ta, b, "5").await), 10001);
+    let v = app
+        .post_query(
+            "/douyin/relation/action/",
+            &[("to_user_id", b.to_string()), ("action_type", "1".into())],
+        )
+        .await;
+    assert_eq!(code(&v), 10002);
+    let v = app
+        .get(
+            "/douyin/relation/friend/list/",
+            &[("token", ta.clone()), ("user_id", b.to_string())],
+        )
+        .await;
+    assert_eq!(code(&v), 10011);
+    let v = app.get("/douyin/relation/friend/list/", &[]).await;
+    assert_eq!(code(&v), 10002);
+    let v = app
+        .get(
+            "/douyin/relation/follow/list/",
+            &[("user_id", "999".into())],
+        )
+        .await;
+    assert_eq!(code(&v), 10006);
+    let _ = tc;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn long_lists_are_capped_and_paged_with_a_cursor() {
+    let app = spawn_with({
+        let mut o = Opts::new();
+        o.tweak = Box::new(|c| c.server.max_list = 4);
+        o
+    })
+    .await;
+    let (star, _) = app.register("star").await;
+    let mut fans = Vec::new();
+    for i in 0..10 {
+        let (id, t) = app.register(&format!("fan{i}")).await;
+        assert_eq!(code(&follow(&app, &t, star, "1").await), 0);
+        fans.push(id);
+    }
+    fans.reverse();
+    let v = app
+        .get(
+            "/douyin/relation/follower/list/",
+            &[("user_id", star.to_string())],
+        )
+        .await;
+    assert_eq!(
+        ids(&v["user_list"]),
+        fans[..4].to_vec(),
+        "capped at server.max_list, newest first"
+    );
+    let mut seen = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let v = app
+            .get(
+                "/douyin/relation/follower/list/",
+                &[
+                    ("user_id", star.to_string()),
+                    ("count", "3".into()),
+                    ("cursor", cursor.to_string()),
+                ],
+            )
+            .await;
+        seen.extend(ids(&v["user_list"]));
+        cursor = v["next_cursor"].as_i64().unwrap();
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen, fans);
+    let v = app
+        .get(
+            "/douyin/relation/follower/list/",
+            &[("user_id", star.to_string()), ("count", "5".into())],
+        )
+        .await;
+    assert_eq!(code(&v), 10001, "count above the cap");
+    assert_eq!(user(&app, star).await["follower_count"], 10);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn chat_polling_never_shows_a_message_twice_or_misses_one() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("chat_a").await;
+    let (b, tb) = app.register("chat_b").await;
+    assert_eq!(code(&follow(&app, &ta, b, "1").await), 0);
+    assert_eq!(code(&follow(&app, &tb, a, "1").await), 0);
+
+    assert_eq!(code(&send(&app, &ta, b, "hello b").await), 0);
+    assert_eq!(code(&send(&app, &tb, a, "hi a").await), 0);
+    // whole conversation, both directions, oldest first, create_time a number in ms
+    let all = chat(&app, &ta, b, 0).await;
+    let contents: Vec<&str> = all.iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, vec!["hello b", "hi a"]);
+    assert_eq!(all[0]["from_user_id"], a);
+    assert_eq!(all[0]["to_user_id"], b);
+    let t0 = all[0]["create_time"].as_i64().unwrap();
+    assert!(t0 > 1_700_000_000_000, "milliseconds: {t0}");
+    let same = app
+        .get(
+            "/douyin/message/chat/",
+            &[("token", tb.clone()), ("to_user_id", a.to_string())],
+        )
+        .await;
+    assert_eq!(
+        same["message_list"].as_array().unwrap().len(),
+        2,
+        "missing pre_msg_time means everything"
+    );
+
+    // b polls with the newest create_time it has: nothing new; then a's new messages only once
+    let mut newest_b = all.last().unwrap()["create_time"].as_i64().unwrap();
+    assert!(chat(&app, &tb, a, newest_b).await.is_empty());
+    for i in 0..5 {
+        assert_eq!(code(&send(&app, &ta, b, &format!("m{i}")).await), 0);
+        assert_eq!(
+            code(&send(&app, &tb, a, &format!("r{i}")).await),
+            0,
+            "b's own messages are never returned to b's poll"
+        );
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let new = chat(&app, &tb, a, newest_b).await;
+        for m in &new {
+            assert_eq!(m["from_user_id"], a);
+            newest_b = newest_b.max(m["create_time"].as_i64().unwrap());
+            got.push(m["content"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(got, vec!["m0", "m1", "m2", "m3", "m4"]);
+
+    // friend list shows the latest message and who sent it
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+        .await;
+    assert_eq!(v["user_list"][0]["message"], "r4");
+    assert_eq!(v["user_list"][0]["msgType"], 0);
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", tb.clone())])
+        .await;
+    assert_eq!(v["user_list"][0]["message"], "r4");
+    assert_eq!(v["user_list"][0]["msgType"], 1);
+
+    // errors
+    assert_eq!(code(&send(&app, &ta, a, "me").await), 10001);
+    assert_eq!(code(&send(&app, &ta, 4242, "who").await), 10006);
+    assert_eq!(code(&send(&app, &ta, b, "   ").await), 10001);
+    assert_eq!(code(&send(&app, &ta, b, &"x".repeat(1001)).await), 10001);
+    assert_eq!(code(&send(&app, &ta, b, &"好".repeat(1000)).await), 0);
+    let v = app
+        .post_json(
+            "/douyin/message/action/",
+            json!({"token": ta, "to_user_id": b, "action_type": 2, "content": "x"}),
+        )
+        .await;
+    assert_eq!(code(&v), 10001);
+    let v = app
+        .get("/douyin/message/chat/", &[("to_user_id", b.to_string())])
+        .await;
+    assert_eq!(code(&v), 10002);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn strangers_can_message_unless_configured_friends_only() {
+    let app = spawn_app().await;
+    let (_, ta) = app.register("open_a").await;
+    let (b, _) = app.register("open_b").await;
+    assert_eq!(code(&send(&app, &ta, b, "hello stranger").await), 0);
+    app.stop().await;
+
+    let app = spawn_with({
+        let mut o = Opts::new();
+        o.tweak = Box::new(|c| c.server.messages_friends_only = true);
+        o
+    })
+    .await;
+    let (a, ta) = app.register("closed_a").await;
+    let (b, tb) = app.register("closed_b").await;
+    assert_eq!(code(&send(&app, &ta, b, "hello").await), 10011);
+    assert_eq!(code(&follow(&app, &ta, b, "1").await), 0);
+    assert_eq!(
+        code(&send(&app, &ta, b, "hello").await),
+        10011,
+        "a one-way follow is not friendship"
+    );
+    assert_eq!(code(&follow(&app, &tb, a, "1").await), 0);
+    assert_eq!(code(&send(&app, &ta, b, "hello friend").await), 0);
+    app.stop().await;
+}
+
+/// Every relation count equals the durable records, and lists match them.
+async fn assert_relations_match_records(app: &TestApp, users: &[(i64, String)]) {
+    for (u, token) in users {
+        let following = app.state.store.following(*u).await.unwrap();
+        let followers = app.state.store.followers(*u).await.unwrap();
+        let info = user(app, *u).await;
+        assert_eq!(
+            info["follow_count"].as_i64().unwrap(),
+            following.len() as i64,
+            "user {u}"
+        );
+        assert_eq!(
+            info["follower_count"].as_i64().unwrap(),
+            followers.len() as i64,
+            "user {u}"
+        );
+        let fl = app
+            .get(
+                "/douyin/relation/follow/list/",
+                &[("user_id", u.to_string())],
+            )
+            .await;
+        assert_eq!(
+            ids(&fl["user_list"]),
+            following.iter().map(|(_, id)| *id).collect::<Vec<_>>()
+        );
+        let fr = app
+            .get(
+                "/douyin/relation/follower/list/",
+                &[("user_id", u.to_string())],
+            )
+            .await;
+        assert_eq!(
+            ids(&fr["user_list"]),
+            followers.iter().map(|(_, id)| *id).collect::<Vec<_>>()
+        );
+        let friends = app
+            .get("/douyin/relation/friend/list/", &[("token", token.clone())])
+            .await;
+        let mut got = ids(&friends["user_list"]);
+        got.sort();
+        let fset: std::collections::HashSet<i64> = followers.iter().map(|(_, id)| *id).collect();
+        let mut want: Vec<i64> = following
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| fset.contains(id))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "friends of {u}");
+    }
+}
+
+#[tokio::test]
+async fn follow_storms_stay_exact_across_flush_and_restart() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    let (dir, prefix) = (o.data_dir.clone(), o.prefix.clone());
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(app.register(&format!("fs{i}")).await);
+    }
+    let all: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
+    let mut tasks = Vec::new();
+    for (n, (me, token)) in users.iter().enumerate() {
+        // two connections per user, so one user's changes can cross each other
+        for lane in 0..2u64 {
+            let (c, url, token, all, me) = (
+                app.client.clone(),
+                app.url("/douyin/relation/action/"),
+                token.clone(),
+                all.clone(),
+                *me,
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut seed = n as u64 * 31 + lane * 1_000_003 + 7;
+                for _ in 0..10 {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let to = all[(seed >> 33) as usize % all.len()];
+                    if to == me {
+                        continue;
+                    }
+                    let action = if (seed >> 45).is_multiple_of(3) {
+                        "2"
+                    } else {
+                        "1"
+                    };
+                    let v: Value = c
+                        .post(&url)
+                        .query(&[
+                            ("token", token.as_str()),
+                            ("to_user_id", &to.to_string()),
+                            ("action_type", action),
+                        ])
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    assert_eq!(v["status_code"], 0, "{v}");
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_relations_match_records(&app, &users).await;
+    // a conversation to carry across
+    let (a, ta) = users[0].clone();
+    let (b, _) = users[1].clone();
+    assert_eq!(code(&send(&app, &ta, b, "persist me").await), 0);
+    let before = chat(&app, &ta, b, 0).await;
+    app.flush_redis().await;
+    assert_relations_match_records(&app, &users).await;
+    assert_eq!(chat(&app, &ta, b, 0).await, before);
+    app.stop().await;
+
+    let mut o = Opts::new();
+    o.data_dir = dir;
+    o.prefix = prefix;
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    assert_relations_match_records(&app, &users).await;
+    app.flush_redis().await;
+    assert_eq!(chat(&app, &ta, b, 0).await, before);
+    assert_relations_match_records(&app, &users).await;
+    let _ = a;
+    app.stop().await;
+}
