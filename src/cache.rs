@@ -1236,6 +1236,10 @@ impl Cache {
         Ok(self.users(&[id]).await?.remove(&id))
     }
 
+    pub async fn video(&self, id: i64) -> Result<Option<VideoData>, AppError> {
+        Ok(self.videos(&[id]).await?.pop())
+    }
+
     /// Videos by id, in the order given; unknown ids are skipped.
     pub async fn videos(&self, ids: &[i64]) -> Result<Vec<VideoData>, AppError> {
         let mut slots: Vec<Option<VideoData>> = Vec::with_capacity(ids.len());

@@ -3,9 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::cache::{CommentData, VideoAspect, ZsetOp};
 use crate::error::AppError;
-use crate::favorite::action_type;
 use crate::model::{month_day, ok, User};
-use crate::publish::writer;
 use crate::store::{CommentRecord, OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
@@ -125,15 +123,10 @@ pub async fn post(
 
 async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let uid = writer(st, p.token()).await?;
+    let uid = views::writer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
-    let posting = action_type(p)?;
-    let video = st
-        .cache
-        .videos(&[vid])
-        .await?
-        .pop()
-        .ok_or(AppError::VideoNotFound)?;
+    let posting = p.action_type()?;
+    let video = st.cache.video(vid).await?.ok_or(AppError::VideoNotFound)?;
     let rec = if posting {
         let text = p.get("comment_text").unwrap_or("");
         post(st, uid, vid, text, p.i64("reply_id")?.unwrap_or(0)).await?

@@ -3,13 +3,10 @@
 use crate::app::{AppState, Ctx};
 use crate::cache::{UserAspect, VideoAspect, ZsetOp};
 use crate::error::AppError;
-use crate::model::{ok, Video};
-use crate::params::Params;
-use crate::publish::writer;
+use crate::model::{ok, Empty, VideoList};
 use crate::store::{OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
-use serde::Serialize;
 
 /// Longest favorite list returned.
 const MAX_LIST: usize = 1000;
@@ -18,18 +15,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::app::route(cfg, "/douyin/favorite/action", action);
     crate::app::route(cfg, "/douyin/favorite/list", list);
 }
-
-/// `action_type`: 1 (do) or 2 (undo).
-pub fn action_type(p: &Params) -> Result<bool, AppError> {
-    match p.require_i64("action_type")? {
-        1 => Ok(true),
-        2 => Ok(false),
-        _ => Err(AppError::param("action_type must be 1 or 2")),
-    }
-}
-
-#[derive(Serialize)]
-struct Empty {}
 
 /// Likes (or unlikes) video `video_id` of `author_id` for `user_id`: durable first, then the
 /// liker's, the author's and the video's cached counters. Returns whether anything changed.
@@ -91,38 +76,22 @@ pub async fn set_like(
 
 async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let uid = writer(st, p.token()).await?;
+    let uid = views::writer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
-    let like = action_type(p)?;
-    let video = st
-        .cache
-        .videos(&[vid])
-        .await?
-        .pop()
-        .ok_or(AppError::VideoNotFound)?;
+    let like = p.action_type()?;
+    let video = st.cache.video(vid).await?.ok_or(AppError::VideoNotFound)?;
     set_like(st, uid, vid, video.author_id, like).await?;
     Ok(ok(&Empty {}))
 }
 
-#[derive(Serialize)]
-struct ListReply {
-    video_list: Vec<Video>,
-}
-
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let viewer = views::viewer(st, p.token())?;
-    let uid = match p.i64("user_id")? {
-        Some(id) if id != 0 => id,
-        _ => viewer.ok_or_else(|| {
-            AppError::param("missing parameter: user_id (or a token for your own list)")
-        })?,
-    };
+    let (uid, viewer) = views::subject(st, p)?;
     let ids = st
         .cache
         .user_liked_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
     let video_list = views::videos(st, viewer, &ids).await?;
-    Ok(ok(&ListReply { video_list }))
+    Ok(ok(&VideoList { video_list }))
 }

@@ -3,9 +3,9 @@
 use crate::app::Ctx;
 use crate::error::AppError;
 use crate::ids::{floor_for_ms, time_ms};
-use crate::model::ok;
-use crate::publish::writer;
+use crate::model::{ok, Empty};
 use crate::store::{MessageRecord, OutboxEntry, OutboxOp};
+use crate::views;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 
@@ -17,12 +17,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::app::route(cfg, "/douyin/message/chat", chat);
 }
 
-#[derive(Serialize)]
-struct Empty {}
-
 async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let uid = writer(st, p.token()).await?;
+    let uid = views::writer(st, p.token()).await?;
     let to = p.require_i64("to_user_id")?;
     if p.require_i64("action_type")? != 1 {
         return Err(AppError::param("action_type must be 1 (send)"));
@@ -86,7 +83,7 @@ struct ChatReply {
 /// newer, without the caller's own (the client already shows what it sent).
 async fn chat(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let uid = writer(st, p.token()).await?;
+    let uid = views::writer(st, p.token()).await?;
     let to = p.require_i64("to_user_id")?;
     if st.cache.user(to).await?.is_none() {
         return Err(AppError::UserNotFound);

@@ -54,6 +54,16 @@ pub struct Video {
     pub desc: String,
 }
 
+/// A reply with no fields beyond the envelope.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+/// A reply carrying a list of videos.
+#[derive(Debug, Serialize)]
+pub struct VideoList {
+    pub video_list: Vec<Video>,
+}
+
 /// Builds absolute media URLs from the public base URL.
 #[derive(Debug, Clone)]
 pub struct Urls {

@@ -153,6 +153,15 @@ impl Params {
             .ok_or_else(|| AppError::param(format!("missing parameter: {name}")))
     }
 
+    /// `action_type`: true for 1 (do), false for 2 (undo).
+    pub fn action_type(&self) -> Result<bool, AppError> {
+        match self.require_i64("action_type")? {
+            1 => Ok(true),
+            2 => Ok(false),
+            _ => Err(AppError::param("action_type must be 1 or 2")),
+        }
+    }
+
     /// The token: the `token` parameter, or `Authorization: Bearer`.
     pub fn token(&self) -> Option<&str> {
         self.get("token").or(self.bearer.as_deref())

@@ -3,7 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::error::AppError;
 use crate::media::probe;
-use crate::model::{ok, Video};
+use crate::model::{ok, VideoList};
 use crate::params::{self, BodyKind, Params};
 use crate::store::{OutboxEntry, OutboxOp, VideoRecord};
 use crate::views;
@@ -47,15 +47,6 @@ fn validate_text(what: &str, s: &str, required: bool, max: usize) -> Result<Stri
         )));
     }
     Ok(s.to_string())
-}
-
-/// Checks that `author` is a real user, for writes.
-pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
-    let uid = views::caller(st, token)?;
-    if !st.cache.ensure_user(uid).await? {
-        return Err(AppError::InvalidToken);
-    }
-    Ok(uid)
 }
 
 /// Publishes the video file at `file` (a staging file, consumed) for `author`: checks it with
@@ -105,6 +96,20 @@ pub async fn publish_file(
         "published"
     );
     Ok(id)
+}
+
+/// The validated `title` (required) and description (`desc`, or the extended spec's
+/// `user_creations`).
+fn title_and_desc(st: &AppState, p: &Params) -> Result<(String, String), AppError> {
+    let m = &st.cfg.media;
+    let title = validate_text(
+        "title",
+        p.get("title").unwrap_or(""),
+        true,
+        m.max_title_chars,
+    )?;
+    let desc = p.get("desc").or(p.get("user_creations")).unwrap_or("");
+    Ok((title, validate_text("desc", desc, false, m.max_desc_chars)?))
 }
 
 /// Writes a video record durably, then installs it in Redis (feed, author's list).
@@ -216,19 +221,8 @@ async fn action(
     if too_large {
         return Err(AppError::PayloadTooLarge(limit));
     }
-    let author = writer(st, p.token()).await?;
-    let title = validate_text(
-        "title",
-        p.get("title").unwrap_or(""),
-        true,
-        st.cfg.media.max_title_chars,
-    )?;
-    let desc = validate_text(
-        "desc",
-        p.get("desc").unwrap_or(""),
-        false,
-        st.cfg.media.max_desc_chars,
-    )?;
+    let author = views::writer(st, p.token()).await?;
+    let (title, desc) = title_and_desc(st, &p)?;
     let file = staged.ok_or_else(|| AppError::param("missing parameter: data (the video file)"))?;
     let vid = publish_file(st, author, title, desc, &file).await?;
     Ok(ok(&PublishReply { vid }))
@@ -263,25 +257,14 @@ fn checked_url(what: &str, s: &str, required: bool) -> Result<String, AppError> 
 /// Body: `url` (or `play_url`), `title`, optional `cover_url`, optional `user_creations`/`desc`.
 async fn action_url(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let author = writer(st, p.token()).await?;
+    let author = views::writer(st, p.token()).await?;
     let url = checked_url(
         "url",
         p.get("url").or(p.get("play_url")).unwrap_or(""),
         true,
     )?;
     let cover = checked_url("cover_url", p.get("cover_url").unwrap_or(""), false)?;
-    let title = validate_text(
-        "title",
-        p.get("title").unwrap_or(""),
-        true,
-        st.cfg.media.max_title_chars,
-    )?;
-    let desc = validate_text(
-        "desc",
-        p.get("desc").or(p.get("user_creations")).unwrap_or(""),
-        false,
-        st.cfg.media.max_desc_chars,
-    )?;
+    let (title, desc) = title_and_desc(st, p)?;
     let id = st.ids.next_id();
     let rec = VideoRecord {
         id,
@@ -296,26 +279,15 @@ async fn action_url(ctx: Ctx) -> Result<HttpResponse, AppError> {
     Ok(ok(&PublishReply { vid: id }))
 }
 
-#[derive(Serialize)]
-struct ListReply {
-    video_list: Vec<Video>,
-}
-
 /// GET /douyin/publish/list/: a user's videos, newest first (at most 1000).
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let viewer = views::viewer(st, p.token())?;
-    let uid = match p.i64("user_id")? {
-        Some(id) if id != 0 => id,
-        _ => viewer.ok_or_else(|| {
-            AppError::param("missing parameter: user_id (or a token for your own list)")
-        })?,
-    };
+    let (uid, viewer) = views::subject(st, p)?;
     let ids = st
         .cache
         .user_video_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
     let video_list = views::videos(st, viewer, &ids).await?;
-    Ok(ok(&ListReply { video_list }))
+    Ok(ok(&VideoList { video_list }))
 }

@@ -4,10 +4,8 @@
 use crate::app::{AppState, Ctx};
 use crate::cache::{UserAspect, ZsetOp};
 use crate::error::AppError;
-use crate::favorite::action_type;
-use crate::model::{ok, User};
+use crate::model::{ok, Empty, User};
 use crate::params::Params;
-use crate::publish::writer;
 use crate::store::{OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
@@ -19,9 +17,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::app::route(cfg, "/douyin/relation/follower/list", follower_list);
     crate::app::route(cfg, "/douyin/relation/friend/list", friend_list);
 }
-
-#[derive(Serialize)]
-struct Empty {}
 
 /// Follows (or unfollows) `followee` for `follower`: durable first, then both users' cached
 /// counters and sets. Returns whether anything changed.
@@ -74,9 +69,9 @@ pub async fn set_follow(
 
 async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let uid = writer(st, p.token()).await?;
+    let uid = views::writer(st, p.token()).await?;
     let to = p.require_i64("to_user_id")?;
-    let follow = action_type(p)?;
+    let follow = p.action_type()?;
     if to == uid {
         return Err(AppError::param("you cannot follow yourself"));
     }
@@ -92,18 +87,6 @@ struct ListReply {
     user_list: Vec<User>,
     /// Our extension: pass it as `cursor` for the next page; 0 when there is none.
     next_cursor: i64,
-}
-
-/// The user a list is about: `user_id`, or the caller for missing/0.
-fn subject(st: &AppState, p: &Params) -> Result<(i64, Option<i64>), AppError> {
-    let viewer = views::viewer(st, p.token())?;
-    let uid = match p.i64("user_id")? {
-        Some(id) if id != 0 => id,
-        _ => viewer.ok_or_else(|| {
-            AppError::param("missing parameter: user_id (or a token for your own list)")
-        })?,
-    };
-    Ok((uid, viewer))
 }
 
 /// `cursor` (exclusive, from `next_cursor`) and `count` (1..=server.max_list).
@@ -124,7 +107,7 @@ fn paging(st: &AppState, p: &Params) -> Result<(Option<i64>, usize), AppError> {
 
 async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let (uid, viewer) = subject(st, p)?;
+    let (uid, viewer) = views::subject(st, p)?;
     let (cursor, count) = paging(st, p)?;
     let page = if followers {
         st.cache.followers_page(uid, cursor, count).await?
@@ -172,7 +155,7 @@ struct FriendReply {
 
 async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let uid = writer(st, p.token()).await?;
+    let uid = views::writer(st, p.token()).await?;
     if let Some(other) = p.i64("user_id")?.filter(|id| *id != 0 && *id != uid) {
         return Err(AppError::Forbidden(format!(
             "you can only list your own friends, not those of {other}"

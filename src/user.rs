@@ -151,13 +151,7 @@ struct InfoReply {
 
 async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let viewer = views::viewer(st, p.token())?;
-    let id = match p.i64("user_id")? {
-        Some(id) if id != 0 => id,
-        _ => viewer.ok_or_else(|| {
-            AppError::param("missing parameter: user_id (or a token for your own profile)")
-        })?,
-    };
+    let (id, viewer) = views::subject(st, p)?;
     let user = views::users(st, viewer, &[id])
         .await?
         .pop()

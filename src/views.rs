@@ -7,6 +7,7 @@
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::model::{User, Video};
+use crate::params::Params;
 use std::collections::{HashMap, HashSet};
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`.
@@ -83,4 +84,25 @@ pub fn viewer(st: &AppState, token: Option<&str>) -> Result<Option<i64>, AppErro
 /// The caller of a write: a valid token is required.
 pub fn caller(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
     st.auth.verify(token.ok_or(AppError::Unauthenticated)?)
+}
+
+/// The caller of a write: a valid token of a user that exists.
+pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
+    let uid = caller(st, token)?;
+    if !st.cache.ensure_user(uid).await? {
+        return Err(AppError::InvalidToken);
+    }
+    Ok(uid)
+}
+
+/// The user a read is about and the viewer: `user_id`, or the viewer for a missing or 0 one.
+pub fn subject(st: &AppState, p: &Params) -> Result<(i64, Option<i64>), AppError> {
+    let viewer = viewer(st, p.token())?;
+    let uid = match p.i64("user_id")? {
+        Some(id) if id != 0 => id,
+        _ => viewer.ok_or_else(|| {
+            AppError::param("missing parameter: user_id (or a token for yourself)")
+        })?,
+    };
+    Ok((uid, viewer))
 }

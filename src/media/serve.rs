@@ -88,7 +88,7 @@ async fn play(
     else {
         return Ok(not_found());
     };
-    let Some(v) = st.cache.videos(&[id]).await?.pop() else {
+    let Some(v) = st.cache.video(id).await? else {
         return Ok(not_found());
     };
     count_play(&st, &req, id).await;
