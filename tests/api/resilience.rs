@@ -466,3 +466,215 @@ async fn embedded_store_suite() {
     let s = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(s.video_ids_by_author(10).await.unwrap().len(), 200);
 }
+
+#[tokio::test]
+async fn single_evicted_keys_are_reloaded_whole() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("ev_a").await;
+    let (b, tb) = app.register("ev_b").await;
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": ta, "url": "https://cdn.example.com/e.mp4", "title": "e"}),
+        )
+        .await;
+    let vid = v["vid"].as_i64().unwrap();
+    let like = |t: String| {
+        let app = &app;
+        async move {
+            app.post_query(
+                "/douyin/favorite/action/",
+                &[
+                    ("token", t),
+                    ("video_id", vid.to_string()),
+                    ("action_type", "1".into()),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(code(&like(tb.clone()).await), 0);
+    let v = app
+        .post_query(
+            "/douyin/relation/action/",
+            &[
+                ("token", tb.clone()),
+                ("to_user_id", a.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0);
+    let snap = || async {
+        (
+            app.get("/douyin/feed/", &[("token", tb.clone())]).await,
+            app.get("/douyin/favorite/list/", &[("user_id", b.to_string())])
+                .await,
+            app.get(
+                "/douyin/relation/follower/list/",
+                &[("user_id", a.to_string())],
+            )
+            .await,
+            app.get("/douyin/user/", &[("user_id", b.to_string())])
+                .await,
+        )
+    };
+    let before = snap().await;
+    // evict one key at a time, as an LRU eviction would, and read again
+    let keys = &app.state.cache.keys;
+    for key in [
+        keys.user_likes(b),
+        keys.user_following(b),
+        keys.user_followers(a),
+        keys.user(a),
+        keys.video(vid),
+        keys.video_comments(vid),
+        keys.feed(),
+    ] {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-u", &app.redis_url, "DEL", &key])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(snap().await, before, "after evicting {key}");
+    }
+    // and a write that finds its key evicted still lands
+    let key = keys.user_likes(b);
+    std::process::Command::new("redis-cli")
+        .args(["-u", &app.redis_url, "DEL", &key])
+        .output()
+        .unwrap();
+    let v = app
+        .post_query(
+            "/douyin/favorite/action/",
+            &[
+                ("token", tb.clone()),
+                ("video_id", vid.to_string()),
+                ("action_type", "2".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0);
+    let fav = app
+        .get("/douyin/favorite/list/", &[("user_id", b.to_string())])
+        .await;
+    assert_eq!(fav["video_list"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get("/douyin/user/", &[("user_id", b.to_string())])
+            .await["user"]["favorite_count"],
+        0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn likes_follows_and_messages_written_during_a_redis_gap_are_replayed() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("gap_a").await;
+    let (b, tb) = app.register("gap_b").await;
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": ta, "url": "https://cdn.example.com/g.mp4", "title": "g"}),
+        )
+        .await;
+    let vid = v["vid"].as_i64().unwrap();
+    // warm the cache, then write durably only (as if the process died before its Redis side)
+    let _ = app.get("/douyin/feed/", &[("token", tb.clone())]).await;
+    let _ = app
+        .get(
+            "/douyin/user/",
+            &[("user_id", a.to_string()), ("token", tb.clone())],
+        )
+        .await;
+    let st = &app.state;
+    let e1 = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::LikeChanged {
+            user_id: b,
+            video_id: vid,
+            author_id: a,
+        },
+    };
+    assert!(
+        st.store
+            .set_like(b, vid, a, true, st.ids.next_id(), &e1)
+            .await
+            .unwrap()
+            .changed
+    );
+    let e2 = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::FollowChanged {
+            follower: b,
+            followee: a,
+        },
+    };
+    assert!(
+        st.store
+            .set_follow(b, a, true, st.ids.next_id(), &e2)
+            .await
+            .unwrap()
+            .changed
+    );
+    let mid = st.ids.next_id();
+    let m = douyin_lite::store::MessageRecord {
+        id: mid,
+        from_user_id: b,
+        to_user_id: a,
+        content: "late".into(),
+        created_ms: douyin_lite::ids::time_ms(mid),
+    };
+    let _ = app
+        .get(
+            "/douyin/message/chat/",
+            &[("token", ta.clone()), ("to_user_id", b.to_string())],
+        )
+        .await;
+    let e3 = OutboxEntry {
+        id: st.ids.next_id(),
+        op: OutboxOp::MessageSent { from: b, to: a },
+    };
+    st.store.add_message(&m, &e3).await.unwrap();
+    assert_eq!(
+        app.get("/douyin/user/", &[("user_id", a.to_string())])
+            .await["user"]["total_favorited"],
+        0,
+        "redis has not seen it"
+    );
+    assert_eq!(
+        st.replay_outbox(std::time::Duration::ZERO).await.unwrap(),
+        3
+    );
+    let ua = app
+        .get(
+            "/douyin/user/",
+            &[("user_id", a.to_string()), ("token", tb.clone())],
+        )
+        .await["user"]
+        .clone();
+    assert_eq!(
+        (
+            ua["total_favorited"].as_i64(),
+            ua["follower_count"].as_i64(),
+            ua["is_follow"].as_bool()
+        ),
+        (Some(1), Some(1), Some(true))
+    );
+    let feed = app.get("/douyin/feed/", &[("token", tb.clone())]).await;
+    assert_eq!(
+        (
+            feed["video_list"][0]["is_favorite"].as_bool(),
+            feed["video_list"][0]["favorite_count"].as_i64()
+        ),
+        (Some(true), Some(1))
+    );
+    let chat = app
+        .get(
+            "/douyin/message/chat/",
+            &[("token", ta.clone()), ("to_user_id", b.to_string())],
+        )
+        .await;
+    assert_eq!(chat["message_list"][0]["content"], "late");
+    app.stop().await;
+}
