@@ -225,6 +225,25 @@ pub enum UserAspect {
     Followers,
 }
 
+/// Removes a single-flight entry when its last user is done with it.
+struct FlightCleanup<'a> {
+    flights: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key: &'a str,
+    lock: &'a Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for FlightCleanup<'_> {
+    fn drop(&mut self) {
+        let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        // the map's reference and ours: nobody else is waiting
+        if map.get(self.key).is_some_and(|l| Arc::ptr_eq(l, self.lock))
+            && Arc::strong_count(self.lock) <= 2
+        {
+            map.remove(self.key);
+        }
+    }
+}
+
 /// A chat message as cached (a member of the conversation zset).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MessageData {
@@ -373,34 +392,28 @@ impl Cache {
 
     /// Runs `load` for `key` unless another task of this process is already doing it, in which
     /// case it waits for that one and returns (the caller re-reads Redis).
+    /// Runs `load` for `key` one task at a time in this process: concurrent misses queue
+    /// behind the first, and each then finds the key loaded (one cheap check) instead of
+    /// loading it again. The entry is removed by the last task out, also when a task is
+    /// cancelled mid-load.
     async fn single_flight<F, Fut>(&self, key: String, load: F) -> Result<(), AppError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(), AppError>>,
     {
-        let (lock, leader) = {
+        let lock = {
             let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            match map.get(&key) {
-                Some(l) => (l.clone(), false),
-                None => {
-                    let l = Arc::new(tokio::sync::Mutex::new(()));
-                    map.insert(key.clone(), l.clone());
-                    (l, true)
-                }
-            }
+            map.entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone()
         };
-        if !leader {
-            let _wait = lock.lock().await;
-            return Ok(());
-        }
-        let guard = lock.lock().await;
-        let res = load().await;
-        self.flights
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        drop(guard);
-        res
+        let _cleanup = FlightCleanup {
+            flights: &self.flights,
+            key: &key,
+            lock: &lock,
+        };
+        let _turn = lock.lock().await;
+        load().await
     }
 
     fn token() -> String {

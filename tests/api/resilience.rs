@@ -678,3 +678,27 @@ async fn likes_follows_and_messages_written_during_a_redis_gap_are_replayed() {
     assert_eq!(chat["message_list"][0]["content"], "late");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_cancelled_midway_does_not_block_later_reloads() {
+    let app = spawn_app().await;
+    let (a, _) = app.register("cancel_me").await;
+    let cache = app.state.cache.clone();
+    for i in 0..40u64 {
+        cache
+            .replay(&OutboxOp::UserCreated { user_id: a })
+            .await
+            .unwrap();
+        // give up on the reload at some point of its way (a client that went away)
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(50 * (i % 8)),
+            cache.ensure_user(a),
+        )
+        .await;
+        let v = app
+            .get("/douyin/user/", &[("user_id", a.to_string())])
+            .await;
+        assert_eq!(v["user"]["name"], "cancel_me", "round {i}: {v}");
+    }
+    app.stop().await;
+}
