@@ -157,6 +157,9 @@ async fn action(
     let mut p = Params::from_query(&req);
     let mut staged: Option<tempfile::TempPath> = None;
     let mut too_large = false;
+    // A token known to be bad before the file arrives (query, header, or an earlier field):
+    // the file is then read and discarded, never written to disk.
+    let mut bad_token = p.token().is_some_and(|t| st.auth.verify(t).is_err());
     let mut mp = ntex_multipart::Multipart::new(req.headers(), payload);
     while let Some(field) = mp.next().await {
         let mut field =
@@ -179,12 +182,16 @@ async fn action(
                 let chunk =
                     chunk.map_err(|e| AppError::param(format!("upload interrupted: {e}")))?;
                 size += chunk.len() as u64;
-                if size > limit {
+                if size > limit || bad_token {
                     // Keep reading (and discarding) a moderately oversized body so the client
                     // gets our answer instead of a reset connection.
-                    too_large = true;
+                    too_large |= size > limit;
                     if size > drain_cap(limit) {
-                        return Err(AppError::PayloadTooLarge(limit));
+                        return Err(if too_large {
+                            AppError::PayloadTooLarge(limit)
+                        } else {
+                            AppError::InvalidToken
+                        });
                     }
                     continue;
                 }
@@ -197,6 +204,9 @@ async fn action(
                 .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
             if too_large {
                 continue;
+            }
+            if bad_token {
+                return Err(AppError::InvalidToken);
             }
             if size == 0 {
                 return Err(AppError::InvalidMedia("the uploaded file is empty".into()));
@@ -212,10 +222,12 @@ async fn action(
                 }
                 buf.extend_from_slice(&chunk);
             }
-            p.push(
-                name,
-                String::from_utf8(buf).map_err(|_| AppError::param("text fields must be UTF-8"))?,
-            );
+            let value =
+                String::from_utf8(buf).map_err(|_| AppError::param("text fields must be UTF-8"))?;
+            if name == "token" && staged.is_none() {
+                bad_token = st.auth.verify(&value).is_err();
+            }
+            p.push(name, value);
         }
     }
     if too_large {
