@@ -88,7 +88,12 @@ pub struct Opts {
 
 impl Opts {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap().keep();
+        // under target/tmp (not /tmp), so `cargo clean` removes what the tests leave
+        let dir = tempfile::Builder::new()
+            .prefix("app-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
         Opts {
             data_dir: dir,
             prefix: format!("t{:x}:", rand_u64()),
