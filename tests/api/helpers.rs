@@ -267,6 +267,42 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// POSTs every query of `queries` to `path` at once, one task each; the replies in order.
+    pub async fn post_concurrently(
+        &self,
+        path: &str,
+        queries: Vec<Vec<(&'static str, String)>>,
+    ) -> Vec<Value> {
+        let tasks: Vec<_> = queries
+            .into_iter()
+            .map(|q| {
+                let (c, url) = (self.client.clone(), self.url(path));
+                tokio::spawn(async move {
+                    c.post(url)
+                        .query(&q)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json::<Value>()
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    /// The `user` object of user `id`, seen anonymously.
+    pub async fn user(&self, id: i64) -> Value {
+        self.get("/douyin/user/", &[("user_id", id.to_string())])
+            .await["user"]
+            .clone()
+    }
+
     pub async fn flush_redis(&self) {
         let out = Command::new("redis-cli")
             .args(["-u", &self.redis_url, "FLUSHALL"])
@@ -295,4 +331,13 @@ pub async fn sample_mp4() -> Vec<u8> {
 
 pub fn code(v: &Value) -> i64 {
     v["status_code"].as_i64().unwrap_or(-1)
+}
+
+/// The `id`s of a list of objects.
+pub fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
 }

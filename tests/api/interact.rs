@@ -24,20 +24,6 @@ async fn like(app: &TestApp, token: &str, vid: i64, action: &str) -> Value {
     .await
 }
 
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_i64().unwrap())
-        .collect()
-}
-
-async fn user(app: &TestApp, id: i64) -> Value {
-    app.get("/douyin/user/", &[("user_id", id.to_string())])
-        .await["user"]
-        .clone()
-}
-
 #[tokio::test]
 async fn likes_are_idempotent_and_counted_everywhere() {
     let app = spawn_app().await;
@@ -60,8 +46,8 @@ async fn likes_are_idempotent_and_counted_everywhere() {
     assert_eq!(list[0]["is_favorite"], false);
     let anon = app.get("/douyin/feed/", &[]).await;
     assert_eq!(anon["video_list"][1]["is_favorite"], false);
-    assert_eq!(user(&app, a).await["total_favorited"], 1);
-    assert_eq!(user(&app, b).await["favorite_count"], 1);
+    assert_eq!(app.user(a).await["total_favorited"], 1);
+    assert_eq!(app.user(b).await["favorite_count"], 1);
 
     // most recently liked first; flags for the viewer, not for the list's owner
     assert_eq!(code(&like(&app, &tb, v2, "1").await), 0);
@@ -108,8 +94,8 @@ async fn likes_are_idempotent_and_counted_everywhere() {
     assert_eq!(code(&like(&app, &tb, v1, "2").await), 0);
     assert_eq!(code(&like(&app, &tb, v1, "2").await), 0);
     assert_eq!(code(&like(&app, &ta, v1, "2").await), 0);
-    assert_eq!(user(&app, a).await["total_favorited"], 1);
-    assert_eq!(user(&app, b).await["favorite_count"], 1);
+    assert_eq!(app.user(a).await["total_favorited"], 1);
+    assert_eq!(app.user(b).await["favorite_count"], 1);
     let fav = app
         .get("/douyin/favorite/list/", &[("user_id", b.to_string())])
         .await;
@@ -117,7 +103,7 @@ async fn likes_are_idempotent_and_counted_everywhere() {
 
     // liking one's own video counts on both sides of the same user
     assert_eq!(code(&like(&app, &ta, v1, "1").await), 0);
-    let ua = user(&app, a).await;
+    let ua = app.user(a).await;
     assert_eq!(
         (
             ua["total_favorited"].as_i64(),
@@ -156,7 +142,7 @@ async fn likes_are_idempotent_and_counted_everywhere() {
         )
         .await;
     assert_eq!(code(&v), 0);
-    assert_eq!(user(&app, b).await["favorite_count"], 2);
+    assert_eq!(app.user(b).await["favorite_count"], 2);
     app.stop().await;
 }
 
@@ -331,13 +317,13 @@ async fn assert_counts_match_records(
         total += records;
     }
     assert_eq!(
-        user(app, author).await["total_favorited"].as_i64().unwrap(),
+        app.user(author).await["total_favorited"].as_i64().unwrap(),
         total
     );
     for (u, token) in users {
         let records = st.store.likes_by_user(*u).await.unwrap();
         assert_eq!(
-            user(app, *u).await["favorite_count"].as_i64().unwrap(),
+            app.user(*u).await["favorite_count"].as_i64().unwrap(),
             records.len() as i64,
             "user {u}"
         );
@@ -422,34 +408,21 @@ async fn concurrent_like_storms_stay_exact_across_flush_and_restart() {
     // one user toggling the same video from many connections at once: changes reach Redis out
     // of order, and must still end exact
     let (_, token) = users[0].clone();
-    let mut tasks = Vec::new();
-    for k in 0..30u32 {
-        let (c, url, token, vid) = (
-            app.client.clone(),
-            app.url("/douyin/favorite/action/"),
-            token.clone(),
-            videos[0],
-        );
-        tasks.push(tokio::spawn(async move {
+    let toggles = (0..30u32)
+        .map(|k| {
             let action = if k.is_multiple_of(2) { "1" } else { "2" };
-            let v: Value = c
-                .post(&url)
-                .query(&[
-                    ("token", token.as_str()),
-                    ("video_id", &vid.to_string()),
-                    ("action_type", action),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(v["status_code"], 0, "{v}");
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
+            vec![
+                ("token", token.clone()),
+                ("video_id", videos[0].to_string()),
+                ("action_type", action.to_string()),
+            ]
+        })
+        .collect();
+    for v in app
+        .post_concurrently("/douyin/favorite/action/", toggles)
+        .await
+    {
+        assert_eq!(v["status_code"], 0, "{v}");
     }
     assert_counts_match_records(&app, author, &videos, &users).await;
     let total: i64 = {

@@ -13,20 +13,6 @@ async fn follow(app: &TestApp, token: &str, to: i64, action: &str) -> Value {
     .await
 }
 
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_i64().unwrap())
-        .collect()
-}
-
-async fn user(app: &TestApp, id: i64) -> Value {
-    app.get("/douyin/user/", &[("user_id", id.to_string())])
-        .await["user"]
-        .clone()
-}
-
 async fn send(app: &TestApp, token: &str, to: i64, content: &str) -> Value {
     app.post_json(
         "/douyin/message/action/",
@@ -61,8 +47,8 @@ async fn follow_lists_friends_and_counts() {
     assert_eq!(code(&follow(&app, &ta, b, "1").await), 0, "idempotent");
     assert_eq!(code(&follow(&app, &ta, c, "1").await), 0);
     assert_eq!(code(&follow(&app, &tc, b, "1").await), 0);
-    assert_eq!(user(&app, a).await["follow_count"], 2);
-    assert_eq!(user(&app, b).await["follower_count"], 2);
+    assert_eq!(app.user(a).await["follow_count"], 2);
+    assert_eq!(app.user(b).await["follower_count"], 2);
     // newest first, is_follow for the viewer
     let v = app
         .get(
@@ -156,8 +142,8 @@ async fn follow_lists_friends_and_counts() {
         .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
         .await;
     assert_eq!(ids(&v["user_list"]), Vec::<i64>::new());
-    assert_eq!(user(&app, a).await["follower_count"], 0);
-    assert_eq!(user(&app, b).await["follow_count"], 0);
+    assert_eq!(app.user(a).await["follower_count"], 0);
+    assert_eq!(app.user(b).await["follow_count"], 0);
 
     // errors
     assert_eq!(code(&follow(&app, &ta, a, "1").await), 10001, "not oneself");
@@ -244,7 +230,7 @@ async fn long_lists_are_capped_and_paged_with_a_cursor() {
         )
         .await;
     assert_eq!(code(&v), 10001, "count above the cap");
-    assert_eq!(user(&app, star).await["follower_count"], 10);
+    assert_eq!(app.user(star).await["follower_count"], 10);
     app.stop().await;
 }
 
@@ -365,7 +351,7 @@ async fn assert_relations_match_records(app: &TestApp, users: &[(i64, String)]) 
     for (u, token) in users {
         let following = app.state.store.following(*u).await.unwrap();
         let followers = app.state.store.followers(*u).await.unwrap();
-        let info = user(app, *u).await;
+        let info = app.user(*u).await;
         assert_eq!(
             info["follow_count"].as_i64().unwrap(),
             following.len() as i64,

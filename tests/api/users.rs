@@ -269,28 +269,19 @@ async fn parameters_come_from_anywhere_in_any_notation() {
 async fn concurrent_registrations_share_fsyncs() {
     let app = spawn_app().await;
     let before = app.state.store.stats();
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let c = app.client.clone();
-        let url = app.url("/douyin/user/register/");
-        tasks.push(tokio::spawn(async move {
-            let v: serde_json::Value = c
-                .post(url)
-                .query(&[
-                    ("username", format!("gc{i}")),
-                    ("password", "secret123".into()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(v["status_code"], 0, "{v}");
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
+    let registrations = (0..40)
+        .map(|i| {
+            vec![
+                ("username", format!("gc{i}")),
+                ("password", "secret123".to_string()),
+            ]
+        })
+        .collect();
+    for v in app
+        .post_concurrently("/douyin/user/register/", registrations)
+        .await
+    {
+        assert_eq!(v["status_code"], 0, "{v}");
     }
     let after = app.state.store.stats();
     let writes = after.durable_writes - before.durable_writes;
@@ -301,27 +292,20 @@ async fn concurrent_registrations_share_fsyncs() {
         "{fsyncs} fsyncs for {writes} writes"
     );
     // the same name twice at once: exactly one wins
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let c = app.client.clone();
-        let url = app.url("/douyin/user/register/");
-        tasks.push(tokio::spawn(async move {
-            let v: serde_json::Value = c
-                .post(url)
-                .query(&[("username", "same"), ("password", "secret123")])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["status_code"].as_i64().unwrap()
-        }));
-    }
-    let mut codes = Vec::new();
-    for t in tasks {
-        codes.push(t.await.unwrap());
-    }
+    let same = (0..8)
+        .map(|_| {
+            vec![
+                ("username", "same".to_string()),
+                ("password", "secret123".to_string()),
+            ]
+        })
+        .collect();
+    let codes: Vec<i64> = app
+        .post_concurrently("/douyin/user/register/", same)
+        .await
+        .iter()
+        .map(code)
+        .collect();
     assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
     assert_eq!(
         codes.iter().filter(|c| **c == 10004).count(),
