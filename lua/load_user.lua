@@ -1,5 +1,6 @@
 -- Installs a user reloaded from the durable store.
--- KEYS: user hash, publish list, liked videos, following, followers (zsets), lease.
+-- KEYS: user hash, publish list, liked videos, following, followers (zsets), then keys to
+-- clear (the member versions), lease last.
 -- ARGV: token, field count N, N field/value pairs, video count M, M video ids, then for each
 -- of the three scored zsets (liked, following, followers): its pair count P and P
 -- (score, member) pairs.

@@ -1,9 +1,10 @@
 -- Installs a video reloaded from the durable store.
--- KEYS: video hash, play-count HyperLogLog, comments zset, lease.
+-- KEYS: video hash, play-count HyperLogLog, comments zset, then keys to clear (the comment
+-- member versions), lease last.
 -- ARGV: token, field count N, N field/value pairs, viewer count M, M viewers, then comment ids.
 -- Returns 1 when installed, 0 when the lease was lost.
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if redis.call('GET', KEYS[#KEYS]) ~= ARGV[1] then return 0 end
+redis.call('DEL', unpack(KEYS))
 local n = tonumber(ARGV[2])
 local h = {}
 for i = 3, 2 + 2 * n do h[#h + 1] = ARGV[i] end

@@ -71,6 +71,19 @@ impl Keys {
             self.user_lease(id),
         ]
     }
+    /// Hashes: the last applied version of each member of the liked, following and followers
+    /// zsets since the user was loaded (see `lua/entity_apply.lua`).
+    pub fn user_member_versions(&self, id: i64) -> Vec<String> {
+        vec![
+            format!("{}lmv:{{{id}}}", self.prefix),
+            format!("{}fomv:{{{id}}}", self.prefix),
+            format!("{}frmv:{{{id}}}", self.prefix),
+        ]
+    }
+    /// Hash: the last applied version of each comment since the video was loaded.
+    pub fn video_member_versions(&self, id: i64) -> String {
+        format!("{}cmv:{{{id}}}", self.prefix)
+    }
     /// Zset: a conversation's messages (JSON) scored by id; one key for both directions.
     pub fn conversation(&self, a: i64, b: i64) -> String {
         format!("{}cv:{{{}_{}}}", self.prefix, a.min(b), a.max(b))
@@ -292,8 +305,16 @@ pub enum VideoAspect {
 #[derive(Clone, Copy, Debug)]
 pub enum ZsetOp {
     None,
-    Add { member: i64, score: i64 },
-    Remove { member: i64 },
+    /// Add `member` with `score`; `version` orders the changes of this one member.
+    Add {
+        member: i64,
+        score: i64,
+        version: i64,
+    },
+    Remove {
+        member: i64,
+        version: i64,
+    },
 }
 
 /// Counters for tests and metrics.
@@ -372,6 +393,24 @@ impl Cache {
             s.load(cache.pool.next()).await?;
         }
         Ok(cache)
+    }
+
+    /// Every key of a user including member versions, lease last.
+    fn user_keys_all(&self, id: i64) -> Vec<String> {
+        let mut k = self.keys.user_all(id);
+        let lease = k.pop().unwrap_or_default();
+        k.extend(self.keys.user_member_versions(id));
+        k.push(lease);
+        k
+    }
+
+    /// Every key of a video including member versions, lease last.
+    fn video_keys_all(&self, id: i64) -> Vec<String> {
+        let mut k = self.keys.video_all(id);
+        let lease = k.pop().unwrap_or_default();
+        k.push(self.keys.video_member_versions(id));
+        k.push(lease);
+        k
     }
 
     fn client(&self) -> &Client {
@@ -476,18 +515,22 @@ impl Cache {
         aspect: UserAspect,
         op: ZsetOp,
     ) -> Result<(), AppError> {
-        let mut keys = self.keys.user_all(id);
-        let (ver_field, version, mode, field, value, zset) = match aspect {
+        let all = self.keys.user_all(id);
+        let mv = self.keys.user_member_versions(id);
+        // (version field, base field, version, mode, counter, value, zset index in user_all)
+        let (ver, base, version, mode, field, value, z) = match aspect {
             UserAspect::Likes => (
                 "lver",
+                "lbase",
                 c.like_version,
-                "exact",
+                "set",
                 "favorite_count",
                 c.favorite_count,
                 2,
             ),
             UserAspect::Received => (
                 "rver",
+                "",
                 c.received_version,
                 "max",
                 "total_favorited",
@@ -496,24 +539,27 @@ impl Cache {
             ),
             UserAspect::Follows => (
                 "fover",
+                "fobase",
                 c.follow_version,
-                "exact",
+                "set",
                 "follow_count",
                 c.follow_count,
                 3,
             ),
             UserAspect::Followers => (
                 "frver",
+                "frbase",
                 c.follower_version,
-                "exact",
+                "set",
                 "follower_count",
                 c.follower_count,
                 4,
             ),
         };
-        // the zset the op edits goes second
-        keys.swap(1, zset);
-        self.apply(keys, ver_field, version, mode, &[(field, value)], op)
+        let mut keys = vec![all[0].clone(), all[z].clone(), mv[z - 2].clone()];
+        keys.extend((1..5).filter(|k| *k != z).map(|k| all[k].clone()));
+        keys.push(all[5].clone());
+        self.apply(keys, [ver, base, mode], version, &[(field, value)], op)
             .await
     }
 
@@ -525,10 +571,11 @@ impl Cache {
         aspect: VideoAspect,
         op: ZsetOp,
     ) -> Result<(), AppError> {
-        let mut keys = self.keys.video_all(id);
-        let (ver_field, version, mode, field, value) = match aspect {
+        let all = self.keys.video_all(id);
+        let (ver, base, version, mode, field, value) = match aspect {
             VideoAspect::Favorites => (
                 "fver",
+                "",
                 c.favorite_version,
                 "max",
                 "favorite_count",
@@ -536,29 +583,37 @@ impl Cache {
             ),
             VideoAspect::Comments => (
                 "cver",
+                "cbase",
                 c.comment_version,
-                "exact",
+                "set",
                 "comment_count",
                 c.comment_count,
             ),
         };
-        keys.swap(1, 2);
-        self.apply(keys, ver_field, version, mode, &[(field, value)], op)
+        let keys = vec![
+            all[0].clone(),
+            all[2].clone(),
+            self.keys.video_member_versions(id),
+            all[1].clone(),
+            all[3].clone(),
+        ];
+        self.apply(keys, [ver, base, mode], version, &[(field, value)], op)
             .await
     }
 
     async fn apply(
         &self,
         keys: Vec<String>,
-        ver_field: &str,
+        names: [&str; 3],
         version: i64,
-        mode: &str,
         fields: &[(&str, i64)],
         op: ZsetOp,
     ) -> Result<(), AppError> {
-        let mut args = Vec::with_capacity(8 + fields.len() * 2);
+        let [ver, base, mode] = names;
+        let mut args = Vec::with_capacity(9 + fields.len() * 2);
         args.extend([
-            ver_field.to_string(),
+            ver.to_string(),
+            base.to_string(),
             version.to_string(),
             mode.to_string(),
             fields.len().to_string(),
@@ -568,22 +623,25 @@ impl Cache {
             args.push(v.to_string());
         }
         match op {
-            ZsetOp::None => args.extend(["none".into(), String::new(), "0".into()]),
-            ZsetOp::Add { member, score } => {
-                args.extend(["add".into(), member.to_string(), score.to_string()])
-            }
-            ZsetOp::Remove { member } => {
-                args.extend(["rem".into(), member.to_string(), "0".into()])
-            }
-        }
-        let r = self.eval(&self.scripts.entity_apply, keys, args).await?;
-        if script_int(&r) == Some(-2) {
-            tracing::debug!(
-                ver_field,
+            ZsetOp::None => args.extend(["none".into(), String::new(), "0".into(), "0".into()]),
+            ZsetOp::Add {
+                member,
+                score,
                 version,
-                "out-of-order change: entity dropped for reload"
-            );
+            } => args.extend([
+                "add".into(),
+                member.to_string(),
+                score.to_string(),
+                version.to_string(),
+            ]),
+            ZsetOp::Remove { member, version } => args.extend([
+                "rem".into(),
+                member.to_string(),
+                "0".into(),
+                version.to_string(),
+            ]),
         }
+        self.eval(&self.scripts.entity_apply, keys, args).await?;
         Ok(())
     }
 
@@ -606,14 +664,14 @@ impl Cache {
     /// change touched, so the next read reloads it whole from the durable store.
     pub async fn replay(&self, op: &OutboxOp) -> Result<(), AppError> {
         let keys = match op {
-            OutboxOp::UserCreated { user_id } => self.keys.user_all(*user_id),
+            OutboxOp::UserCreated { user_id } => self.user_keys_all(*user_id),
             OutboxOp::VideoPublished {
                 video_id,
                 author_id,
             } => {
-                let mut k = self.keys.video_all(*video_id);
+                let mut k = self.video_keys_all(*video_id);
                 k.extend([self.keys.feed(), self.keys.feed_lease()]);
-                k.extend(self.keys.user_all(*author_id));
+                k.extend(self.user_keys_all(*author_id));
                 k
             }
             OutboxOp::LikeChanged {
@@ -621,22 +679,22 @@ impl Cache {
                 video_id,
                 author_id,
             } => {
-                let mut k = self.keys.user_all(*user_id);
-                k.extend(self.keys.user_all(*author_id));
-                k.extend(self.keys.video_all(*video_id));
+                let mut k = self.user_keys_all(*user_id);
+                k.extend(self.user_keys_all(*author_id));
+                k.extend(self.video_keys_all(*video_id));
                 k
             }
             OutboxOp::CommentChanged {
                 video_id,
                 comment_id,
             } => {
-                let mut k = self.keys.video_all(*video_id);
+                let mut k = self.video_keys_all(*video_id);
                 k.push(self.keys.comment(*comment_id));
                 k
             }
             OutboxOp::FollowChanged { follower, followee } => {
-                let mut k = self.keys.user_all(*follower);
-                k.extend(self.keys.user_all(*followee));
+                let mut k = self.user_keys_all(*follower);
+                k.extend(self.user_keys_all(*followee));
                 k
             }
             OutboxOp::MessageSent { from, to } => {
@@ -725,7 +783,7 @@ impl Cache {
                     }
                 }
                 let r = self
-                    .eval(&self.scripts.load_user, all.clone(), args)
+                    .eval(&self.scripts.load_user, self.user_keys_all(id), args)
                     .await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
@@ -776,7 +834,7 @@ impl Cache {
                 args.extend(viewers);
                 args.extend(comments.iter().map(|c| c.to_string()));
                 let r = self
-                    .eval(&self.scripts.load_video, all.clone(), args)
+                    .eval(&self.scripts.load_video, self.video_keys_all(id), args)
                     .await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
@@ -1317,7 +1375,7 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             for u in &batch {
-                self.client().del::<(), _>(self.keys.user_all(u.id)).await?;
+                self.client().del::<(), _>(self.user_keys_all(u.id)).await?;
                 self.ensure_user(u.id).await?;
                 users += 1;
             }
@@ -1329,7 +1387,7 @@ impl Cache {
             after = last.id;
             for v in &batch {
                 self.client()
-                    .del::<(), _>(self.keys.video_all(v.id))
+                    .del::<(), _>(self.video_keys_all(v.id))
                     .await?;
                 self.ensure_video(v.id).await?;
                 videos += 1;
@@ -1377,8 +1435,18 @@ fn user_fields(u: &UserRecord, c: &UserCounters, work_count: i64) -> Vec<String>
         work_count.to_string(),
         "lver".into(),
         c.like_version.to_string(),
+        "lbase".into(),
+        c.like_version.to_string(),
         "rver".into(),
         c.received_version.to_string(),
+        "fover".into(),
+        c.follow_version.to_string(),
+        "fobase".into(),
+        c.follow_version.to_string(),
+        "frver".into(),
+        c.follower_version.to_string(),
+        "frbase".into(),
+        c.follower_version.to_string(),
     ]
 }
 
@@ -1401,6 +1469,8 @@ fn video_fields(v: &VideoRecord, c: &VideoCounters) -> Vec<String> {
         "fver".into(),
         c.favorite_version.to_string(),
         "cver".into(),
+        c.comment_version.to_string(),
+        "cbase".into(),
         c.comment_version.to_string(),
     ]
 }

@@ -10,6 +10,11 @@ use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
+/// A comment is added once and deleted at most once: its member versions in the video's
+/// comment zset (see `lua/entity_apply.lua`).
+const ADDED: i64 = 1;
+const DELETED: i64 = 2;
+
 /// Longest comment list returned (newest first).
 const MAX_LIST: usize = 1000;
 
@@ -113,6 +118,7 @@ pub async fn post(
                 ZsetOp::Add {
                     member: id,
                     score: id,
+                    version: ADDED,
                 },
             )
             .await
@@ -161,7 +167,10 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
                     vid,
                     &counters,
                     VideoAspect::Comments,
-                    ZsetOp::Remove { member: cid },
+                    ZsetOp::Remove {
+                        member: cid,
+                        version: DELETED,
+                    },
                 )
                 .await?;
             st.cache.comment_deleted(cid).await

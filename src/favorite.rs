@@ -46,9 +46,13 @@ pub async fn set_like(
             ZsetOp::Add {
                 member: video_id,
                 score: like_id,
+                version: change.pair_version,
             }
         } else {
-            ZsetOp::Remove { member: video_id }
+            ZsetOp::Remove {
+                member: video_id,
+                version: change.pair_version,
+            }
         };
         st.cache
             .apply_user(user_id, &change.liker, UserAspect::Likes, op)

@@ -44,16 +44,24 @@ pub async fn set_follow(
                 ZsetOp::Add {
                     member: followee,
                     score: follow_id,
+                    version: change.pair_version,
                 },
                 ZsetOp::Add {
                     member: follower,
                     score: follow_id,
+                    version: change.pair_version,
                 },
             )
         } else {
             (
-                ZsetOp::Remove { member: followee },
-                ZsetOp::Remove { member: follower },
+                ZsetOp::Remove {
+                    member: followee,
+                    version: change.pair_version,
+                },
+                ZsetOp::Remove {
+                    member: follower,
+                    version: change.pair_version,
+                },
             )
         };
         st.cache

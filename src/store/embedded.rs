@@ -25,7 +25,7 @@ struct Inner {
     outbox: Keyspace,
     user_counters: Keyspace,
     video_counters: Keyspace,
-    /// (user, video) -> like_id
+    /// (user, video) -> PairState
     likes: Keyspace,
     /// (user, like_id) -> video
     likes_by_user: Keyspace,
@@ -34,7 +34,7 @@ struct Inner {
     comments: Keyspace,
     /// (video, comment) -> ()
     comments_by_video: Keyspace,
-    /// (follower, followee) -> follow_id
+    /// (follower, followee) -> PairState
     follows: Keyspace,
     /// (follower, follow_id) -> followee
     following_by_user: Keyspace,
@@ -209,6 +209,13 @@ fn conversation_prefix(a: i64, b: i64) -> Vec<u8> {
     pair(a.min(b), a.max(b))
 }
 
+fn get_pair(ks: &Keyspace, key: &[u8]) -> StoreResult<PairState> {
+    match ks.get(key).map_err(unavailable)? {
+        Some(v) => decode(&v),
+        None => Ok(PairState::default()),
+    }
+}
+
 fn outbox_put(inner: &Inner, batch: &mut fjall::OwnedWriteBatch, entry: &OutboxEntry) {
     batch.insert(&inner.outbox, be(entry.id).to_vec(), encode(entry));
 }
@@ -381,7 +388,7 @@ impl Store for EmbeddedStore {
             .blocking(move |i| {
                 let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
                 let key = pair(user_id, video_id);
-                let existing = i.likes.get(&key).map_err(unavailable)?.map(|v| read_id(&v));
+                let state = get_pair(&i.likes, &key)?;
                 let mut liker: UserCounters = get_json(&i.user_counters, be(user_id))?;
                 let mut video: VideoCounters = get_json(&i.video_counters, be(video_id))?;
                 let mut author: UserCounters = if author_id == user_id {
@@ -389,31 +396,33 @@ impl Store for EmbeddedStore {
                 } else {
                     get_json(&i.user_counters, be(author_id))?
                 };
-                if existing.is_some() == like {
+                if state.on == like {
                     return Ok(LikeChange {
                         changed: false,
                         liker,
                         author,
                         video,
+                        pair_version: state.version,
                     });
                 }
                 let delta = if like { 1 } else { -1 };
                 let mut b = i.db.batch();
-                match existing {
-                    None => {
-                        b.insert(&i.likes, key, be(like_id).to_vec());
-                        b.insert(
-                            &i.likes_by_user,
-                            pair(user_id, like_id),
-                            be(video_id).to_vec(),
-                        );
-                        b.insert(&i.likers_by_video, pair(video_id, user_id), Vec::new());
-                    }
-                    Some(old) => {
-                        b.remove(&i.likes, key);
-                        b.remove(&i.likes_by_user, pair(user_id, old));
-                        b.remove(&i.likers_by_video, pair(video_id, user_id));
-                    }
+                let next = PairState {
+                    on: like,
+                    id: if like { like_id } else { state.id },
+                    version: state.version + 1,
+                };
+                b.insert(&i.likes, key, encode(&next));
+                if like {
+                    b.insert(
+                        &i.likes_by_user,
+                        pair(user_id, like_id),
+                        be(video_id).to_vec(),
+                    );
+                    b.insert(&i.likers_by_video, pair(video_id, user_id), Vec::new());
+                } else {
+                    b.remove(&i.likes_by_user, pair(user_id, state.id));
+                    b.remove(&i.likers_by_video, pair(video_id, user_id));
                 }
                 video.favorite_count += delta;
                 video.favorite_version += 1;
@@ -437,6 +446,7 @@ impl Store for EmbeddedStore {
                     liker,
                     author,
                     video,
+                    pair_version: next.version,
                 })
             })
             .await?;
@@ -547,40 +557,38 @@ impl Store for EmbeddedStore {
             .blocking(move |i| {
                 let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
                 let key = pair(follower, followee);
-                let existing = i
-                    .follows
-                    .get(&key)
-                    .map_err(unavailable)?
-                    .map(|v| read_id(&v));
+                let state = get_pair(&i.follows, &key)?;
                 let mut a: UserCounters = get_json(&i.user_counters, be(follower))?;
                 let mut b: UserCounters = get_json(&i.user_counters, be(followee))?;
-                if existing.is_some() == follow {
+                if state.on == follow {
                     return Ok(FollowChange {
                         changed: false,
                         follower: a,
                         followee: b,
+                        pair_version: state.version,
                     });
                 }
                 let mut batch = i.db.batch();
-                match existing {
-                    None => {
-                        batch.insert(&i.follows, key, be(follow_id).to_vec());
-                        batch.insert(
-                            &i.following_by_user,
-                            pair(follower, follow_id),
-                            be(followee).to_vec(),
-                        );
-                        batch.insert(
-                            &i.followers_by_user,
-                            pair(followee, follow_id),
-                            be(follower).to_vec(),
-                        );
-                    }
-                    Some(old) => {
-                        batch.remove(&i.follows, key);
-                        batch.remove(&i.following_by_user, pair(follower, old));
-                        batch.remove(&i.followers_by_user, pair(followee, old));
-                    }
+                let next = PairState {
+                    on: follow,
+                    id: if follow { follow_id } else { state.id },
+                    version: state.version + 1,
+                };
+                batch.insert(&i.follows, key, encode(&next));
+                if follow {
+                    batch.insert(
+                        &i.following_by_user,
+                        pair(follower, follow_id),
+                        be(followee).to_vec(),
+                    );
+                    batch.insert(
+                        &i.followers_by_user,
+                        pair(followee, follow_id),
+                        be(follower).to_vec(),
+                    );
+                } else {
+                    batch.remove(&i.following_by_user, pair(follower, state.id));
+                    batch.remove(&i.followers_by_user, pair(followee, state.id));
                 }
                 let delta = if follow { 1 } else { -1 };
                 a.follow_count += delta;
@@ -595,6 +603,7 @@ impl Store for EmbeddedStore {
                     changed: true,
                     follower: a,
                     followee: b,
+                    pair_version: next.version,
                 })
             })
             .await?;

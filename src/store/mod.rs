@@ -87,6 +87,20 @@ pub struct FollowChange {
     pub changed: bool,
     pub follower: UserCounters,
     pub followee: UserCounters,
+    /// Version of this (follower, followee) pair, like [`LikeChange::pair_version`].
+    pub pair_version: i64,
+}
+
+/// The state of a (user, video) like or (follower, followee) relation, kept also after an
+/// unlike/unfollow so its version keeps growing (CQL tables `likes`, `follows`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct PairState {
+    /// Whether the like/follow is on.
+    pub on: bool,
+    /// The like_id/follow_id of the current (or last) like/follow.
+    pub id: i64,
+    pub version: i64,
 }
 
 /// A comment (CQL tables `comments`, `comments_by_video`).
@@ -142,6 +156,9 @@ pub struct LikeChange {
     /// The author's counters (the same as `liker` when users like their own video).
     pub author: UserCounters,
     pub video: VideoCounters,
+    /// Version of this (user, video) pair: grows with every like or unlike of it, so that two
+    /// changes of one pair are told apart when they reach Redis out of order.
+    pub pair_version: i64,
 }
 
 /// An outbox entry: its id orders entries and names them for [`Store::outbox_done`].

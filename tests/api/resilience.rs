@@ -702,3 +702,92 @@ async fn a_reload_cancelled_midway_does_not_block_later_reloads() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn changes_applied_out_of_order_end_in_the_newest_state() {
+    use douyin_lite::cache::{UserAspect, ZsetOp};
+    use douyin_lite::store::UserCounters;
+    let app = spawn_app().await;
+    let (u, _) = app.register("order").await;
+    let _ = app.user(u).await;
+    let cache = &app.state.cache;
+    let at = |v: i64, count: i64| UserCounters {
+        like_version: v,
+        favorite_count: count,
+        ..Default::default()
+    };
+    // like video 5 (v1), unlike it (v2), like video 6 (v3): applied as v3, v2, v1
+    cache
+        .apply_user(
+            u,
+            &at(3, 1),
+            UserAspect::Likes,
+            ZsetOp::Add {
+                member: 6,
+                score: 30,
+                version: 1,
+            },
+        )
+        .await
+        .unwrap();
+    cache
+        .apply_user(
+            u,
+            &at(2, 0),
+            UserAspect::Likes,
+            ZsetOp::Remove {
+                member: 5,
+                version: 2,
+            },
+        )
+        .await
+        .unwrap();
+    cache
+        .apply_user(
+            u,
+            &at(1, 1),
+            UserAspect::Likes,
+            ZsetOp::Add {
+                member: 5,
+                score: 10,
+                version: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.user_liked_ids(u, 10).await.unwrap().unwrap(),
+        vec![6],
+        "the late like of 5 was older than its unlike"
+    );
+    assert_eq!(
+        app.user(u).await["favorite_count"],
+        1,
+        "the newest count wins"
+    );
+    // a change already contained in a reload is not applied again
+    cache
+        .replay(&douyin_lite::store::OutboxOp::UserCreated { user_id: u })
+        .await
+        .unwrap();
+    let _ = app.user(u).await;
+    cache
+        .apply_user(
+            u,
+            &at(0, 7),
+            UserAspect::Likes,
+            ZsetOp::Add {
+                member: 9,
+                score: 90,
+                version: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.user_liked_ids(u, 10).await.unwrap().unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(app.user(u).await["favorite_count"], 0);
+    app.stop().await;
+}

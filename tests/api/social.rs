@@ -480,3 +480,54 @@ async fn follow_storms_stay_exact_across_flush_and_restart() {
     let _ = a;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_follow_storm_on_one_user_needs_no_reloads() {
+    let app = spawn_app().await;
+    let (star, _) = app.register("celebrity").await;
+    let mut fans = Vec::new();
+    for i in 0..40 {
+        fans.push(app.register(&format!("storm_fan{i}")).await);
+    }
+    let _ = app.user(star).await;
+    let reloads = || {
+        app.state
+            .cache
+            .stats
+            .reloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = reloads();
+    let follows = fans
+        .iter()
+        .map(|(_, t)| {
+            vec![
+                ("token", t.clone()),
+                ("to_user_id", star.to_string()),
+                ("action_type", "1".to_string()),
+            ]
+        })
+        .collect();
+    for v in app
+        .post_concurrently("/douyin/relation/action/", follows)
+        .await
+    {
+        assert_eq!(code(&v), 0, "{v}");
+    }
+    // changes of different members commute: whatever order they reached Redis in, nothing was
+    // dropped for a reload
+    assert_eq!(reloads(), before);
+    assert_eq!(app.user(star).await["follower_count"], 40);
+    let list = app
+        .get(
+            "/douyin/relation/follower/list/",
+            &[("user_id", star.to_string())],
+        )
+        .await;
+    let mut got = ids(&list["user_list"]);
+    got.sort();
+    let mut want: Vec<i64> = fans.iter().map(|(id, _)| *id).collect();
+    want.sort();
+    assert_eq!(got, want);
+    app.stop().await;
+}
