@@ -258,6 +258,27 @@ where
     cfg.service(web::resource([path.to_string(), format!("{path}/")]).to(handler));
 }
 
+/// Registers a write `handler` like [`route`], running it as a task of its own: a client that
+/// goes away mid-request cannot cancel a write between its durable commit and its Redis side.
+pub fn route_write<F, Fut>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
+where
+    F: Fn(Ctx) -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<HttpResponse, AppError>> + 'static,
+{
+    route(cfg, path, async move |ctx: Ctx| {
+        complete(handler(ctx)).await
+    });
+}
+
+/// Runs `work` to completion even if the caller stops waiting for it.
+pub async fn complete<T: 'static>(
+    work: impl Future<Output = Result<T, AppError>> + 'static,
+) -> Result<T, AppError> {
+    ntex::rt::spawn(work)
+        .await
+        .unwrap_or_else(|_| Err(AppError::Internal("request task failed".into())))
+}
+
 async fn readyz(st: web::types::State<Arc<AppState>>) -> HttpResponse {
     let redis = st.cache.ping().await;
     let store = st.store.max_id().await.is_ok();

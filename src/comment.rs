@@ -19,7 +19,7 @@ const DELETED: i64 = 2;
 const MAX_LIST: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route(cfg, "/douyin/comment/action", action);
+    crate::app::route_write(cfg, "/douyin/comment/action", action);
     crate::app::route(cfg, "/douyin/comment/list", list);
 }
 

@@ -12,7 +12,7 @@ use ntex::web::{self, HttpResponse};
 const MAX_LIST: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route(cfg, "/douyin/favorite/action", action);
+    crate::app::route_write(cfg, "/douyin/favorite/action", action);
     crate::app::route(cfg, "/douyin/favorite/list", list);
 }
 

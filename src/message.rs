@@ -13,7 +13,7 @@ use serde::Serialize;
 const MAX_CHAT: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route(cfg, "/douyin/message/action", action);
+    crate::app::route_write(cfg, "/douyin/message/action", action);
     crate::app::route(cfg, "/douyin/message/chat", chat);
 }
 

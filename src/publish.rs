@@ -22,7 +22,7 @@ const MULTIPART_SLACK: u64 = 256 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["/douyin/publish/action", "/douyin/publish/action/"]).to(action));
-    crate::app::route(cfg, "/douyin/publish/actionUrl", action_url);
+    crate::app::route_write(cfg, "/douyin/publish/actionUrl", action_url);
     crate::app::route(cfg, "/douyin/publish/list", list);
 }
 
@@ -133,7 +133,8 @@ async fn action(
     payload: web::types::Payload,
     st: web::types::State<Arc<AppState>>,
 ) -> Result<HttpResponse, AppError> {
-    let st: &AppState = &st;
+    let state: Arc<AppState> = Arc::clone(&st);
+    let st: &AppState = &state;
     let limit = st.cfg.media.max_upload_bytes;
     if params::body_kind(&req) != BodyKind::Multipart {
         return Err(AppError::param(
@@ -236,7 +237,11 @@ async fn action(
     let author = views::writer(st, p.token()).await?;
     let (title, desc) = title_and_desc(st, &p)?;
     let file = staged.ok_or_else(|| AppError::param("missing parameter: data (the video file)"))?;
-    let vid = publish_file(st, author, title, desc, &file).await?;
+    // From here on the work completes even if the client goes away.
+    let owned = state.clone();
+    let vid =
+        crate::app::complete(async move { publish_file(&owned, author, title, desc, &file).await })
+            .await?;
     Ok(ok(&PublishReply { vid }))
 }
 

@@ -12,7 +12,7 @@ use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route(cfg, "/douyin/relation/action", action);
+    crate::app::route_write(cfg, "/douyin/relation/action", action);
     crate::app::route(cfg, "/douyin/relation/follow/list", follow_list);
     crate::app::route(cfg, "/douyin/relation/follower/list", follower_list);
     crate::app::route(cfg, "/douyin/relation/friend/list", friend_list);

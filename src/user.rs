@@ -10,7 +10,7 @@ use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route(cfg, "/douyin/user/register", register);
+    crate::app::route_write(cfg, "/douyin/user/register", register);
     crate::app::route(cfg, "/douyin/user/login", login);
     crate::app::route(cfg, "/douyin/user", info);
 }

@@ -506,3 +506,56 @@ async fn comments_and_counts_survive_flushall() {
     assert_eq!(before, after);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn likes_abandoned_by_the_client_still_reach_redis_at_once() {
+    let app = spawn_app().await;
+    let (_, ta) = app.register("quitter_a").await;
+    let (b, tb) = app.register("quitter_b").await;
+    let mut videos = Vec::new();
+    for i in 0..40 {
+        videos.push(publish_url(&app, &ta, &format!("v{i}")).await);
+    }
+    let _ = app.get("/douyin/feed/", &[("token", tb.clone())]).await;
+    // a client that sends a like and hangs up while the server is (likely) in the middle of it,
+    // one video each, so that any like cut off between its durable commit and its Redis side
+    // shows
+    let addr = app.base.trim_start_matches("http://").to_string();
+    for (i, vid) in videos.iter().enumerate() {
+        let req = format!(
+            "POST /douyin/favorite/action/?token={tb}&video_id={vid}&action_type=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        );
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_micros(100 + 50 * (i as u64 % 40))).await;
+        drop(s);
+    }
+    // well before the outbox replayer (5 s) could mend anything
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let liked = app.state.store.likes_by_user(b).await.unwrap();
+    assert!(!liked.is_empty());
+    let pl = app
+        .get("/douyin/favorite/list/", &[("user_id", b.to_string())])
+        .await;
+    assert_eq!(
+        ids(&pl["video_list"]),
+        liked.iter().map(|(_, v)| *v).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        app.user(b).await["favorite_count"].as_i64().unwrap(),
+        liked.len() as i64
+    );
+    let feed = app.get("/douyin/feed/", &[]).await;
+    for v in feed["video_list"].as_array().unwrap() {
+        let vid = v["id"].as_i64().unwrap();
+        let durable = app.state.store.count_likers(vid).await.unwrap();
+        assert_eq!(
+            v["favorite_count"].as_i64().unwrap(),
+            durable,
+            "video {vid}"
+        );
+    }
+    app.stop().await;
+}
