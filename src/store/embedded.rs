@@ -160,7 +160,12 @@ impl EmbeddedStore {
         }
         rx.await
             .map_err(|_| unavailable("group committer stopped"))?
-            .map_err(StoreError::Unavailable)?;
+            .map_err(StoreError::Unavailable)
+    }
+
+    /// [`Self::sync`] for an acknowledged write, counted in [`StoreStats::durable_writes`].
+    async fn sync_write(&self) -> StoreResult<()> {
+        self.sync().await?;
         self.0.durable_writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -246,7 +251,7 @@ impl Store for EmbeddedStore {
             })
             .await?;
         if created {
-            self.sync().await?;
+            self.sync_write().await?;
         }
         Ok(created)
     }
@@ -289,7 +294,7 @@ impl Store for EmbeddedStore {
             b.commit().map_err(unavailable)
         })
         .await?;
-        self.sync().await
+        self.sync_write().await
     }
 
     async fn get_video(&self, id: i64) -> StoreResult<Option<VideoRecord>> {
@@ -451,7 +456,7 @@ impl Store for EmbeddedStore {
             })
             .await?;
         if change.changed {
-            self.sync().await?;
+            self.sync_write().await?;
         }
         Ok(change)
     }
@@ -487,7 +492,7 @@ impl Store for EmbeddedStore {
                 Ok(video)
             })
             .await?;
-        self.sync().await?;
+        self.sync_write().await?;
         Ok(counters)
     }
 
@@ -517,7 +522,7 @@ impl Store for EmbeddedStore {
             })
             .await?;
         if counters.is_some() {
-            self.sync().await?;
+            self.sync_write().await?;
         }
         Ok(counters)
     }
@@ -608,7 +613,7 @@ impl Store for EmbeddedStore {
             })
             .await?;
         if change.changed {
-            self.sync().await?;
+            self.sync_write().await?;
         }
         Ok(change)
     }
@@ -634,7 +639,7 @@ impl Store for EmbeddedStore {
             b.commit().map_err(unavailable)
         })
         .await?;
-        self.sync().await
+        self.sync_write().await
     }
 
     async fn conversation(&self, a: i64, b: i64) -> StoreResult<Vec<MessageRecord>> {

@@ -256,14 +256,19 @@ impl TestApp {
                 reqwest::multipart::Part::bytes(bytes).file_name("../../evil name.mp4"),
             )
             .text("token", token.to_string());
+        self.post_multipart("/douyin/publish/action/", form).await
+    }
+
+    /// POSTs a multipart form to `path`; returns the response.
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Value {
         let r = self
             .client
-            .post(self.url("/douyin/publish/action/"))
+            .post(self.url(path))
             .multipart(form)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 200, "POST {path}");
         r.json().await.unwrap()
     }
 

@@ -166,59 +166,27 @@ async fn uploads_are_checked() {
     let form = reqwest::multipart::Form::new()
         .text("title", "t")
         .text("token", token.clone());
-    let v: serde_json::Value = app
-        .client
-        .post(app.url("/douyin/publish/action/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.post_multipart("/douyin/publish/action/", form).await;
     assert_eq!(code(&v), 10001);
     let form = reqwest::multipart::Form::new()
         .text("title", "t")
         .part("data", reqwest::multipart::Part::bytes(sample_mp4().await));
-    let v: serde_json::Value = app
-        .client
-        .post(app.url("/douyin/publish/action/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.post_multipart("/douyin/publish/action/", form).await;
     assert_eq!(code(&v), 10002);
     // a bad token that arrives before the file: the file is never staged
     let form = reqwest::multipart::Form::new()
         .text("token", "forged.token.value")
         .text("title", "t")
         .part("data", reqwest::multipart::Part::bytes(sample_mp4().await));
-    let v: serde_json::Value = app
-        .client
-        .post(app.url("/douyin/publish/action/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.post_multipart("/douyin/publish/action/", form).await;
     assert_eq!(code(&v), 10003);
     let form = reqwest::multipart::Form::new()
         .text("title", "t")
         .part("data", reqwest::multipart::Part::bytes(sample_mp4().await));
-    let r = app
-        .client
-        .post(app.url("/douyin/publish/action/"))
-        .query(&[("token", "forged")])
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(code(&r.json::<serde_json::Value>().await.unwrap()), 10003);
+    let v = app
+        .post_multipart("/douyin/publish/action/?token=forged", form)
+        .await;
+    assert_eq!(code(&v), 10003);
     // not multipart at all
     let v = app
         .post_form(

@@ -233,16 +233,7 @@ async fn parameters_come_from_anywhere_in_any_notation() {
     let form = reqwest::multipart::Form::new()
         .text("username", "params")
         .text("password", "secret123");
-    let v: serde_json::Value = app
-        .client
-        .post(app.url("/douyin/user/login"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.post_multipart("/douyin/user/login", form).await;
     assert_eq!(v["user_id"], uid);
     // wrong types and non-integers
     for bad in ["abc", "1.5", "1e400"] {
