@@ -8,6 +8,7 @@ use crate::error::{AppError, EnvelopeCode};
 use crate::ids::IdGenerator;
 use crate::media::{LocalMedia, MediaStore};
 use crate::model::Urls;
+use crate::near::NearCache;
 use crate::params::Params;
 use crate::store::{embedded::EmbeddedStore, OutboxEntry, Store};
 use ntex::http::header::{self, HeaderValue};
@@ -108,22 +109,33 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     let ids = Arc::new(IdGenerator::new(cfg.ids.node_id)?);
     ids.observe(store.max_id().await.map_err(|e| e.to_string())?);
     let redis_url = cfg.redis_url()?;
+    let base = if cfg.server.public_url.is_empty() {
+        format!("http://{}", cfg.server.bind.replace("0.0.0.0", "127.0.0.1"))
+    } else {
+        cfg.server.public_url.trim_end_matches('/').to_string()
+    };
+    let urls = Urls { base };
+    crate::metrics::install();
+    let near = Arc::new(NearCache::new(
+        cfg.near.enabled,
+        cfg.near.max_bytes,
+        Duration::from_millis(cfg.near.max_age_ms),
+        cfg.near.feed_ids,
+        urls.clone(),
+    ));
     let cache = Cache::connect(
         &redis_url,
         &cfg.redis.key_prefix,
         cfg.redis.pool_size,
         Duration::from_millis(cfg.redis.timeout_ms),
         store.clone(),
+        near,
+        cfg.near.tracking,
     )
     .await
     .map_err(|e| e.to_string())?;
-    let base = if cfg.server.public_url.is_empty() {
-        format!("http://{}", cfg.server.bind.replace("0.0.0.0", "127.0.0.1"))
-    } else {
-        cfg.server.public_url.trim_end_matches('/').to_string()
-    };
     let state = Arc::new(AppState {
-        urls: Urls { base },
+        urls,
         store,
         cache: Arc::new(cache),
         media,
@@ -247,6 +259,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .to(async || HttpResponse::Ok().content_type("text/plain").body("ok")),
     );
     cfg.service(web::resource("/readyz").to(readyz));
+    cfg.service(web::resource("/metrics").to(crate::metrics::render));
 }
 
 /// Registers `handler` at `path` and `path/`, for any method.
@@ -425,12 +438,20 @@ where
             .extensions()
             .get::<EnvelopeCode>()
             .map(|c| c.0);
+        let elapsed = start.elapsed();
+        let http = res.status().as_u16();
+        crate::metrics::record_request(
+            crate::metrics::route_label(&path),
+            http,
+            code,
+            elapsed.as_secs_f64(),
+        );
         tracing::info!(
             method = %method,
             path = %path,
-            http = res.status().as_u16(),
+            http,
             status_code = code,
-            latency_us = start.elapsed().as_micros() as u64,
+            latency_us = elapsed.as_micros() as u64,
             "request"
         );
         Ok(res)

@@ -8,6 +8,7 @@
 //! never install stale data.
 
 use crate::error::AppError;
+use crate::near::{FeedLookup, NearCache, NearKey, UserEntry, VideoEntry};
 use crate::store::{
     CommentRecord, MessageRecord, OutboxOp, Store, UserCounters, UserRecord, VideoCounters,
     VideoRecord,
@@ -146,6 +147,7 @@ pub struct Scripts {
     pub flags: Script,
     pub friends: Script,
     pub conv_page: Script,
+    pub feed_since: Script,
 }
 
 impl Scripts {
@@ -164,9 +166,10 @@ impl Scripts {
             flags: Script::from_lua(include_str!("../lua/flags.lua")),
             friends: Script::from_lua(include_str!("../lua/friends.lua")),
             conv_page: Script::from_lua(include_str!("../lua/conv_page.lua")),
+            feed_since: Script::from_lua(include_str!("../lua/feed_since.lua")),
         }
     }
-    fn all(&self) -> [&Script; 13] {
+    fn all(&self) -> [&Script; 14] {
         [
             &self.lease,
             &self.load_user,
@@ -181,6 +184,7 @@ impl Scripts {
             &self.flags,
             &self.friends,
             &self.conv_page,
+            &self.feed_since,
         ]
     }
 }
@@ -322,6 +326,8 @@ pub enum ZsetOp {
 pub struct CacheStats {
     /// Keys reloaded from the durable store.
     pub reloads: AtomicU64,
+    /// Redis round trips (a script call, a pipeline or a single command).
+    pub round_trips: AtomicU64,
 }
 
 /// The Redis side of the app, with the durable store it reloads from.
@@ -333,6 +339,23 @@ pub struct Cache {
     /// In-flight reloads by key, so concurrent misses share one reload.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub stats: CacheStats,
+    /// In-process copies of videos, users and the feed head (see `near.rs`).
+    pub near: Arc<NearCache>,
+    /// The invalidation subscriber; stopped when the cache is dropped.
+    tracker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+    }
 }
 
 fn hash_str(h: &mut HashMap<String, String>, k: &str) -> String {
@@ -358,6 +381,8 @@ impl Cache {
         pool_size: usize,
         timeout: Duration,
         store: Arc<dyn Store>,
+        near: Arc<NearCache>,
+        tracking: bool,
     ) -> Result<Self, AppError> {
         let config =
             Config::from_url(url).map_err(|e| AppError::Internal(format!("redis url: {e}")))?;
@@ -388,11 +413,21 @@ impl Cache {
             store,
             flights: Mutex::new(HashMap::new()),
             stats: CacheStats::default(),
+            near,
+            tracker: Mutex::new(None),
         };
         for s in cache.scripts.all() {
             s.load(cache.pool.next()).await?;
         }
+        if tracking && cache.near.enabled() {
+            let t = crate::near::track(url, prefix, timeout, cache.near.clone());
+            *cache.tracker.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        }
         Ok(cache)
+    }
+
+    fn rt(&self) {
+        self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every key of a user including member versions, lease last.
@@ -423,6 +458,7 @@ impl Cache {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<Value, AppError> {
+        self.rt();
         Ok(
             s.evalsha_with_reload::<Value, _, _>(self.client(), keys, args)
                 .await?,
@@ -474,6 +510,7 @@ impl Cache {
         let mut args = vec!["zzzz".to_string()];
         args.extend(user_fields(u, &UserCounters::default(), 0));
         self.eval(&self.scripts.create_entity, keys, args).await?;
+        self.near.invalidate(NearKey::User(u.id));
         Ok(())
     }
 
@@ -504,6 +541,9 @@ impl Cache {
             vec![id],
         )
         .await?;
+        self.near.invalidate(NearKey::Video(v.id));
+        self.near.invalidate(NearKey::User(a));
+        self.near.invalidate_feed();
         Ok(())
     }
 
@@ -559,8 +599,11 @@ impl Cache {
         let mut keys = vec![all[0].clone(), all[z].clone(), mv[z - 2].clone()];
         keys.extend((1..5).filter(|k| *k != z).map(|k| all[k].clone()));
         keys.push(all[5].clone());
-        self.apply(keys, [ver, base, mode], version, &[(field, value)], op)
-            .await
+        let r = self
+            .apply(keys, [ver, base, mode], version, &[(field, value)], op)
+            .await;
+        self.near.invalidate(NearKey::User(id));
+        r
     }
 
     /// Applies a versioned change of one group of video `id`'s cached state.
@@ -597,8 +640,11 @@ impl Cache {
             all[1].clone(),
             all[3].clone(),
         ];
-        self.apply(keys, [ver, base, mode], version, &[(field, value)], op)
-            .await
+        let r = self
+            .apply(keys, [ver, base, mode], version, &[(field, value)], op)
+            .await;
+        self.near.invalidate(NearKey::Video(id));
+        r
     }
 
     async fn apply(
@@ -706,8 +752,10 @@ impl Cache {
         };
         // One DEL per key: keys live in different slots.
         for k in keys {
+            self.rt();
             self.client().del::<(), _>(k).await?;
         }
+        self.near.clear();
         Ok(())
     }
 
@@ -720,6 +768,7 @@ impl Cache {
             vec![viewer.to_string()],
         )
         .await?;
+        self.near.invalidate(NearKey::Video(video_id));
         Ok(())
     }
 
@@ -886,8 +935,80 @@ impl Cache {
 
     // ----- reads --------------------------------------------------------------------------
 
-    /// Up to `limit` feed video ids strictly below `before_id` (None: from the newest).
+    /// Up to `limit` feed video ids strictly below `before_id` (None: from the newest): from
+    /// the near-cache's copy of the feed head when the page lies in it, else from Redis.
     pub async fn feed_page(
+        &self,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<i64>, AppError> {
+        for _ in 0..2 {
+            match self.near.feed_page(before_id, limit) {
+                FeedLookup::Page(ids) => return Ok(ids),
+                FeedLookup::Beyond => break,
+                FeedLookup::Refresh => self.refresh_feed_head().await?,
+            }
+        }
+        self.redis_feed_page(before_id, limit).await
+    }
+
+    /// Brings the near-cache's feed head up to date: the ids added since it was fetched when
+    /// the timeline only grew by those, else the whole head again. One refresh at a time;
+    /// readers queue behind it and then find it fresh.
+    async fn refresh_feed_head(&self) -> Result<(), AppError> {
+        let _turn = self.near.feed_refresh.lock().await;
+        if self.near.feed_fresh() {
+            return Ok(());
+        }
+        let generation = self.near.feed_generation();
+        let cap = self.near.feed_cap();
+        let mut head = self.near.feed_head();
+        for _ in 0..RELOAD_ATTEMPTS {
+            let since = head
+                .as_ref()
+                .and_then(|(ids, _)| ids.first().copied())
+                .unwrap_or(0);
+            let v = self
+                .eval(
+                    &self.scripts.feed_since,
+                    vec![self.keys.feed()],
+                    vec![since.to_string(), cap.to_string()],
+                )
+                .await?;
+            let Value::Array(mut parts) = v else {
+                self.ensure_feed().await?;
+                head = None;
+                continue;
+            };
+            let newer = match parts.pop() {
+                Some(Value::Array(items)) => ids_of(items),
+                _ => Vec::new(),
+            };
+            let card = parts.first().and_then(script_int).unwrap_or(0).max(0) as usize;
+            match head.take() {
+                None => {
+                    self.near.install_feed(newer, card, generation);
+                    return Ok(());
+                }
+                // only grew, by exactly the ids above the old head: extend it
+                Some((old, old_card)) if newer.len() < cap && old_card + newer.len() == card => {
+                    let mut ids = Vec::with_capacity((old.len() + newer.len()).min(cap));
+                    ids.extend_from_slice(&newer);
+                    ids.extend(old.iter().take(cap - newer.len()));
+                    self.near.install_feed(ids, card, generation);
+                    return Ok(());
+                }
+                // anything else (a late insert below the head, a reload): fetch it whole
+                Some(_) => continue,
+            }
+        }
+        Err(AppError::Unavailable(
+            "feed: near-cache refresh kept failing".into(),
+        ))
+    }
+
+    /// [`Self::feed_page`] straight from Redis.
+    async fn redis_feed_page(
         &self,
         before_id: Option<i64>,
         limit: usize,
@@ -1206,6 +1327,7 @@ impl Cache {
         let mut out = HashMap::with_capacity(others.len());
         let mut missing = Vec::new();
         {
+            self.rt();
             let p = self.client().pipeline();
             for o in others {
                 let key = self.keys.conversation(user, *o);
@@ -1241,6 +1363,7 @@ impl Cache {
     /// Comments by id, in the order given; deleted ones are skipped.
     pub async fn comments(&self, ids: &[i64]) -> Result<Vec<CommentData>, AppError> {
         let mut out = Vec::with_capacity(ids.len());
+        self.rt();
         let p = self.client().pipeline();
         for id in ids {
             let _: () = p.hgetall(self.keys.comment(*id)).await?;
@@ -1265,11 +1388,47 @@ impl Cache {
         Ok(out)
     }
 
-    /// Users by id, in one pipelined round trip when all are cached. Unknown ids are absent.
+    /// Users by id, from the near-cache or else in one pipelined round trip when all are in
+    /// Redis. Unknown ids are absent.
+    pub async fn user_entries(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Arc<UserEntry>>, AppError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.near.user(*id) {
+                Some(e) => {
+                    out.insert(*id, e);
+                }
+                None => missing.push(*id),
+            }
+        }
+        if !missing.is_empty() {
+            let t = self.near.begin();
+            for (id, d) in self.fetch_users(&missing).await? {
+                out.insert(id, self.near.install_user(d, t));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Users by id (see [`Self::user_entries`]).
     pub async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserData>, AppError> {
+        Ok(self
+            .user_entries(ids)
+            .await?
+            .into_iter()
+            .map(|(id, e)| (id, e.data.clone()))
+            .collect())
+    }
+
+    /// Users by id from Redis, reloading those missing there.
+    async fn fetch_users(&self, ids: &[i64]) -> Result<HashMap<i64, UserData>, AppError> {
         let mut out = HashMap::with_capacity(ids.len());
         let mut missing: Vec<i64> = Vec::new();
         {
+            self.rt();
             let p = self.client().pipeline();
             for id in ids {
                 let _: () = p.hgetall(self.keys.user(*id)).await?;
@@ -1290,6 +1449,7 @@ impl Cache {
                 if !self.ensure_user(id).await? {
                     continue 'ids;
                 }
+                self.rt();
                 let h: HashMap<String, String> = self.client().hgetall(self.keys.user(id)).await?;
                 if !h.is_empty() {
                     out.insert(id, user_from_hash(id, h));
@@ -1311,11 +1471,39 @@ impl Cache {
         Ok(self.videos(&[id]).await?.pop())
     }
 
-    /// Videos by id, in the order given; unknown ids are skipped.
+    /// Videos by id, in the order given, from the near-cache or else in one pipelined round
+    /// trip when all are in Redis; unknown ids are skipped.
+    pub async fn video_entries(&self, ids: &[i64]) -> Result<Vec<Arc<VideoEntry>>, AppError> {
+        let mut slots: Vec<Option<Arc<VideoEntry>>> =
+            ids.iter().map(|id| self.near.video(*id)).collect();
+        let missing: Vec<usize> = (0..ids.len()).filter(|i| slots[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let t = self.near.begin();
+            let miss: Vec<i64> = missing.iter().map(|i| ids[*i]).collect();
+            let fetched = self.fetch_videos(&miss).await?;
+            for (i, d) in missing.into_iter().zip(fetched) {
+                slots[i] = d.map(|d| self.near.install_video(d, t));
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// Videos by id (see [`Self::video_entries`]).
     pub async fn videos(&self, ids: &[i64]) -> Result<Vec<VideoData>, AppError> {
+        Ok(self
+            .video_entries(ids)
+            .await?
+            .into_iter()
+            .map(|e| e.data.clone())
+            .collect())
+    }
+
+    /// Videos by id from Redis, in the order given (None: unknown), reloading those missing.
+    async fn fetch_videos(&self, ids: &[i64]) -> Result<Vec<Option<VideoData>>, AppError> {
         let mut slots: Vec<Option<VideoData>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         {
+            self.rt();
             let p = self.client().pipeline();
             for id in ids {
                 let _: () = p.hgetall(self.keys.video(*id)).await?;
@@ -1350,6 +1538,7 @@ impl Cache {
                 if !self.ensure_video(id).await? {
                     continue 'ids;
                 }
+                self.rt();
                 let h: HashMap<String, String> = self.client().hgetall(self.keys.video(id)).await?;
                 let pc: i64 = self.client().pfcount(self.keys.video_plays(id)).await?;
                 if !h.is_empty() {
@@ -1361,7 +1550,7 @@ impl Cache {
                 "video {id}: dropped again after every reload"
             )));
         }
-        Ok(slots.into_iter().flatten().collect())
+        Ok(slots)
     }
 
     /// Reloads every user, video and the feed from the durable store (`rebuild-cache`).
@@ -1393,7 +1582,83 @@ impl Cache {
                 videos += 1;
             }
         }
+        self.near.clear();
         Ok((users, videos))
+    }
+
+    /// Drops the cached feed timeline; the next read reloads it from the durable store.
+    pub async fn drop_feed(&self) -> Result<(), AppError> {
+        self.rt();
+        self.client().del::<(), _>(self.keys.feed()).await?;
+        self.near.invalidate_feed();
+        Ok(())
+    }
+
+    /// The counters Redis holds for `fields` of each key (None where the key is not cached),
+    /// without reloading anything; for consistency checks.
+    async fn cached_counters(
+        &self,
+        keys: Vec<String>,
+        fields: &[&str],
+    ) -> Result<Vec<Option<Vec<i64>>>, AppError> {
+        self.rt();
+        let p = self.client().pipeline();
+        for k in &keys {
+            let _: () = p.exists(k.as_str()).await?;
+            let _: () = p.hmget(k.as_str(), fields.to_vec()).await?;
+        }
+        let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+        let mut it = res.into_iter();
+        let mut out = Vec::with_capacity(keys.len());
+        for _ in &keys {
+            let exists = it.next().transpose()?.and_then(|v| v.as_i64()).unwrap_or(0);
+            let vals = it.next().transpose()?;
+            out.push(match (exists, vals) {
+                (1, Some(Value::Array(items))) => Some(
+                    items
+                        .iter()
+                        .map(|v| {
+                            v.as_i64()
+                                .or_else(|| v.as_string().and_then(|s| s.parse().ok()))
+                                .unwrap_or(0)
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// (favorite_count, comment_count) of each video as cached in Redis.
+    pub async fn cached_video_counters(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<Option<(i64, i64)>>, AppError> {
+        let keys = ids.iter().map(|i| self.keys.video(*i)).collect();
+        let got = self
+            .cached_counters(keys, &["favorite_count", "comment_count"])
+            .await?;
+        Ok(got.into_iter().map(|v| v.map(|v| (v[0], v[1]))).collect())
+    }
+
+    /// [favorite_count, total_favorited, follow_count, follower_count] of each user as cached.
+    pub async fn cached_user_counters(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<Option<[i64; 4]>>, AppError> {
+        let keys = ids.iter().map(|i| self.keys.user(*i)).collect();
+        let fields = [
+            "favorite_count",
+            "total_favorited",
+            "follow_count",
+            "follower_count",
+        ];
+        let got = self.cached_counters(keys, &fields).await?;
+        Ok(got
+            .into_iter()
+            .map(|v| v.map(|v| [v[0], v[1], v[2], v[3]]))
+            .collect())
     }
 
     /// True when Redis answers.

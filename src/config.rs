@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub server: ServerConfig,
     pub redis: RedisConfig,
+    pub near: NearConfig,
     pub store: StoreConfig,
     pub media: MediaConfig,
     pub auth: AuthConfig,
@@ -100,6 +101,38 @@ impl Default for RedisConfig {
             key_prefix: "dl:".into(),
             pool_size: 4,
             timeout_ms: 3000,
+        }
+    }
+}
+
+/// The in-process near-cache in front of Redis (see `src/near.rs`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NearConfig {
+    /// Hold videos, users and the feed head in process. Off: every read goes to Redis.
+    pub enabled: bool,
+    /// Memory bound of the cached objects and their JSON, in bytes (least useful evicted).
+    pub max_bytes: u64,
+    /// Longest time an entry is served without being fetched again, in milliseconds. Changes
+    /// made through other instances are normally seen within milliseconds (Redis client
+    /// tracking); this bounds staleness when invalidation messages are lost. The documented
+    /// bound of 1 s holds for values up to 1000.
+    pub max_age_ms: u64,
+    /// How many of the newest feed ids are held; older pages are read from Redis.
+    pub feed_ids: usize,
+    /// Subscribe to Redis invalidation messages (CLIENT TRACKING, RESP3). Off: only
+    /// `max_age_ms` bounds how stale a change made through another instance can be.
+    pub tracking: bool,
+}
+
+impl Default for NearConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 256 * 1024 * 1024,
+            max_age_ms: 1000,
+            feed_ids: 200_000,
+            tracking: true,
         }
     }
 }

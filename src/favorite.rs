@@ -3,7 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::cache::{UserAspect, VideoAspect, ZsetOp};
 use crate::error::AppError;
-use crate::model::{ok, Empty, VideoList};
+use crate::model::{ok, ok_raw, video_list_field, Empty};
 use crate::store::{OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
@@ -96,6 +96,6 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .user_liked_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let video_list = views::videos(st, viewer, &ids).await?;
-    Ok(ok(&VideoList { video_list }))
+    let list = views::videos_json(st, viewer, &ids).await?;
+    Ok(ok_raw(&video_list_field(&list)))
 }

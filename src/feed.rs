@@ -3,22 +3,16 @@
 use crate::app::Ctx;
 use crate::error::AppError;
 use crate::ids::{floor_for_ms, now_ms, time_ms};
-use crate::model::{ok, Video};
+use crate::model::ok_raw;
 use crate::views;
 use ntex::web::{self, HttpResponse};
-use serde::Serialize;
+use std::io::Write;
 
 /// Videos that can share one millisecond (256 per node, 16 nodes).
 const MAX_PER_MS: usize = 4096;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::app::route(cfg, "/douyin/feed", feed);
-}
-
-#[derive(Serialize)]
-struct FeedReply {
-    next_time: i64,
-    video_list: Vec<Video>,
 }
 
 /// `latest_time` in ms (a value small enough to be seconds is taken as seconds); None: newest.
@@ -68,12 +62,12 @@ async fn feed(ctx: Ctx) -> Result<HttpResponse, AppError> {
                 .collect()
         }
     };
-    let video_list = views::videos(st, viewer, &ids).await?;
+    let list = views::videos_json(st, viewer, &ids).await?;
     let next_time = ids.last().map(|id| time_ms(*id)).unwrap_or_else(now_ms);
-    Ok(ok(&FeedReply {
-        next_time,
-        video_list,
-    }))
+    let mut fields = Vec::with_capacity(list.len() + 48);
+    let _ = write!(fields, "\"next_time\":{next_time},\"video_list\":");
+    fields.extend_from_slice(&list);
+    Ok(ok_raw(&fields))
 }
 
 #[cfg(test)]

@@ -36,8 +36,22 @@ enum Command {
     Serve,
     /// Reload every user, video and the feed from the durable store into Redis.
     RebuildCache,
-    /// Create the demo users and videos.
-    Seed,
+    /// Create the demo users and videos; with --bench, load the benchmark data set instead.
+    Seed {
+        /// Load the benchmark data set (10k users, 100k videos, 1M likes, ...) into an empty
+        /// store and write the files the bench/ scripts read (user tokens, video ids, friends).
+        #[arg(long)]
+        bench: bool,
+        /// Where --bench writes its files.
+        #[arg(long, default_value = "bench/data")]
+        out: PathBuf,
+        /// Scale the --bench data set (1.0 = full size; 0.01 for a quick try).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
+    /// Check that every counter agrees with the records it counts, in the durable store and
+    /// in Redis; prints a JSON summary and exits non-zero on any disagreement.
+    Check,
 }
 
 fn main() {
@@ -107,7 +121,31 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
             println!("rebuilt redis from the durable store: {u} users, {v} videos");
             Ok(())
         }
-        Command::Seed => {
+        Command::Seed {
+            bench: true,
+            out,
+            scale,
+        } => {
+            let app = build(cfg).await?;
+            douyin_lite::seed::seed_bench_cli(&app.state, &out, scale)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Check => {
+            let app = build(cfg).await?;
+            let report = douyin_lite::seed::check(&app.state)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", report.to_json());
+            if report.mismatches > 0 {
+                return Err(format!(
+                    "{} counters disagree with their records",
+                    report.mismatches
+                ));
+            }
+            Ok(())
+        }
+        Command::Seed { bench: false, .. } => {
             let app = build(cfg).await?;
             let (u, v) = douyin_lite::seed::seed_demo(&app.state)
                 .await

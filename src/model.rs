@@ -58,12 +58,6 @@ pub struct Video {
 #[derive(Debug, Serialize)]
 pub struct Empty {}
 
-/// A reply carrying a list of videos.
-#[derive(Debug, Serialize)]
-pub struct VideoList {
-    pub video_list: Vec<Video>,
-}
-
 /// Builds absolute media URLs from the public base URL.
 #[derive(Debug, Clone)]
 pub struct Urls {
@@ -115,6 +109,32 @@ pub fn ok<T: Serialize>(fields: &T) -> HttpResponse {
         .body(body);
     resp.extensions_mut().insert(EnvelopeCode(0));
     resp
+}
+
+/// A success response whose fields are already JSON: `fields` is the object's inside,
+/// e.g. `"next_time":1,"video_list":[...]`.
+pub fn ok_raw(fields: &[u8]) -> HttpResponse {
+    const HEAD: &[u8] = b"{\"status_code\":0,\"status_msg\":\"success\"";
+    let mut body = Vec::with_capacity(HEAD.len() + fields.len() + 2);
+    body.extend_from_slice(HEAD);
+    if !fields.is_empty() {
+        body.push(b',');
+        body.extend_from_slice(fields);
+    }
+    body.push(b'}');
+    let resp = HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body);
+    resp.extensions_mut().insert(EnvelopeCode(0));
+    resp
+}
+
+/// `"video_list":[...]` for [`ok_raw`].
+pub fn video_list_field(list: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(list.len() + 14);
+    f.extend_from_slice(b"\"video_list\":");
+    f.extend_from_slice(list);
+    f
 }
 
 /// "MM-DD" of Unix millisecond `ms` at `offset_minutes` from UTC.

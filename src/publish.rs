@@ -3,7 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::error::AppError;
 use crate::media::probe;
-use crate::model::{ok, VideoList};
+use crate::model::{ok, ok_raw, video_list_field};
 use crate::params::{self, BodyKind, Params};
 use crate::store::{OutboxEntry, OutboxOp, VideoRecord};
 use crate::views;
@@ -305,6 +305,6 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .user_video_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let video_list = views::videos(st, viewer, &ids).await?;
-    Ok(ok(&VideoList { video_list }))
+    let list = views::videos_json(st, viewer, &ids).await?;
+    Ok(ok_raw(&video_list_field(&list)))
 }

@@ -1,62 +1,68 @@
 //! Assembling `Video` and `User` objects for a viewer from the cache.
 //!
 //! Shared by every endpoint that lists videos or users, so that one page costs a fixed number of
-//! Redis round trips whatever its length: the objects (pipelined), then the viewer's flags
-//! (`is_favorite`, `is_follow`) for the whole page in one script call.
+//! Redis round trips whatever its length: the objects (from the near-cache, else pipelined),
+//! then the viewer's flags (`is_favorite`, `is_follow`) for the whole page in one script call.
 
 use crate::app::AppState;
 use crate::error::AppError;
-use crate::model::{User, Video};
+use crate::model::User;
+use crate::near::write_video;
 use crate::params::Params;
-use std::collections::{HashMap, HashSet};
 
-/// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`.
-pub async fn videos(
+/// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
+/// JSON array of `Video` objects. Objects come from the near-cache with their JSON pre-rendered,
+/// so a page costs one buffer and, for a viewer, one Redis round trip for the flags.
+pub async fn videos_json(
     st: &AppState,
     viewer: Option<i64>,
     ids: &[i64],
-) -> Result<Vec<Video>, AppError> {
+) -> Result<Vec<u8>, AppError> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(b"[]".to_vec());
     }
-    let vids = st.cache.videos(ids).await?;
-    let mut seen = HashSet::new();
-    let authors: Vec<i64> = vids
-        .iter()
-        .map(|v| v.author_id)
-        .filter(|a| seen.insert(*a))
-        .collect();
-    let users = st.cache.users(&authors).await?;
-    let present: Vec<i64> = vids.iter().map(|v| v.id).collect();
+    let vids = st.cache.video_entries(ids).await?;
+    let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
+    for v in &vids {
+        if !authors.contains(&v.data.author_id) {
+            authors.push(v.data.author_id);
+        }
+    }
+    let users = st.cache.user_entries(&authors).await?;
     let (liked, follows) = match viewer {
-        Some(u) => st.cache.viewer_flags(u, &present, &authors).await?,
-        None => (vec![false; present.len()], vec![false; authors.len()]),
+        Some(u) => {
+            let present: Vec<i64> = vids.iter().map(|v| v.data.id).collect();
+            st.cache.viewer_flags(u, &present, &authors).await?
+        }
+        None => (vec![false; vids.len()], vec![false; authors.len()]),
     };
-    let follows: HashMap<i64, bool> = authors.iter().copied().zip(follows).collect();
-    let mut out = Vec::with_capacity(vids.len());
+    let size: usize = vids
+        .iter()
+        .map(|v| v.rest.len() + users.get(&v.data.author_id).map_or(0, |u| u.rest.len()) + 80)
+        .sum();
+    let mut buf = Vec::with_capacity(size + 2);
+    buf.push(b'[');
     for (v, is_favorite) in vids.iter().zip(liked) {
-        let Some(author) = users.get(&v.author_id) else {
+        let Some(author) = users.get(&v.data.author_id) else {
             tracing::warn!(
-                video = v.id,
-                author = v.author_id,
+                video = v.data.id,
+                author = v.data.author_id,
                 "video without an author record; skipped"
             );
             continue;
         };
-        out.push(Video {
-            id: v.id,
-            author: User::from_data(author, follows.get(&v.author_id).copied().unwrap_or(false)),
-            play_url: st.urls.play(v),
-            cover_url: st.urls.cover(v),
-            favorite_count: v.favorite_count,
-            comment_count: v.comment_count,
-            play_count: v.play_count,
-            is_favorite,
-            title: v.title.clone(),
-            desc: v.desc.clone(),
-        });
+        let follows_author = authors
+            .iter()
+            .position(|a| *a == v.data.author_id)
+            .and_then(|i| follows.get(i).copied())
+            .unwrap_or(false);
+        if buf.len() > 1 {
+            buf.push(b',');
+        }
+        write_video(&mut buf, v, author, is_favorite, follows_author);
     }
-    Ok(out)
+    buf.push(b']');
+    Ok(buf)
 }
 
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.

@@ -189,6 +189,23 @@ pub struct StoreStats {
     pub fsyncs: u64,
 }
 
+/// A bulk load of a consistent data set into an empty store (`seed --bench`): the records and
+/// the counters that agree with them, written without outbox entries (Redis is loaded from the
+/// store afterwards, on demand).
+#[derive(Clone, Debug, Default)]
+pub struct Import {
+    pub users: Vec<UserRecord>,
+    pub user_counters: Vec<(i64, UserCounters)>,
+    pub videos: Vec<VideoRecord>,
+    pub video_counters: Vec<(i64, VideoCounters)>,
+    /// (user, video, like_id): active likes.
+    pub likes: Vec<(i64, i64, i64)>,
+    /// (follower, followee, follow_id): active follows.
+    pub follows: Vec<(i64, i64, i64)>,
+    pub comments: Vec<CommentRecord>,
+    pub messages: Vec<MessageRecord>,
+}
+
 /// The durable store. Implementations: [`embedded::EmbeddedStore`]; ScyllaDB later.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -270,5 +287,11 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_done(&self, id: i64) -> StoreResult<()>;
     /// Makes everything written so far durable.
     async fn flush(&self) -> StoreResult<()>;
+    /// Writes a bulk [`Import`] and makes it durable. The caller guarantees that its ids are new
+    /// and its counters agree with its records; existing records with the same keys are
+    /// overwritten.
+    async fn import(&self, data: Import) -> StoreResult<()>;
+    /// Every active like as (user, video), in key order; for consistency checks.
+    async fn scan_likes(&self, after: (i64, i64), limit: usize) -> StoreResult<Vec<(i64, i64)>>;
     fn stats(&self) -> StoreStats;
 }

@@ -314,6 +314,20 @@ impl TestApp {
             .output()
             .unwrap();
         assert!(out.status.success());
+        self.near_cleared().await;
+    }
+
+    /// Waits until the near-cache has applied a flush (its invalidation message arrives a
+    /// moment after the command returns); fails the test after 2 s.
+    pub async fn near_cleared(&self) {
+        let near = &self.state.cache.near;
+        for _ in 0..200 {
+            if near.size().0 == 0 && !near.feed_fresh() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the near-cache was not cleared after a redis flush");
     }
 }
 

@@ -4,6 +4,7 @@
 mod helpers;
 mod interact;
 mod media;
+mod near;
 mod resilience;
 mod social;
 mod users;

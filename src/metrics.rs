@@ -1,0 +1,157 @@
+//! Prometheus metrics: the recorder (process-wide), the route labels, and `/metrics`.
+//!
+//! Per-request figures (counts by route and outcome, latency histograms, error codes) are
+//! recorded as they happen by the request middleware; the durable store records its group
+//! commit sizes and fsync times. Figures that already live in atomics (near-cache hits and
+//! misses, Redis round trips, reloads, durable writes) are copied in when `/metrics` is scraped,
+//! so the hot path pays nothing for them.
+
+use crate::app::AppState;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use ntex::web::{self, HttpResponse};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Latency buckets in seconds: 50 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 18] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 7.5, 10.0,
+];
+/// Writes per group commit.
+const BATCH_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
+
+/// Installs the process-wide recorder once (several apps in one test process share it).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let b = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("douyin_store_group_commit_writes".into()),
+                        &BATCH_BUCKETS,
+                    )
+                });
+            match b.and_then(|b| b.install_recorder()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics is empty");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Every route of the API, as its metrics label.
+const ROUTES: [&str; 21] = [
+    "/douyin/feed",
+    "/douyin/user",
+    "/douyin/user/register",
+    "/douyin/user/login",
+    "/douyin/publish/action",
+    "/douyin/publish/list",
+    "/douyin/favorite/action",
+    "/douyin/favorite/list",
+    "/douyin/comment/action",
+    "/douyin/comment/list",
+    "/douyin/relation/action",
+    "/douyin/relation/follow/list",
+    "/douyin/relation/follower/list",
+    "/douyin/relation/friend/list",
+    "/douyin/message/action",
+    "/douyin/message/chat",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static",
+    "/play",
+];
+
+/// The route label of a request path: the API route it names, `/static` or `/play` for media,
+/// `other` for anything else (so that labels stay a small fixed set).
+pub fn route_label(path: &str) -> &'static str {
+    let p = path.strip_suffix('/').unwrap_or(path);
+    if let Some(r) = ROUTES.iter().find(|r| **r == p) {
+        return r;
+    }
+    if p.starts_with("/static/") {
+        "/static"
+    } else if p.starts_with("/play/") {
+        "/play"
+    } else {
+        "other"
+    }
+}
+
+/// Records one request: its route, the envelope's status code (None for non-API responses)
+/// and its latency.
+pub fn record_request(route: &'static str, http: u16, code: Option<i32>, secs: f64) {
+    let outcome = match code {
+        Some(0) => "ok",
+        Some(_) => "error",
+        None if http < 400 => "ok",
+        None => "http_error",
+    };
+    metrics::counter!("douyin_http_requests_total", "route" => route, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("douyin_http_request_duration_seconds", "route" => route).record(secs);
+    if let Some(c) = code.filter(|c| *c != 0) {
+        metrics::counter!("douyin_api_errors_total", "route" => route, "status_code" => c.to_string())
+            .increment(1);
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn render(st: web::types::State<Arc<AppState>>) -> HttpResponse {
+    let Some(h) = install() else {
+        return HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body("");
+    };
+    let near = &st.cache.near;
+    let (entries, bytes) = near.size();
+    let store = st.store.stats();
+    let c = &st.cache.stats;
+    metrics::counter!("douyin_near_cache_hits_total")
+        .absolute(near.stats.hits.load(Ordering::Relaxed));
+    metrics::counter!("douyin_near_cache_misses_total")
+        .absolute(near.stats.misses.load(Ordering::Relaxed));
+    metrics::counter!("douyin_near_cache_invalidations_total")
+        .absolute(near.stats.invalidations.load(Ordering::Relaxed));
+    metrics::gauge!("douyin_near_cache_entries").set(entries as f64);
+    metrics::gauge!("douyin_near_cache_bytes").set(bytes as f64);
+    metrics::gauge!("douyin_near_cache_tracking").set(if near.tracking.load(Ordering::Relaxed) {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::counter!("douyin_redis_round_trips_total")
+        .absolute(c.round_trips.load(Ordering::Relaxed));
+    metrics::counter!("douyin_cache_reloads_total").absolute(c.reloads.load(Ordering::Relaxed));
+    metrics::counter!("douyin_store_durable_writes_total").absolute(store.durable_writes);
+    metrics::counter!("douyin_store_fsyncs_total").absolute(store.fsyncs);
+    metrics::gauge!("douyin_requests_in_flight").set(st.in_flight.load(Ordering::Relaxed) as f64);
+    h.run_upkeep();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(h.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_are_a_fixed_set() {
+        assert_eq!(route_label("/douyin/feed/"), "/douyin/feed");
+        assert_eq!(route_label("/douyin/feed"), "/douyin/feed");
+        assert_eq!(route_label("/static/videos/1.mp4"), "/static");
+        assert_eq!(route_label("/douyin/nope/12345"), "other");
+        assert_eq!(route_label("/wp-admin.php"), "other");
+    }
+}

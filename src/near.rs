@@ -1,0 +1,707 @@
+//! The near-cache: video and user objects (with their pre-rendered JSON) and the head of the
+//! feed timeline, held in process so that a feed page needs no Redis round trip for anything
+//! but the viewer's own flags.
+//!
+//! Bounded by bytes (`near.max_bytes`, quick_cache's scan-resistant policy evicts the rest).
+//! Kept fresh two ways:
+//! - **Invalidation**: a dedicated connection subscribes with Redis's server-assisted
+//!   client-side caching (`CLIENT TRACKING ON BCAST PREFIX ... REDIRECT`, messages on
+//!   `__redis__:invalidate`) to the video, play-count, user
+//!   and feed keys, so a change made through any instance drops the entry here within the time
+//!   Redis takes to push the message (milliseconds). A flush or a lost tracking connection
+//!   drops everything.
+//! - **Age**: no entry is served older than `near.max_age_ms` (1 s by default), which bounds
+//!   staleness even while the tracking connection is down.
+//!
+//! A write made through this instance also drops its entries here at once, before the reply, so
+//! a viewer always sees their own actions. A fetch that raced with an invalidation is used for
+//! its own request but not installed (see [`NearCache::begin`]).
+
+use crate::cache::{UserData, VideoData};
+use quick_cache::sync::Cache as Qc;
+use quick_cache::Weighter;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Hash buckets of invalidation stamps (see [`NearCache::begin`]).
+const STAMPS: usize = 4096;
+
+/// What a near-cache key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NearKey {
+    Video(i64),
+    User(i64),
+}
+
+impl NearKey {
+    fn bucket(&self) -> usize {
+        let (tag, id) = match self {
+            NearKey::Video(i) => (0x9e37_79b9_7f4a_7c15u64, *i as u64),
+            NearKey::User(i) => (0xc2b2_ae3d_27d4_eb4fu64, *i as u64),
+        };
+        ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
+    }
+}
+
+/// A cached video: its data, and its JSON without the viewer's parts.
+#[derive(Debug)]
+pub struct VideoEntry {
+    pub data: VideoData,
+    /// `,"play_url":...,"desc":"..."}`: everything after the author.
+    pub rest: Vec<u8>,
+    fetched: Instant,
+}
+
+/// A cached user: its data, and its JSON without `is_follow`.
+#[derive(Debug)]
+pub struct UserEntry {
+    pub data: UserData,
+    /// `,"name":...}`: everything after `is_follow`.
+    pub rest: Vec<u8>,
+    fetched: Instant,
+}
+
+#[derive(Clone, Debug)]
+pub enum NearVal {
+    Video(Arc<VideoEntry>),
+    User(Arc<UserEntry>),
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<NearKey, NearVal> for ByBytes {
+    fn weight(&self, _k: &NearKey, v: &NearVal) -> u64 {
+        // the JSON, the strings of the data and the fixed overhead of an entry
+        let w = match v {
+            NearVal::Video(e) => {
+                e.rest.len()
+                    + e.data.title.len()
+                    + e.data.desc.len()
+                    + e.data.play.len()
+                    + e.data.cover.len()
+                    + 240
+            }
+            NearVal::User(e) => {
+                e.rest.len()
+                    + e.data.name.len()
+                    + e.data.avatar.len()
+                    + e.data.background_image.len()
+                    + e.data.signature.len()
+                    + 240
+            }
+        };
+        w as u64
+    }
+}
+
+/// The newest part of the feed timeline, newest first.
+struct FeedSnapshot {
+    ids: Arc<Vec<i64>>,
+    /// How many videos the whole timeline had when `ids` was fetched.
+    card: usize,
+    fetched: Instant,
+    /// The invalidation generation it was fetched at.
+    generation: u64,
+}
+
+/// A page cut from the near-cached feed.
+pub enum FeedLookup {
+    /// Ids (newest first, up to the asked number); the snapshot covered the page.
+    Page(Vec<i64>),
+    /// The snapshot is missing or stale: refresh it.
+    Refresh,
+    /// The page lies beyond the cached head: ask Redis.
+    Beyond,
+}
+
+/// Hit and miss counters (also exported as metrics).
+#[derive(Default, Debug)]
+pub struct NearStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub invalidations: AtomicU64,
+}
+
+/// The in-process cache in front of Redis. Disabled (`near.enabled = false`), every lookup
+/// misses and nothing is installed.
+pub struct NearCache {
+    enabled: bool,
+    /// Builds the play/cover URLs rendered into video JSON.
+    urls: crate::model::Urls,
+    max_age: Duration,
+    feed_cap: usize,
+    entries: Qc<NearKey, NearVal, ByBytes>,
+    feed: RwLock<Option<FeedSnapshot>>,
+    /// Bumped by every feed invalidation.
+    feed_generation: AtomicU64,
+    /// Serialises feed refreshes (concurrent readers wait for one refresh).
+    pub feed_refresh: tokio::sync::Mutex<()>,
+    /// Sequence of invalidations; `stamps[bucket]` is the sequence of the last one there.
+    seq: AtomicU64,
+    stamps: Box<[AtomicU64]>,
+    /// Whether the tracking connection is subscribed (for /metrics and /readyz details).
+    pub tracking: AtomicBool,
+    pub stats: NearStats,
+}
+
+/// A ticket taken before fetching from Redis: [`NearCache::install_video`] and friends install
+/// the fetched value only if no invalidation of the same bucket came after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket(u64);
+
+impl NearCache {
+    pub fn new(
+        enabled: bool,
+        max_bytes: u64,
+        max_age: Duration,
+        feed_cap: usize,
+        urls: crate::model::Urls,
+    ) -> Self {
+        let est_items = (max_bytes / 1024).clamp(16, 4_000_000) as usize;
+        Self {
+            enabled,
+            urls,
+            max_age,
+            feed_cap: feed_cap.max(1),
+            entries: Qc::with_weighter(est_items, max_bytes.max(1), ByBytes),
+            feed: RwLock::new(None),
+            feed_generation: AtomicU64::new(0),
+            feed_refresh: tokio::sync::Mutex::new(()),
+            seq: AtomicU64::new(1),
+            stamps: (0..STAMPS).map(|_| AtomicU64::new(0)).collect(),
+            tracking: AtomicBool::new(false),
+            stats: NearStats::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn feed_cap(&self) -> usize {
+        self.feed_cap
+    }
+
+    /// Entries and their total weight in bytes.
+    pub fn size(&self) -> (usize, u64) {
+        (self.entries.len(), self.entries.weight())
+    }
+
+    fn fresh(&self, fetched: Instant) -> bool {
+        fetched.elapsed() < self.max_age
+    }
+
+    /// Call before fetching values from Redis that may be installed afterwards.
+    pub fn begin(&self) -> Ticket {
+        Ticket(self.seq.load(Ordering::Acquire))
+    }
+
+    fn installable(&self, key: &NearKey, t: Ticket) -> bool {
+        self.enabled && self.stamps[key.bucket()].load(Ordering::Acquire) <= t.0
+    }
+
+    fn hit(&self, hit: bool) {
+        let c = if hit {
+            &self.stats.hits
+        } else {
+            &self.stats.misses
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn video(&self, id: i64) -> Option<Arc<VideoEntry>> {
+        if !self.enabled {
+            return None;
+        }
+        let found = match self.entries.get(&NearKey::Video(id)) {
+            Some(NearVal::Video(e)) if self.fresh(e.fetched) => Some(e),
+            _ => None,
+        };
+        self.hit(found.is_some());
+        found
+    }
+
+    pub fn user(&self, id: i64) -> Option<Arc<UserEntry>> {
+        if !self.enabled {
+            return None;
+        }
+        let found = match self.entries.get(&NearKey::User(id)) {
+            Some(NearVal::User(e)) if self.fresh(e.fetched) => Some(e),
+            _ => None,
+        };
+        self.hit(found.is_some());
+        found
+    }
+
+    /// Wraps fetched data as an entry, installing it unless an invalidation came after `t`.
+    pub fn install_video(&self, data: VideoData, t: Ticket) -> Arc<VideoEntry> {
+        let e = Arc::new(VideoEntry {
+            rest: render_video_rest(&data, &self.urls),
+            data,
+            fetched: Instant::now(),
+        });
+        let key = NearKey::Video(e.data.id);
+        if self.installable(&key, t) {
+            self.entries.insert(key, NearVal::Video(e.clone()));
+        }
+        e
+    }
+
+    pub fn install_user(&self, data: UserData, t: Ticket) -> Arc<UserEntry> {
+        let e = Arc::new(UserEntry {
+            rest: render_user_rest(&data),
+            data,
+            fetched: Instant::now(),
+        });
+        let key = NearKey::User(e.data.id);
+        if self.installable(&key, t) {
+            self.entries.insert(key, NearVal::User(e.clone()));
+        }
+        e
+    }
+
+    /// Drops `key` and stamps its bucket so that fetches begun before now are not installed.
+    pub fn invalidate(&self, key: NearKey) {
+        let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        self.stamps[key.bucket()].fetch_max(s, Ordering::AcqRel);
+        self.entries.remove(&key);
+        self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn invalidate_feed(&self) {
+        self.feed_generation.fetch_add(1, Ordering::AcqRel);
+        self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops everything (a flush, or the tracking connection was lost).
+    pub fn clear(&self) {
+        let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        for st in self.stamps.iter() {
+            st.fetch_max(s, Ordering::AcqRel);
+        }
+        self.entries.clear();
+        self.invalidate_feed();
+    }
+
+    /// Up to `limit` feed ids strictly below `before` (None: the newest), from the snapshot.
+    pub fn feed_page(&self, before: Option<i64>, limit: usize) -> FeedLookup {
+        if !self.enabled {
+            return FeedLookup::Beyond;
+        }
+        let guard = self.feed.read().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = guard.as_ref() else {
+            return FeedLookup::Refresh;
+        };
+        if !self.fresh(s.fetched) || s.generation != self.feed_generation.load(Ordering::Acquire) {
+            return FeedLookup::Refresh;
+        }
+        // ids are descending: skip those >= before
+        let start = match before {
+            None => 0,
+            Some(b) => s.ids.partition_point(|id| *id >= b),
+        };
+        let end = start.saturating_add(limit).min(s.ids.len());
+        if end - start < limit && s.ids.len() < s.card {
+            return FeedLookup::Beyond;
+        }
+        self.hit(true);
+        FeedLookup::Page(s.ids[start..end].to_vec())
+    }
+
+    /// The snapshot (newest first) and the timeline length it was fetched at, to extend it.
+    pub fn feed_head(&self) -> Option<(Arc<Vec<i64>>, usize)> {
+        let guard = self.feed.read().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|s| (s.ids.clone(), s.card))
+    }
+
+    /// True when the snapshot can serve pages (present, young and not invalidated).
+    pub fn feed_fresh(&self) -> bool {
+        let guard = self.feed.read().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().is_some_and(|s| {
+            self.fresh(s.fetched) && s.generation == self.feed_generation.load(Ordering::Acquire)
+        })
+    }
+
+    /// The current invalidation generation of the feed (read before fetching it).
+    pub fn feed_generation(&self) -> u64 {
+        self.feed_generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a fetched feed head (newest first, at most the cap) of a timeline of `card`.
+    pub fn install_feed(&self, ids: Vec<i64>, card: usize, generation: u64) {
+        if !self.enabled {
+            return;
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        *self.feed.write().unwrap_or_else(|e| e.into_inner()) = Some(FeedSnapshot {
+            ids: Arc::new(ids),
+            card,
+            fetched: Instant::now(),
+            generation,
+        });
+    }
+}
+
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    // serialising a &str cannot fail
+    let _ = simd_json::to_writer(&mut *buf, s);
+}
+
+/// `,"play_url":..,"cover_url":..,"favorite_count":..,"comment_count":..,"play_count":..,
+/// "title":..,"desc":..}`
+fn render_video_rest(v: &VideoData, urls: &crate::model::Urls) -> Vec<u8> {
+    let mut b = Vec::with_capacity(160 + v.title.len() + v.desc.len() + 2 * urls.base.len());
+    b.extend_from_slice(b",\"play_url\":");
+    json_str(&mut b, &urls.play(v));
+    b.extend_from_slice(b",\"cover_url\":");
+    json_str(&mut b, &urls.cover(v));
+    let _ = write!(
+        b,
+        ",\"favorite_count\":{},\"comment_count\":{},\"play_count\":{},\"title\":",
+        v.favorite_count, v.comment_count, v.play_count
+    );
+    json_str(&mut b, &v.title);
+    b.extend_from_slice(b",\"desc\":");
+    json_str(&mut b, &v.desc);
+    b.push(b'}');
+    b
+}
+
+/// `,"name":..,"follow_count":..,...,"favorite_count":..}`
+fn render_user_rest(u: &UserData) -> Vec<u8> {
+    let mut b = Vec::with_capacity(200 + u.name.len() + u.signature.len() + u.avatar.len());
+    b.extend_from_slice(b",\"name\":");
+    json_str(&mut b, &u.name);
+    let _ = write!(
+        b,
+        ",\"follow_count\":{},\"follower_count\":{},\"avatar\":",
+        u.follow_count, u.follower_count
+    );
+    json_str(&mut b, &u.avatar);
+    b.extend_from_slice(b",\"background_image\":");
+    json_str(&mut b, &u.background_image);
+    b.extend_from_slice(b",\"signature\":");
+    json_str(&mut b, &u.signature);
+    let _ = write!(
+        b,
+        ",\"total_favorited\":{},\"work_count\":{},\"favorite_count\":{}}}",
+        u.total_favorited, u.work_count, u.favorite_count
+    );
+    b
+}
+
+/// Appends a `User` object as seen by a viewer.
+pub fn write_user(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
+    let _ = write!(buf, "{{\"id\":{},\"is_follow\":{}", u.data.id, is_follow);
+    buf.extend_from_slice(&u.rest);
+}
+
+/// Appends a `Video` object as seen by a viewer.
+pub fn write_video(
+    buf: &mut Vec<u8>,
+    v: &VideoEntry,
+    author: &UserEntry,
+    is_favorite: bool,
+    follows_author: bool,
+) {
+    let _ = write!(
+        buf,
+        "{{\"id\":{},\"is_favorite\":{},\"author\":",
+        v.data.id, is_favorite
+    );
+    write_user(buf, author, follows_author);
+    buf.extend_from_slice(&v.rest);
+}
+
+/// Keeps a RESP3 connection subscribed to invalidation messages for the near-cached keys
+/// (`CLIENT TRACKING ON BCAST REDIRECT` with the video, play-count, user and feed key prefixes) and
+/// applies them. Everything cached is dropped whenever the subscription (re)starts or is lost,
+/// since messages may have been missed meanwhile. Runs until aborted.
+pub fn track(
+    url: &str,
+    prefix: &str,
+    timeout: Duration,
+    near: Arc<NearCache>,
+) -> tokio::task::JoinHandle<()> {
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    tokio::spawn(async move {
+        let mut logged = false;
+        loop {
+            let res = subscribe(&url, &prefix, timeout, &near).await;
+            let was_up = near.tracking.swap(false, Ordering::AcqRel);
+            near.clear();
+            match res {
+                Err(e) if !logged || was_up => {
+                    tracing::warn!(error = %e, "near-cache invalidation subscription is down; entries expire after near.max_age_ms");
+                    logged = true;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+async fn subscribe(
+    url: &str,
+    prefix: &str,
+    timeout: Duration,
+    near: &NearCache,
+) -> Result<(), String> {
+    use fred::prelude::*;
+    // Invalidations are redirected to a RESP2 subscriber of `__redis__:invalidate`: unlike
+    // RESP3 push messages, that channel also carries the null message of a FLUSHALL/FLUSHDB
+    // through fred. The tracking itself belongs to a second connection ("owner").
+    let config = Config::from_url(url).map_err(|e| e.to_string())?;
+    let build = || {
+        Builder::from_config(config.clone())
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+            })
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let connect = |c: &Client| {
+        let handle = c.connect();
+        let c = c.clone();
+        async move {
+            tokio::time::timeout(timeout, c.wait_for_connect())
+                .await
+                .map_err(|_| "connect timed out".to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(handle)
+        }
+    };
+    let sub = build()?;
+    let mut rx = sub.invalidation_rx();
+    let mut sub_conn = connect(&sub).await?;
+    let id: i64 = sub.client_id().await.map_err(|e| e.to_string())?;
+    sub.subscribe("__redis__:invalidate")
+        .await
+        .map_err(|e| format!("SUBSCRIBE: {e}"))?;
+    let owner = build()?;
+    let mut owner_conn = connect(&owner).await?;
+    let prefixes: Vec<String> = ["v:", "pc:", "u:", "feed:"]
+        .iter()
+        .map(|p| format!("{prefix}{p}"))
+        .collect();
+    owner
+        .client_tracking::<(), _, _>("on", Some(id), prefixes, true, false, false, false)
+        .await
+        .map_err(|e| format!("CLIENT TRACKING: {e}"))?;
+    // anything cached before now may have missed its invalidation
+    near.clear();
+    near.tracking.store(true, Ordering::Release);
+    tracing::info!("near-cache subscribed to redis invalidation messages");
+    let ended = |r: Result<Result<(), fred::error::Error>, tokio::task::JoinError>| match r {
+        Ok(Ok(())) => "connection closed".to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    let result = loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(inv) => {
+                    if inv.keys.is_empty() {
+                        near.clear();
+                    }
+                    for k in &inv.keys {
+                        match k.as_str().and_then(|k| parse_key(prefix, k)) {
+                            Some(Parsed::Key(key)) => near.invalidate(key),
+                            Some(Parsed::Feed) => near.invalidate_feed(),
+                            None => {}
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => near.clear(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    break Err("invalidation channel closed".to_string())
+                }
+            },
+            r = &mut sub_conn => break Err(ended(r)),
+            r = &mut owner_conn => break Err(ended(r)),
+        }
+    };
+    let _ = owner.quit().await;
+    let _ = sub.quit().await;
+    result
+}
+
+enum Parsed {
+    Key(NearKey),
+    Feed,
+}
+
+/// `<prefix>v:{123}` and `<prefix>pc:{123}` name video 123, `<prefix>u:{123}` user 123.
+fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
+    let rest = key.strip_prefix(prefix)?;
+    if rest.starts_with("feed:") {
+        return Some(Parsed::Feed);
+    }
+    let (kind, id) = rest.split_once(':')?;
+    let id: i64 = id.strip_prefix('{')?.strip_suffix('}')?.parse().ok()?;
+    match kind {
+        "v" | "pc" => Some(Parsed::Key(NearKey::Video(id))),
+        "u" => Some(Parsed::Key(NearKey::User(id))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Urls, User};
+
+    fn near(max_age: Duration, feed_cap: usize) -> NearCache {
+        let urls = Urls {
+            base: "http://h".into(),
+        };
+        NearCache::new(true, 1 << 20, max_age, feed_cap, urls)
+    }
+
+    fn user() -> UserData {
+        UserData {
+            id: 7,
+            name: "a \"quoted\" name \u{1F600}".into(),
+            avatar: "http://x/a.png".into(),
+            background_image: String::new(),
+            signature: "line\nbreak".into(),
+            follow_count: 1,
+            follower_count: 2,
+            total_favorited: 3,
+            work_count: 4,
+            favorite_count: 5,
+        }
+    }
+
+    #[test]
+    fn rendered_user_equals_serialised_user() {
+        let d = user();
+        let e = UserEntry {
+            rest: render_user_rest(&d),
+            data: d.clone(),
+            fetched: Instant::now(),
+        };
+        let mut buf = Vec::new();
+        write_user(&mut buf, &e, true);
+        let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
+        let mut want = simd_json::to_vec(&User::from_data(&d, true)).unwrap();
+        let want: simd_json::OwnedValue = simd_json::to_owned_value(&mut want).unwrap();
+        assert_eq!(ours, want);
+    }
+
+    #[test]
+    fn rendered_video_equals_serialised_video() {
+        let n = near(Duration::from_secs(60), 10);
+        let u = n.install_user(user(), n.begin());
+        let d = VideoData {
+            id: 99,
+            author_id: 7,
+            title: "t \\ \"x\"".into(),
+            desc: "d".into(),
+            play: "videos/99.mp4".into(),
+            cover: String::new(),
+            favorite_count: 3,
+            comment_count: 2,
+            play_count: 1,
+        };
+        let v = n.install_video(d.clone(), n.begin());
+        let mut buf = Vec::new();
+        write_video(&mut buf, &v, &u, true, false);
+        let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
+        let urls = Urls {
+            base: "http://h".into(),
+        };
+        let want = crate::model::Video {
+            id: 99,
+            author: User::from_data(&u.data, false),
+            play_url: urls.play(&d),
+            cover_url: urls.cover(&d),
+            favorite_count: 3,
+            comment_count: 2,
+            play_count: 1,
+            is_favorite: true,
+            title: d.title.clone(),
+            desc: d.desc.clone(),
+        };
+        let mut want = simd_json::to_vec(&want).unwrap();
+        let want: simd_json::OwnedValue = simd_json::to_owned_value(&mut want).unwrap();
+        assert_eq!(ours, want);
+    }
+
+    #[test]
+    fn invalidation_during_a_fetch_blocks_its_install() {
+        let n = near(Duration::from_secs(60), 100);
+        let t = n.begin();
+        n.invalidate(NearKey::User(7));
+        n.install_user(user(), t);
+        assert!(
+            n.user(7).is_none(),
+            "a fetch older than the invalidation was installed"
+        );
+        let t = n.begin();
+        n.install_user(user(), t);
+        assert!(n.user(7).is_some());
+        let t = n.begin();
+        n.clear();
+        n.install_video(VideoData::default(), t);
+        assert!(n.video(0).is_none());
+    }
+
+    #[test]
+    fn invalidation_keys() {
+        assert!(matches!(
+            parse_key("dl:", "dl:v:{42}"),
+            Some(Parsed::Key(NearKey::Video(42)))
+        ));
+        assert!(matches!(
+            parse_key("dl:", "dl:pc:{42}"),
+            Some(Parsed::Key(NearKey::Video(42)))
+        ));
+        assert!(matches!(
+            parse_key("dl:", "dl:u:{7}"),
+            Some(Parsed::Key(NearKey::User(7)))
+        ));
+        assert!(matches!(
+            parse_key("dl:", "dl:feed:{feed}"),
+            Some(Parsed::Feed)
+        ));
+        assert!(parse_key("dl:", "other:v:{1}").is_none());
+        assert!(parse_key("dl:", "dl:v:{x}").is_none());
+    }
+
+    #[test]
+    fn entries_expire_after_max_age() {
+        let n = near(Duration::from_millis(30), 100);
+        n.install_user(user(), n.begin());
+        assert!(n.user(7).is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(n.user(7).is_none());
+    }
+
+    #[test]
+    fn feed_pages_from_the_snapshot() {
+        let n = near(Duration::from_secs(60), 5);
+        assert!(matches!(n.feed_page(None, 2), FeedLookup::Refresh));
+        let g = n.feed_generation();
+        n.install_feed(vec![50, 40, 30, 20, 10], 8, g);
+        match n.feed_page(Some(40), 2) {
+            FeedLookup::Page(p) => assert_eq!(p, vec![30, 20]),
+            _ => panic!("expected a page"),
+        }
+        // past the end of an incomplete head: Redis has more
+        assert!(matches!(n.feed_page(Some(20), 2), FeedLookup::Beyond));
+        n.install_feed(vec![50, 40, 30, 20, 10], 5, g);
+        match n.feed_page(Some(20), 2) {
+            FeedLookup::Page(p) => assert_eq!(p, vec![10]),
+            _ => panic!("expected a page"),
+        }
+        n.invalidate_feed();
+        assert!(matches!(n.feed_page(None, 2), FeedLookup::Refresh));
+    }
+}

@@ -1,0 +1,313 @@
+//! The near-cache, /metrics and the benchmark data set.
+
+use crate::helpers::*;
+use douyin_lite::seed::{check, seed_bench, BenchSpec};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn round_trips(app: &TestApp) -> u64 {
+    app.state.cache.stats.round_trips.load(Ordering::Relaxed)
+}
+
+async fn publish_url(app: &TestApp, token: &str, title: &str) {
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": token, "url": format!("https://cdn.example.com/{title}.mp4"), "title": title}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+}
+
+#[tokio::test]
+async fn a_warm_feed_page_costs_one_redis_round_trip_for_a_viewer_and_none_anonymous() {
+    let app = spawn_app().await;
+    let (_, author) = app.register("near_author").await;
+    let (_, viewer) = app.register("near_viewer").await;
+    for i in 0..5 {
+        publish_url(&app, &author, &format!("nv{i}")).await;
+    }
+    // warm: the reloads' own invalidation messages arrive after the first reads
+    app.get("/douyin/feed/", &[]).await;
+    app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let anon = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(anon["video_list"].as_array().unwrap().len(), 5);
+    let rt = round_trips(&app);
+    let again = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(again, {
+        let mut a = anon.clone();
+        a["next_time"] = again["next_time"].clone();
+        a
+    });
+    assert_eq!(
+        round_trips(&app) - rt,
+        0,
+        "a warm anonymous page went to redis"
+    );
+    let rt = round_trips(&app);
+    let page = app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
+    assert_eq!(page["video_list"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        round_trips(&app) - rt,
+        1,
+        "a warm page for a viewer: only the flags"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_viewers_own_actions_show_at_once() {
+    let app = spawn_app().await;
+    let (aid, author) = app.register("own_author").await;
+    let (_, viewer) = app.register("own_viewer").await;
+    publish_url(&app, &author, "own").await;
+    let feed = app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
+    let vid = feed["video_list"][0]["id"].as_i64().unwrap();
+    assert_eq!(feed["video_list"][0]["favorite_count"], 0);
+    let like = app
+        .post_query(
+            "/douyin/favorite/action/",
+            &[
+                ("token", viewer.clone()),
+                ("video_id", vid.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&like), 0);
+    let follow = app
+        .post_query(
+            "/douyin/relation/action/",
+            &[
+                ("token", viewer.clone()),
+                ("to_user_id", aid.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&follow), 0);
+    // no waiting: the very next read shows both
+    let v = &app.get("/douyin/feed/", &[("token", viewer.clone())]).await["video_list"][0];
+    assert_eq!(v["favorite_count"], 1);
+    assert_eq!(v["is_favorite"], true);
+    assert_eq!(v["author"]["is_follow"], true);
+    assert_eq!(v["author"]["follower_count"], 1);
+    assert_eq!(v["author"]["total_favorited"], 1);
+    app.stop().await;
+}
+
+/// Instance B shares A's Redis (not its durable store: B only reads here). With B's age bound
+/// raised to a minute, only Redis's invalidation messages can make A's changes visible at B.
+#[tokio::test]
+async fn changes_through_another_instance_are_seen_within_a_second() {
+    let a = spawn_app().await;
+    let (_, author) = a.register("multi_author").await;
+    let (_, liker) = a.register("multi_liker").await;
+    publish_url(&a, &author, "multi").await;
+    // loads the feed into Redis from A's store (B's own store is empty)
+    a.get("/douyin/feed/", &[]).await;
+    let mut o = Opts::new();
+    o.prefix = a.state.cfg.redis.key_prefix.clone();
+    o.redis_url = a.redis_url.clone();
+    o.tweak = Box::new(|c| c.near.max_age_ms = 60_000);
+    let b = spawn_with(o).await;
+    let wait_tracking = Instant::now();
+    while !b.state.cache.near.tracking.load(Ordering::Acquire) {
+        assert!(
+            wait_tracking.elapsed() < Duration::from_secs(5),
+            "tracking never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = b.get("/douyin/feed/", &[]).await;
+    let vid = first["video_list"][0]["id"].as_i64().unwrap();
+    assert_eq!(first["video_list"][0]["favorite_count"], 0);
+    let like = a
+        .post_query(
+            "/douyin/favorite/action/",
+            &[
+                ("token", liker.clone()),
+                ("video_id", vid.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&like), 0);
+    publish_url(&a, &author, "multi2").await;
+    let t = Instant::now();
+    loop {
+        let feed = b.get("/douyin/feed/", &[]).await;
+        let list = feed["video_list"].as_array().unwrap();
+        let seen = list.len() == 2
+            && list[1]["favorite_count"] == 1
+            && list[1]["author"]["total_favorited"] == 1;
+        if seen {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instance B still shows {feed} a second after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn without_tracking_the_age_bound_still_holds() {
+    let a = spawn_app().await;
+    let (_, author) = a.register("age_author").await;
+    let (_, liker) = a.register("age_liker").await;
+    publish_url(&a, &author, "age").await;
+    a.get("/douyin/feed/", &[]).await;
+    let mut o = Opts::new();
+    o.prefix = a.state.cfg.redis.key_prefix.clone();
+    o.redis_url = a.redis_url.clone();
+    o.tweak = Box::new(|c| {
+        c.near.tracking = false;
+        c.near.max_age_ms = 300;
+    });
+    let b = spawn_with(o).await;
+    let vid = b.get("/douyin/feed/", &[]).await["video_list"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let like = a
+        .post_query(
+            "/douyin/favorite/action/",
+            &[
+                ("token", liker.clone()),
+                ("video_id", vid.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&like), 0);
+    // B cannot know yet...
+    let stale = b.get("/douyin/feed/", &[]).await;
+    assert_eq!(stale["video_list"][0]["favorite_count"], 0);
+    // ...but does once the entry is older than max_age_ms
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let fresh = b.get("/douyin/feed/", &[]).await;
+    assert_eq!(fresh["video_list"][0]["favorite_count"], 1);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
+    let app = spawn_app().await;
+    let (_, t) = app.register("metrics_user").await;
+    publish_url(&app, &t, "m").await;
+    app.get("/douyin/feed/", &[]).await;
+    app.get("/douyin/feed/", &[]).await;
+    let bad = app
+        .get("/douyin/feed/", &[("token", "not-a-token".into())])
+        .await;
+    assert_ne!(code(&bad), 0);
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    for want in [
+        "douyin_http_requests_total{route=\"/douyin/feed\",outcome=\"ok\"}",
+        "douyin_http_requests_total{route=\"/douyin/user/register\",outcome=\"ok\"}",
+        "douyin_http_request_duration_seconds_bucket{route=\"/douyin/feed\",le=\"0.001\"}",
+        "douyin_api_errors_total{route=\"/douyin/feed\",status_code=\"",
+        "douyin_near_cache_hits_total",
+        "douyin_near_cache_misses_total",
+        "douyin_near_cache_bytes",
+        "douyin_redis_round_trips_total",
+        "douyin_store_group_commit_writes_bucket",
+        "douyin_store_fsync_seconds_count",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
+    }
+    let hits: f64 = text
+        .lines()
+        .find(|l| l.starts_with("douyin_near_cache_hits_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        hits >= 1.0,
+        "the second feed read should have hit the near-cache"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_bench_data_set_is_consistent_and_check_catches_drift() {
+    let app = spawn_app().await;
+    let spec = BenchSpec {
+        users: 60,
+        videos: 200,
+        likes: 1500,
+        follows: 300,
+        comments: 150,
+        messages: 100,
+    };
+    let seeded = seed_bench(&app.state, spec, 7).await.unwrap();
+    assert_eq!(seeded.users.len(), 60);
+    assert_eq!(seeded.likes, 1500);
+    assert!(!seeded.friends.is_empty());
+    let report = check(&app.state).await.unwrap();
+    assert_eq!(report.mismatches, 0, "{:?}", report.examples);
+    assert_eq!(report.likes, 1500);
+    assert_eq!(report.video_favorites, 1500);
+    // the skew: the most popular video has far more likes than the average (7.5)
+    let top = seeded.videos_by_popularity[0];
+    let feed_top = app.state.cache.video(top).await.unwrap().unwrap();
+    assert!(feed_top.favorite_count > 30, "{}", feed_top.favorite_count);
+    // the data set serves: a seeded user's feed, with their likes flagged
+    let token = app.state.auth.issue(seeded.users[0]).unwrap();
+    let feed = app.get("/douyin/feed/", &[("token", token.clone())]).await;
+    assert_eq!(code(&feed), 0);
+    assert_eq!(feed["video_list"].as_array().unwrap().len(), 30);
+    let favs = app
+        .get(
+            "/douyin/favorite/list/",
+            &[
+                ("token", token.clone()),
+                ("user_id", seeded.users[0].to_string()),
+            ],
+        )
+        .await;
+    let n = favs["video_list"].as_array().unwrap().len();
+    assert!(n > 0);
+    assert!(favs["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["is_favorite"] == true));
+    // a like through the API keeps everything consistent
+    let fresh_user = *seeded.users.last().unwrap();
+    let ft = app.state.auth.issue(fresh_user).unwrap();
+    let like = app
+        .post_query(
+            "/douyin/favorite/action/",
+            &[
+                ("token", ft),
+                ("video_id", top.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&like), 0, "{like}");
+    let report = check(&app.state).await.unwrap();
+    assert_eq!(report.mismatches, 0, "{:?}", report.examples);
+    assert_eq!(report.likes, 1501);
+    // drift in Redis is reported
+    let key = format!("{}v:{{{top}}}", app.state.cfg.redis.key_prefix);
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &app.redis_url, "HINCRBY", &key, "favorite_count", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report = check(&app.state).await.unwrap();
+    assert_eq!(report.mismatches, 1, "{:?}", report.examples);
+    // and a second bulk load into a non-empty store is refused
+    assert!(seed_bench(&app.state, spec, 7).await.is_err());
+    app.stop().await;
+}
