@@ -1,20 +1,21 @@
--- A viewer's flags for a page, in one call. KEYS: the viewer's keys (hash, publish list, liked
--- videos, following, followers). ARGV: count V of video ids, V video ids, then user ids.
--- Returns -1 when a key is missing (reload, retry), else {liked flags for the videos,
--- following flags for the users}, 0/1 each.
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return -1 end
+-- A viewer's flags for a page, in one call and one reply. KEYS: the viewer's liked-videos and
+-- following zsets. ARGV: comma-separated video ids, comma-separated user ids (either may be
+-- empty). Returns -1 when a zset is not loaded (no "0" marker: reload, retry), else one string
+-- of '0'/'1': a flag per video (liked), then a flag per user (followed).
+-- One argument and one reply string instead of a member each keeps the client's per-value
+-- cost out of the hot path.
+for i = 1, 2 do
+  if not redis.call('ZSCORE', KEYS[i], '0') then return -1 end
 end
-local v = tonumber(ARGV[1])
-local function member_flags(key, from, to)
-  local out = {}
-  if to < from then return out end
+local out = {}
+for k = 1, 2 do
   local ids = {}
-  for i = from, to do ids[#ids + 1] = ARGV[i] end
-  local scores = redis.call('ZMSCORE', key, unpack(ids))
-  for i = 1, #ids do
-    if scores[i] then out[i] = 1 else out[i] = 0 end
+  for id in string.gmatch(ARGV[k], '[^,]+') do ids[#ids + 1] = id end
+  if #ids > 0 then
+    local scores = redis.call('ZMSCORE', KEYS[k], unpack(ids))
+    for i = 1, #ids do
+      if scores[i] then out[#out + 1] = '1' else out[#out + 1] = '0' end
+    end
   end
-  return out
 end
-return {member_flags(KEYS[3], 2, 1 + v), member_flags(KEYS[4], 2 + v, #ARGV)}
+return table.concat(out)

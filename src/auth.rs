@@ -26,6 +26,9 @@ pub struct Auth {
     /// A hash of a random password, checked for unknown usernames so that login takes as long
     /// for them as for real ones.
     dummy_hash: String,
+    /// Bounds concurrent argon2 runs to the core count: each holds `argon2_memory_kib` of
+    /// memory, so an unbounded burst of logins would take gigabytes and starve the event loop.
+    hashing: tokio::sync::Semaphore,
     pub cfg: AuthConfig,
 }
 
@@ -51,6 +54,11 @@ impl Auth {
             validation,
             argon,
             dummy_hash,
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            ),
             cfg,
         })
     }
@@ -87,6 +95,11 @@ impl Auth {
         password: String,
     ) -> Result<String, AppError> {
         let me = self.clone();
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("argon2 closed".into()))?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
             me.argon
@@ -106,6 +119,11 @@ impl Auth {
         hash: Option<String>,
     ) -> Result<bool, AppError> {
         let me = self.clone();
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("argon2 closed".into()))?;
         tokio::task::spawn_blocking(move || {
             let real = hash.is_some();
             let h = hash.unwrap_or_else(|| me.dummy_hash.clone());

@@ -144,10 +144,10 @@ pub struct Scripts {
     pub timeline_page: Script,
     pub play: Script,
     pub entity_apply: Script,
-    pub flags: Script,
     pub friends: Script,
     pub conv_page: Script,
     pub feed_since: Script,
+    pub flags: Script,
 }
 
 impl Scripts {
@@ -163,10 +163,10 @@ impl Scripts {
             timeline_page: Script::from_lua(include_str!("../lua/timeline_page.lua")),
             play: Script::from_lua(include_str!("../lua/play.lua")),
             entity_apply: Script::from_lua(include_str!("../lua/entity_apply.lua")),
-            flags: Script::from_lua(include_str!("../lua/flags.lua")),
             friends: Script::from_lua(include_str!("../lua/friends.lua")),
             conv_page: Script::from_lua(include_str!("../lua/conv_page.lua")),
             feed_since: Script::from_lua(include_str!("../lua/feed_since.lua")),
+            flags: Script::from_lua(include_str!("../lua/flags.lua")),
         }
     }
     fn all(&self) -> [&Script; 14] {
@@ -181,10 +181,10 @@ impl Scripts {
             &self.timeline_page,
             &self.play,
             &self.entity_apply,
-            &self.flags,
             &self.friends,
             &self.conv_page,
             &self.feed_since,
+            &self.flags,
         ]
     }
 }
@@ -1192,7 +1192,8 @@ impl Cache {
     }
 
     /// The viewer's flags for a page in one round trip: whether they like each of `videos`
-    /// and whether they follow each of `users`.
+    /// and whether they follow each of `users` (`lua/flags.lua`: the ids go as two
+    /// comma-separated arguments and the flags come back as one string).
     pub async fn viewer_flags(
         &self,
         viewer: i64,
@@ -1202,25 +1203,32 @@ impl Cache {
         if videos.is_empty() && users.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut args = Vec::with_capacity(1 + videos.len() + users.len());
-        args.push(videos.len().to_string());
-        args.extend(videos.iter().map(|i| i.to_string()));
-        args.extend(users.iter().map(|i| i.to_string()));
-        let flags = |v: &Value| -> Vec<bool> {
-            match v {
-                Value::Array(items) => items.iter().map(|x| script_int(x) == Some(1)).collect(),
-                _ => Vec::new(),
+        let joined = |ids: &[i64]| -> String {
+            let mut s = String::with_capacity(ids.len() * 17);
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(itoa::Buffer::new().format(*id));
             }
+            s
         };
+        let args = vec![joined(videos), joined(users)];
         for _ in 0..RELOAD_ATTEMPTS {
-            let mut keys = self.keys.user_all(viewer);
-            keys.pop();
-            match self.eval(&self.scripts.flags, keys, args.clone()).await? {
-                Value::Array(parts) if parts.len() == 2 => {
-                    let mut liked = flags(&parts[0]);
-                    let mut follows = flags(&parts[1]);
-                    liked.resize(videos.len(), false);
-                    follows.resize(users.len(), false);
+            let keys = vec![
+                self.keys.user_likes(viewer),
+                self.keys.user_following(viewer),
+            ];
+            let v = self.eval(&self.scripts.flags, keys, args.clone()).await?;
+            let flags = match &v {
+                Value::String(s) => Some(s.as_bytes()),
+                Value::Bytes(b) => Some(&b[..]),
+                _ => None,
+            };
+            match flags {
+                Some(f) if f.len() == videos.len() + users.len() => {
+                    let liked = f[..videos.len()].iter().map(|c| *c == b'1').collect();
+                    let follows = f[videos.len()..].iter().map(|c| *c == b'1').collect();
                     return Ok((liked, follows));
                 }
                 _ => {

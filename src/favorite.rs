@@ -3,7 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::cache::{UserAspect, VideoAspect, ZsetOp};
 use crate::error::AppError;
-use crate::model::{ok, ok_raw, video_list_field, Empty};
+use crate::model::{ok, ok_close, ok_open, Empty};
 use crate::store::{OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
@@ -96,6 +96,8 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .user_liked_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let list = views::videos_json(st, viewer, &ids).await?;
-    Ok(ok_raw(&video_list_field(&list)))
+    let mut body = ok_open(ids.len() * 700);
+    body.extend_from_slice(b",\"video_list\":");
+    views::write_videos(&mut body, st, viewer, &ids).await?;
+    Ok(ok_close(body))
 }

@@ -3,7 +3,7 @@
 use crate::app::Ctx;
 use crate::error::AppError;
 use crate::ids::{floor_for_ms, now_ms, time_ms};
-use crate::model::ok_raw;
+use crate::model::{ok_close, ok_open};
 use crate::views;
 use ntex::web::{self, HttpResponse};
 use std::io::Write;
@@ -62,12 +62,11 @@ async fn feed(ctx: Ctx) -> Result<HttpResponse, AppError> {
                 .collect()
         }
     };
-    let list = views::videos_json(st, viewer, &ids).await?;
     let next_time = ids.last().map(|id| time_ms(*id)).unwrap_or_else(now_ms);
-    let mut fields = Vec::with_capacity(list.len() + 48);
-    let _ = write!(fields, "\"next_time\":{next_time},\"video_list\":");
-    fields.extend_from_slice(&list);
-    Ok(ok_raw(&fields))
+    let mut body = ok_open(ids.len() * 700 + 48);
+    let _ = write!(body, ",\"next_time\":{next_time},\"video_list\":");
+    views::write_videos(&mut body, st, viewer, &ids).await?;
+    Ok(ok_close(body))
 }
 
 #[cfg(test)]

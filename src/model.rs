@@ -111,30 +111,23 @@ pub fn ok<T: Serialize>(fields: &T) -> HttpResponse {
     resp
 }
 
-/// A success response whose fields are already JSON: `fields` is the object's inside,
-/// e.g. `"next_time":1,"video_list":[...]`.
-pub fn ok_raw(fields: &[u8]) -> HttpResponse {
+/// The start of a success body written by hand: `{"status_code":0,"status_msg":"success"`;
+/// append `,"field":value` pairs, then pass it to [`ok_close`].
+pub fn ok_open(capacity: usize) -> Vec<u8> {
     const HEAD: &[u8] = b"{\"status_code\":0,\"status_msg\":\"success\"";
-    let mut body = Vec::with_capacity(HEAD.len() + fields.len() + 2);
+    let mut body = Vec::with_capacity(HEAD.len() + capacity + 1);
     body.extend_from_slice(HEAD);
-    if !fields.is_empty() {
-        body.push(b',');
-        body.extend_from_slice(fields);
-    }
+    body
+}
+
+/// Closes a body begun with [`ok_open`] and sends it (no copy).
+pub fn ok_close(mut body: Vec<u8>) -> HttpResponse {
     body.push(b'}');
     let resp = HttpResponse::Ok()
         .content_type("application/json")
         .body(body);
     resp.extensions_mut().insert(EnvelopeCode(0));
     resp
-}
-
-/// `"video_list":[...]` for [`ok_raw`].
-pub fn video_list_field(list: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(list.len() + 14);
-    f.extend_from_slice(b"\"video_list\":");
-    f.extend_from_slice(list);
-    f
 }
 
 /// "MM-DD" of Unix millisecond `ms` at `offset_minutes` from UTC.

@@ -49,6 +49,8 @@ impl NearKey {
 #[derive(Debug)]
 pub struct VideoEntry {
     pub data: VideoData,
+    /// `{"id":N,"is_favorite":`
+    head: Vec<u8>,
     /// `,"play_url":...,"desc":"..."}`: everything after the author.
     pub rest: Vec<u8>,
     fetched: Instant,
@@ -58,6 +60,8 @@ pub struct VideoEntry {
 #[derive(Debug)]
 pub struct UserEntry {
     pub data: UserData,
+    /// `{"id":N,"is_follow":`
+    head: Vec<u8>,
     /// `,"name":...}`: everything after `is_follow`.
     pub rest: Vec<u8>,
     fetched: Instant,
@@ -78,6 +82,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
         let w = match v {
             NearVal::Video(e) => {
                 e.rest.len()
+                    + e.head.len()
                     + e.data.title.len()
                     + e.data.desc.len()
                     + e.data.play.len()
@@ -86,6 +91,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
             }
             NearVal::User(e) => {
                 e.rest.len()
+                    + e.head.len()
                     + e.data.name.len()
                     + e.data.avatar.len()
                     + e.data.background_image.len()
@@ -239,6 +245,7 @@ impl NearCache {
     /// Wraps fetched data as an entry, installing it unless an invalidation came after `t`.
     pub fn install_video(&self, data: VideoData, t: Ticket) -> Arc<VideoEntry> {
         let e = Arc::new(VideoEntry {
+            head: format!("{{\"id\":{},\"is_favorite\":", data.id).into_bytes(),
             rest: render_video_rest(&data, &self.urls),
             data,
             fetched: Instant::now(),
@@ -252,6 +259,7 @@ impl NearCache {
 
     pub fn install_user(&self, data: UserData, t: Ticket) -> Arc<UserEntry> {
         let e = Arc::new(UserEntry {
+            head: user_head(data.id),
             rest: render_user_rest(&data),
             data,
             fetched: Instant::now(),
@@ -393,9 +401,22 @@ fn render_user_rest(u: &UserData) -> Vec<u8> {
     b
 }
 
+fn user_head(id: i64) -> Vec<u8> {
+    format!("{{\"id\":{id},\"is_follow\":").into_bytes()
+}
+
+fn bool_json(b: bool) -> &'static [u8] {
+    if b {
+        b"true"
+    } else {
+        b"false"
+    }
+}
+
 /// Appends a `User` object as seen by a viewer.
 pub fn write_user(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
-    let _ = write!(buf, "{{\"id\":{},\"is_follow\":{}", u.data.id, is_follow);
+    buf.extend_from_slice(&u.head);
+    buf.extend_from_slice(bool_json(is_follow));
     buf.extend_from_slice(&u.rest);
 }
 
@@ -407,11 +428,9 @@ pub fn write_video(
     is_favorite: bool,
     follows_author: bool,
 ) {
-    let _ = write!(
-        buf,
-        "{{\"id\":{},\"is_favorite\":{},\"author\":",
-        v.data.id, is_favorite
-    );
+    buf.extend_from_slice(&v.head);
+    buf.extend_from_slice(bool_json(is_favorite));
+    buf.extend_from_slice(b",\"author\":");
     write_user(buf, author, follows_author);
     buf.extend_from_slice(&v.rest);
 }
@@ -583,6 +602,7 @@ mod tests {
     fn rendered_user_equals_serialised_user() {
         let d = user();
         let e = UserEntry {
+            head: user_head(d.id),
             rest: render_user_rest(&d),
             data: d.clone(),
             fetched: Instant::now(),

@@ -325,7 +325,8 @@ pub async fn seed_bench(
 
 /// `seed --bench`: loads the data set scaled by `scale` and writes, under `out`,
 /// `users.txt` (`<id> <token>` per line, the fresh users last, after a `# fresh` line),
-/// `videos.txt` (video ids, most popular first) and `friends.txt` (`<a> <b>` per line).
+/// `videos.txt` (video ids, most popular first), `friends.txt` (`<a> <b>` per line) and
+/// `feed_pages.txt` (the `latest_time` of each feed page, newest first; 0 for the first).
 pub async fn seed_bench_cli(
     st: &Arc<AppState>,
     out: &std::path::Path,
@@ -366,6 +367,21 @@ pub async fn seed_bench_cli(
         .map(|(a, b)| format!("{a} {b}\n"))
         .collect();
     std::fs::write(out.join("friends.txt"), friends).map_err(io)?;
+    // latest_time of each feed page, newest first: what a client paging with next_time sends
+    let mut newest_first = seeded.videos_by_popularity.clone();
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    let page = st.cfg.server.feed_page_size;
+    let pages: String = std::iter::once("0\n".to_string())
+        .chain(
+            newest_first
+                .iter()
+                .skip(page - 1)
+                .step_by(page)
+                .take(5000)
+                .map(|id| format!("{}\n", crate::ids::time_ms(*id))),
+        )
+        .collect();
+    std::fs::write(out.join("feed_pages.txt"), pages).map_err(io)?;
     println!(
         "seeded {} users, {} videos, {} likes, {} follows, {} comments, {} messages in {:.1} s; files in {}",
         seeded.users.len(),

@@ -11,15 +11,18 @@ use crate::near::write_video;
 use crate::params::Params;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
-/// JSON array of `Video` objects. Objects come from the near-cache with their JSON pre-rendered,
-/// so a page costs one buffer and, for a viewer, one Redis round trip for the flags.
-pub async fn videos_json(
+/// JSON array of `Video` objects appended to `buf` (the response body being built). Objects
+/// come from the near-cache with their JSON pre-rendered, so a page costs one buffer and, for a
+/// viewer, one Redis round trip for the flags.
+pub async fn write_videos(
+    buf: &mut Vec<u8>,
     st: &AppState,
     viewer: Option<i64>,
     ids: &[i64],
-) -> Result<Vec<u8>, AppError> {
+) -> Result<(), AppError> {
     if ids.is_empty() {
-        return Ok(b"[]".to_vec());
+        buf.extend_from_slice(b"[]");
+        return Ok(());
     }
     let vids = st.cache.video_entries(ids).await?;
     let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
@@ -40,7 +43,8 @@ pub async fn videos_json(
         .iter()
         .map(|v| v.rest.len() + users.get(&v.data.author_id).map_or(0, |u| u.rest.len()) + 80)
         .sum();
-    let mut buf = Vec::with_capacity(size + 2);
+    buf.reserve(size + 2);
+    let start = buf.len();
     buf.push(b'[');
     for (v, is_favorite) in vids.iter().zip(liked) {
         let Some(author) = users.get(&v.data.author_id) else {
@@ -56,13 +60,13 @@ pub async fn videos_json(
             .position(|a| *a == v.data.author_id)
             .and_then(|i| follows.get(i).copied())
             .unwrap_or(false);
-        if buf.len() > 1 {
+        if buf.len() > start + 1 {
             buf.push(b',');
         }
-        write_video(&mut buf, v, author, is_favorite, follows_author);
+        write_video(buf, v, author, is_favorite, follows_author);
     }
     buf.push(b']');
-    Ok(buf)
+    Ok(())
 }
 
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.
