@@ -26,9 +26,10 @@ pub struct Auth {
     /// A hash of a random password, checked for unknown usernames so that login takes as long
     /// for them as for real ones.
     dummy_hash: String,
-    /// Bounds concurrent argon2 runs to the core count: each holds `argon2_memory_kib` of
-    /// memory, so an unbounded burst of logins would take gigabytes and starve the event loop.
-    hashing: tokio::sync::Semaphore,
+    /// argon2 runs on these threads only (one per core): each run holds `argon2_memory_kib`
+    /// of memory, and on the shared blocking pool every thread's allocator arena kept its own
+    /// copy (a login burst grew the process to 6 GB); an unbounded burst would also starve it.
+    hashing: HashPool,
     pub cfg: AuthConfig,
 }
 
@@ -54,11 +55,11 @@ impl Auth {
             validation,
             argon,
             dummy_hash,
-            hashing: tokio::sync::Semaphore::new(
+            hashing: HashPool::new(
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
-            ),
+            )?,
             cfg,
         })
     }
@@ -89,54 +90,44 @@ impl Auth {
             .map_err(|_| AppError::InvalidToken)
     }
 
-    /// argon2id hash of `password`, computed on the blocking pool.
+    /// argon2id hash of `password`, computed on the hashing threads.
     pub async fn hash_password(
         self: &std::sync::Arc<Self>,
         password: String,
     ) -> Result<String, AppError> {
         let me = self.clone();
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("argon2 closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            me.argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| AppError::Internal(format!("argon2: {e}")))
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("argon2 task: {e}")))?
+        self.hashing
+            .run(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                me.argon
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+                    .map_err(|e| AppError::Internal(format!("argon2: {e}")))
+            })
+            .await?
     }
 
     /// Checks `password` against `hash` (or against a dummy when `hash` is None), on the
-    /// blocking pool.
+    /// hashing threads.
     pub async fn verify_password(
         self: &std::sync::Arc<Self>,
         password: String,
         hash: Option<String>,
     ) -> Result<bool, AppError> {
         let me = self.clone();
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("argon2 closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let real = hash.is_some();
-            let h = hash.unwrap_or_else(|| me.dummy_hash.clone());
-            let parsed = PasswordHash::new(&h)
-                .map_err(|e| AppError::Internal(format!("stored hash: {e}")))?;
-            Ok(real
-                && me
-                    .argon
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok())
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("argon2 task: {e}")))?
+        self.hashing
+            .run(move || {
+                let real = hash.is_some();
+                let h = hash.unwrap_or_else(|| me.dummy_hash.clone());
+                let parsed = PasswordHash::new(&h)
+                    .map_err(|e| AppError::Internal(format!("stored hash: {e}")))?;
+                Ok(real
+                    && me
+                        .argon
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok())
+            })
+            .await?
     }
 }
 
@@ -213,5 +204,52 @@ mod tests {
         let b = load_secret(&AuthConfig::default(), dir.path()).unwrap();
         assert_eq!(a, b);
         assert!(a.len() >= 32);
+    }
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads for password hashing; they exit when the pool is dropped.
+struct HashPool {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Result<Self, String> {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break,
+                    }
+                })
+                .map_err(|e| format!("argon2 threads: {e}"))?;
+        }
+        Ok(Self {
+            tx: std::sync::Mutex::new(tx),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Box::new(move || {
+                let _ = done.send(f());
+            }))
+            .map_err(|_| AppError::Internal("argon2 threads stopped".into()))?;
+        result
+            .await
+            .map_err(|_| AppError::Internal("argon2 job lost".into()))
     }
 }

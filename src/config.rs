@@ -113,9 +113,9 @@ pub struct NearConfig {
     pub enabled: bool,
     /// Memory bound of the cached objects and their JSON, in bytes (least useful evicted).
     pub max_bytes: u64,
-    /// Longest time an entry is served without being fetched again, in milliseconds. Changes
-    /// made through other instances are normally seen within milliseconds (Redis client
-    /// tracking); this bounds staleness when invalidation messages are lost. The documented
+    /// The staleness bound, in milliseconds: changes made through other instances are normally
+    /// seen within milliseconds (Redis client tracking); entries older than this are served
+    /// only while heartbeats prove that invalidation messages are arriving. The documented
     /// bound of 1 s holds for values up to 1000.
     pub max_age_ms: u64,
     /// How many of the newest feed ids are held; older pages are read from Redis.

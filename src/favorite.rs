@@ -17,7 +17,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Likes (or unlikes) video `video_id` of `author_id` for `user_id`: durable first, then the
-/// liker's, the author's and the video's cached counters. Returns whether anything changed.
+/// liker's, the author's and the video's cached counters (concurrently: each is its own
+/// versioned change of its own slot). Returns whether anything changed.
 pub async fn set_like(
     st: &AppState,
     user_id: i64,
@@ -54,25 +55,25 @@ pub async fn set_like(
                 version: change.pair_version,
             }
         };
-        st.cache
-            .apply_user(user_id, &change.liker, UserAspect::Likes, op)
-            .await?;
-        st.cache
-            .apply_user(
+        // three slots, three independent versioned changes: sent together
+        futures_util::future::try_join3(
+            st.cache
+                .apply_user(user_id, &change.liker, UserAspect::Likes, op),
+            st.cache.apply_user(
                 author_id,
                 &change.author,
                 UserAspect::Received,
                 ZsetOp::None,
-            )
-            .await?;
-        st.cache
-            .apply_video(
+            ),
+            st.cache.apply_video(
                 video_id,
                 &change.video,
                 VideoAspect::Favorites,
                 ZsetOp::None,
-            )
-            .await
+            ),
+        )
+        .await
+        .map(|_| ())
     })
     .await;
     Ok(true)

@@ -10,8 +10,10 @@
 //!   and feed keys, so a change made through any instance drops the entry here within the time
 //!   Redis takes to push the message (milliseconds). A flush or a lost tracking connection
 //!   drops everything.
-//! - **Age**: no entry is served older than `near.max_age_ms` (1 s by default), which bounds
-//!   staleness even while the tracking connection is down.
+//! - **Age**: a heartbeat written every `max_age / 4` must come back as an invalidation
+//!   message. While it does (within `near.max_age_ms`, 1 s by default), entries live until
+//!   invalidated; otherwise no entry older than `max_age` is served. So staleness is bounded by
+//!   `max_age` even when messages are lost or the connection silently dies.
 //!
 //! A write made through this instance also drops its entries here at once, before the reply, so
 //! a viewer always sees their own actions. A fetch that raced with an invalidation is used for
@@ -150,6 +152,11 @@ pub struct NearCache {
     stamps: Box<[AtomicU64]>,
     /// Whether the tracking connection is subscribed (for /metrics and /readyz details).
     pub tracking: AtomicBool,
+    /// When the last heartbeat's invalidation message arrived, in ms since `epoch` (0: never).
+    /// Messages arrive in order on one connection, so a recent heartbeat proves that every
+    /// invalidation sent before it has been applied.
+    last_beat_ms: AtomicU64,
+    epoch: Instant,
     pub stats: NearStats,
 }
 
@@ -179,6 +186,8 @@ impl NearCache {
             seq: AtomicU64::new(1),
             stamps: (0..STAMPS).map(|_| AtomicU64::new(0)).collect(),
             tracking: AtomicBool::new(false),
+            last_beat_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             stats: NearStats::default(),
         }
     }
@@ -196,8 +205,30 @@ impl NearCache {
         (self.entries.len(), self.entries.weight())
     }
 
+    /// An entry may be served while it is younger than `max_age`, or, at any age, while the
+    /// invalidation subscription is demonstrably delivering (a heartbeat came back within
+    /// `max_age`): either way a change is seen within `max_age` at worst.
     fn fresh(&self, fetched: Instant) -> bool {
-        fetched.elapsed() < self.max_age
+        fetched.elapsed() < self.max_age || self.delivering()
+    }
+
+    /// True while invalidation messages are demonstrably arriving.
+    pub fn delivering(&self) -> bool {
+        let beat = self.last_beat_ms.load(Ordering::Acquire);
+        beat != 0
+            && self.tracking.load(Ordering::Acquire)
+            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(beat)
+                < self.max_age.as_millis() as u64
+    }
+
+    /// Records a heartbeat's invalidation message.
+    pub fn beat(&self) {
+        let now = (self.epoch.elapsed().as_millis() as u64).max(1);
+        self.last_beat_ms.store(now, Ordering::Release);
+    }
+
+    pub fn max_age(&self) -> Duration {
+        self.max_age
     }
 
     /// Call before fetching values from Redis that may be installed afterwards.
@@ -505,7 +536,7 @@ async fn subscribe(
         .map_err(|e| format!("SUBSCRIBE: {e}"))?;
     let owner = build()?;
     let mut owner_conn = connect(&owner).await?;
-    let prefixes: Vec<String> = ["v:", "pc:", "u:", "feed:"]
+    let prefixes: Vec<String> = ["v:", "pc:", "u:", "feed:", "nc:"]
         .iter()
         .map(|p| format!("{prefix}{p}"))
         .collect();
@@ -522,14 +553,31 @@ async fn subscribe(
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     };
+    // The heartbeat: a write to a tracked key whose invalidation must come back, proving the
+    // subscription delivers (every instance's heartbeat proves it for all of them).
+    let heartbeat = format!("{prefix}nc:heartbeat");
+    let mut beats = tokio::time::interval((near.max_age() / 4).max(Duration::from_millis(10)));
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
         tokio::select! {
+            _ = beats.tick() => {
+                let set = owner
+                    .set::<(), _, _>(&heartbeat, "1", Some(fred::types::Expiration::EX(3600)), None, false)
+                    .await;
+                if let Err(e) = set {
+                    break Err(format!("heartbeat: {e}"));
+                }
+            }
             msg = rx.recv() => match msg {
                 Ok(inv) => {
                     if inv.keys.is_empty() {
                         near.clear();
                     }
                     for k in &inv.keys {
+                        if k.as_str() == Some(heartbeat.as_str()) {
+                            near.beat();
+                            continue;
+                        }
                         match k.as_str().and_then(|k| parse_key(prefix, k)) {
                             Some(Parsed::Key(key)) => near.invalidate(key),
                             Some(Parsed::Feed) => near.invalidate_feed(),
@@ -693,6 +741,24 @@ mod tests {
         ));
         assert!(parse_key("dl:", "other:v:{1}").is_none());
         assert!(parse_key("dl:", "dl:v:{x}").is_none());
+    }
+
+    #[test]
+    fn a_delivering_subscription_keeps_entries_past_max_age() {
+        let n = near(Duration::from_millis(30), 100);
+        n.install_user(user(), n.begin());
+        n.tracking.store(true, Ordering::Release);
+        n.beat();
+        std::thread::sleep(Duration::from_millis(20));
+        n.beat();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            n.user(7).is_some(),
+            "heartbeats came back: the entry is still trusted"
+        );
+        // the heartbeats stop: within max_age the entry is no longer served
+        std::thread::sleep(Duration::from_millis(35));
+        assert!(n.user(7).is_none());
     }
 
     #[test]

@@ -64,12 +64,15 @@ pub async fn set_follow(
                 },
             )
         };
-        st.cache
-            .apply_user(follower, &change.follower, UserAspect::Follows, a)
-            .await?;
-        st.cache
-            .apply_user(followee, &change.followee, UserAspect::Followers, b)
-            .await
+        // two users, two independent versioned changes: sent together
+        futures_util::future::try_join(
+            st.cache
+                .apply_user(follower, &change.follower, UserAspect::Follows, a),
+            st.cache
+                .apply_user(followee, &change.followee, UserAspect::Followers, b),
+        )
+        .await
+        .map(|_| ())
     })
     .await;
     Ok(true)
