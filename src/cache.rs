@@ -1471,8 +1471,21 @@ impl Cache {
         Ok(out)
     }
 
+    /// Whether user `id` exists, without a round trip once known.
+    pub async fn user_exists(&self, id: i64) -> Result<bool, AppError> {
+        Ok(self.near.user_exists(id) || self.user(id).await?.is_some())
+    }
+
     pub async fn user(&self, id: i64) -> Result<Option<UserData>, AppError> {
         Ok(self.users(&[id]).await?.remove(&id))
+    }
+
+    /// The author of video `id` (None: no such video), without a round trip once known.
+    pub async fn video_author(&self, id: i64) -> Result<Option<i64>, AppError> {
+        if let Some(a) = self.near.video_author(id) {
+            return Ok(Some(a));
+        }
+        Ok(self.video(id).await?.map(|v| v.author_id))
     }
 
     pub async fn video(&self, id: i64) -> Result<Option<VideoData>, AppError> {

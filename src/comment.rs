@@ -132,7 +132,11 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let uid = views::writer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
     let posting = p.action_type()?;
-    let video = st.cache.video(vid).await?.ok_or(AppError::VideoNotFound)?;
+    let author = st
+        .cache
+        .video_author(vid)
+        .await?
+        .ok_or(AppError::VideoNotFound)?;
     let rec = if posting {
         let text = p.get("comment_text").unwrap_or("");
         post(st, uid, vid, text, p.i64("reply_id")?.unwrap_or(0)).await?
@@ -144,7 +148,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
             .await?
             .filter(|c| c.video_id == vid)
             .ok_or(AppError::CommentNotFound)?;
-        if c.user_id != uid && video.author_id != uid {
+        if c.user_id != uid && author != uid {
             return Err(AppError::Forbidden(
                 "only the comment's author or the video's author may delete it".into(),
             ));

@@ -84,8 +84,12 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let uid = views::writer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
     let like = p.action_type()?;
-    let video = st.cache.video(vid).await?.ok_or(AppError::VideoNotFound)?;
-    set_like(st, uid, vid, video.author_id, like).await?;
+    let author = st
+        .cache
+        .video_author(vid)
+        .await?
+        .ok_or(AppError::VideoNotFound)?;
+    set_like(st, uid, vid, author, like).await?;
     Ok(ok(&Empty {}))
 }
 

@@ -35,7 +35,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     if to == uid {
         return Err(AppError::param("you cannot message yourself"));
     }
-    if st.cache.user(to).await?.is_none() {
+    if !st.cache.user_exists(to).await? {
         return Err(AppError::UserNotFound);
     }
     if st.cfg.server.messages_friends_only {
@@ -85,7 +85,7 @@ async fn chat(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let uid = views::writer(st, p.token()).await?;
     let to = p.require_i64("to_user_id")?;
-    if st.cache.user(to).await?.is_none() {
+    if !st.cache.user_exists(to).await? {
         return Err(AppError::UserNotFound);
     }
     let min_ms = match p.i64("pre_msg_time")? {

@@ -142,6 +142,9 @@ pub struct NearCache {
     max_age: Duration,
     feed_cap: usize,
     entries: Qc<NearKey, NearVal, ByBytes>,
+    /// What never changes and is never deleted, so never invalidated: a video's author, and
+    /// that a user exists (0). Writes need only this (likes, comments, the writer check).
+    facts: Qc<NearKey, i64>,
     feed: RwLock<Option<FeedSnapshot>>,
     /// Bumped by every feed invalidation.
     feed_generation: AtomicU64,
@@ -180,6 +183,8 @@ impl NearCache {
             max_age,
             feed_cap: feed_cap.max(1),
             entries: Qc::with_weighter(est_items, max_bytes.max(1), ByBytes),
+            // 16 bytes of key and value each: a bounded sixteenth of the byte budget
+            facts: Qc::new(((max_bytes / 16) / 64).clamp(1024, 8_000_000) as usize),
             feed: RwLock::new(None),
             feed_generation: AtomicU64::new(0),
             feed_refresh: tokio::sync::Mutex::new(()),
@@ -273,6 +278,19 @@ impl NearCache {
         found
     }
 
+    /// The author of video `id`, if known here (videos are immutable and never deleted).
+    pub fn video_author(&self, id: i64) -> Option<i64> {
+        if !self.enabled {
+            return None;
+        }
+        self.facts.get(&NearKey::Video(id))
+    }
+
+    /// Whether user `id` is known to exist here (users are never deleted).
+    pub fn user_exists(&self, id: i64) -> bool {
+        self.enabled && self.facts.get(&NearKey::User(id)).is_some()
+    }
+
     /// Wraps fetched data as an entry, installing it unless an invalidation came after `t`.
     pub fn install_video(&self, data: VideoData, t: Ticket) -> Arc<VideoEntry> {
         let e = Arc::new(VideoEntry {
@@ -282,6 +300,9 @@ impl NearCache {
             fetched: Instant::now(),
         });
         let key = NearKey::Video(e.data.id);
+        if self.enabled {
+            self.facts.insert(key, e.data.author_id);
+        }
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Video(e.clone()));
         }
@@ -296,6 +317,9 @@ impl NearCache {
             fetched: Instant::now(),
         });
         let key = NearKey::User(e.data.id);
+        if self.enabled {
+            self.facts.insert(key, 0);
+        }
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::User(e.clone()));
         }

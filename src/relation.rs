@@ -86,7 +86,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     if to == uid {
         return Err(AppError::param("you cannot follow yourself"));
     }
-    if st.cache.user(to).await?.is_none() {
+    if !st.cache.user_exists(to).await? {
         return Err(AppError::UserNotFound);
     }
     set_follow(st, uid, to, follow).await?;

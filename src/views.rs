@@ -99,8 +99,8 @@ pub fn caller(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
 /// The caller of a write: a valid token of a user that exists.
 pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
     let uid = caller(st, token)?;
-    // a user held by the near-cache exists (users are never deleted): no round trip
-    if st.cache.near.user(uid).is_some() {
+    // a user once seen exists (users are never deleted): no round trip
+    if st.cache.near.user_exists(uid) {
         return Ok(uid);
     }
     if !st.cache.ensure_user(uid).await? {
