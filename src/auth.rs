@@ -171,42 +171,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auth() -> Auth {
-        let cfg = AuthConfig {
-            argon2_memory_kib: 1024,
-            argon2_iterations: 1,
-            ..Default::default()
-        };
-        Auth::new(b"0123456789abcdef0123456789abcdef", cfg).unwrap()
-    }
-
-    #[test]
-    fn tokens_round_trip_and_reject_forgery_and_expiry() {
-        let a = auth();
-        let t = a.issue(42).unwrap();
-        assert_eq!(a.verify(&t).unwrap(), 42);
-        let other = Auth::new(b"another-secret-of-32-bytes-long!", AuthConfig::default()).unwrap();
-        assert!(matches!(other.verify(&t), Err(AppError::InvalidToken)));
-        let expired = a.issue_with_times(42, 1_000, 2_000).unwrap();
-        assert!(matches!(a.verify(&expired), Err(AppError::InvalidToken)));
-        assert!(a.verify("not.a.token").is_err());
-        assert!(Auth::new(b"short", AuthConfig::default()).is_err());
-    }
-
-    #[test]
-    fn secret_is_generated_once_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = load_secret(&AuthConfig::default(), dir.path()).unwrap();
-        let b = load_secret(&AuthConfig::default(), dir.path()).unwrap();
-        assert_eq!(a, b);
-        assert!(a.len() >= 32);
-    }
-}
-
 type HashJob = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of threads for password hashing; they exit when the pool is dropped.
@@ -251,5 +215,41 @@ impl HashPool {
         result
             .await
             .map_err(|_| AppError::Internal("argon2 job lost".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Auth {
+        let cfg = AuthConfig {
+            argon2_memory_kib: 1024,
+            argon2_iterations: 1,
+            ..Default::default()
+        };
+        Auth::new(b"0123456789abcdef0123456789abcdef", cfg).unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reject_forgery_and_expiry() {
+        let a = auth();
+        let t = a.issue(42).unwrap();
+        assert_eq!(a.verify(&t).unwrap(), 42);
+        let other = Auth::new(b"another-secret-of-32-bytes-long!", AuthConfig::default()).unwrap();
+        assert!(matches!(other.verify(&t), Err(AppError::InvalidToken)));
+        let expired = a.issue_with_times(42, 1_000, 2_000).unwrap();
+        assert!(matches!(a.verify(&expired), Err(AppError::InvalidToken)));
+        assert!(a.verify("not.a.token").is_err());
+        assert!(Auth::new(b"short", AuthConfig::default()).is_err());
+    }
+
+    #[test]
+    fn secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_secret(&AuthConfig::default(), dir.path()).unwrap();
+        let b = load_secret(&AuthConfig::default(), dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert!(a.len() >= 32);
     }
 }

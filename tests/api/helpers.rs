@@ -360,3 +360,16 @@ pub fn ids(list: &Value) -> Vec<i64> {
         .map(|v| v["id"].as_i64().unwrap())
         .collect()
 }
+
+/// Likes (`action` "1") or unlikes ("2") video `vid`.
+pub async fn like(app: &TestApp, token: &str, vid: i64, action: &str) -> Value {
+    app.post_query(
+        "/douyin/favorite/action/",
+        &[
+            ("token", token.into()),
+            ("video_id", vid.to_string()),
+            ("action_type", action.into()),
+        ],
+    )
+    .await
+}

@@ -12,18 +12,6 @@ async fn publish_url(app: &TestApp, token: &str, title: &str) -> i64 {
     v["vid"].as_i64().unwrap()
 }
 
-async fn like(app: &TestApp, token: &str, vid: i64, action: &str) -> Value {
-    app.post_query(
-        "/douyin/favorite/action/",
-        &[
-            ("token", token.into()),
-            ("video_id", vid.to_string()),
-            ("action_type", action.into()),
-        ],
-    )
-    .await
-}
-
 #[tokio::test]
 async fn likes_are_idempotent_and_counted_everywhere() {
     let app = spawn_app().await;

@@ -66,17 +66,8 @@ async fn a_viewers_own_actions_show_at_once() {
     let feed = app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
     let vid = feed["video_list"][0]["id"].as_i64().unwrap();
     assert_eq!(feed["video_list"][0]["favorite_count"], 0);
-    let like = app
-        .post_query(
-            "/douyin/favorite/action/",
-            &[
-                ("token", viewer.clone()),
-                ("video_id", vid.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
-    assert_eq!(code(&like), 0);
+    let liked = like(&app, &viewer, vid, "1").await;
+    assert_eq!(code(&liked), 0);
     let follow = app
         .post_query(
             "/douyin/relation/action/",
@@ -124,17 +115,8 @@ async fn changes_through_another_instance_are_seen_within_a_second() {
     let first = b.get("/douyin/feed/", &[]).await;
     let vid = first["video_list"][0]["id"].as_i64().unwrap();
     assert_eq!(first["video_list"][0]["favorite_count"], 0);
-    let like = a
-        .post_query(
-            "/douyin/favorite/action/",
-            &[
-                ("token", liker.clone()),
-                ("video_id", vid.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
-    assert_eq!(code(&like), 0);
+    let liked = like(&a, &liker, vid, "1").await;
+    assert_eq!(code(&liked), 0);
     publish_url(&a, &author, "multi2").await;
     let t = Instant::now();
     loop {
@@ -174,17 +156,8 @@ async fn without_tracking_the_age_bound_still_holds() {
     let vid = b.get("/douyin/feed/", &[]).await["video_list"][0]["id"]
         .as_i64()
         .unwrap();
-    let like = a
-        .post_query(
-            "/douyin/favorite/action/",
-            &[
-                ("token", liker.clone()),
-                ("video_id", vid.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
-    assert_eq!(code(&like), 0);
+    let liked = like(&a, &liker, vid, "1").await;
+    assert_eq!(code(&liked), 0);
     // B cannot know yet...
     let stale = b.get("/douyin/feed/", &[]).await;
     assert_eq!(stale["video_list"][0]["favorite_count"], 0);
@@ -284,17 +257,8 @@ async fn the_bench_data_set_is_consistent_and_check_catches_drift() {
     // a like through the API keeps everything consistent
     let fresh_user = *seeded.users.last().unwrap();
     let ft = app.state.auth.issue(fresh_user).unwrap();
-    let like = app
-        .post_query(
-            "/douyin/favorite/action/",
-            &[
-                ("token", ft),
-                ("video_id", top.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
-    assert_eq!(code(&like), 0, "{like}");
+    let liked = like(&app, &ft, top, "1").await;
+    assert_eq!(code(&liked), 0, "{liked}");
     let report = check(&app.state).await.unwrap();
     assert_eq!(report.mismatches, 0, "{:?}", report.examples);
     assert_eq!(report.likes, 1501);
