@@ -168,6 +168,8 @@ pub async fn run(
     };
     let factory_state = st.clone();
     let server = web::HttpServer::new(async move || {
+        // runs on each worker's own runtime
+        factory_state.cache.attach_worker().await;
         web::App::new()
             .state(factory_state.clone())
             .middleware(RequestLog {

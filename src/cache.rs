@@ -343,6 +343,28 @@ pub struct Cache {
     pub near: Arc<NearCache>,
     /// The invalidation subscriber; stopped when the cache is dropped.
     tracker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// For the per-worker connections (see [`Cache::attach_worker`]).
+    config: Config,
+    timeout: Duration,
+}
+
+thread_local! {
+    /// This thread's own Redis connection per cache (keyed by the cache's address), made by
+    /// [`Cache::attach_worker`] on an HTTP worker so that its round trips stay on its thread.
+    static WORKER_CLIENTS: std::cell::RefCell<Vec<(usize, Client)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn builder(config: Config, timeout: Duration) -> Builder {
+    let mut b = Builder::from_config(config);
+    b.with_performance_config(|p| p.default_command_timeout = timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = timeout;
+            c.internal_command_timeout = timeout;
+            c.max_command_attempts = 2;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+    b
 }
 
 impl Drop for Cache {
@@ -386,14 +408,7 @@ impl Cache {
     ) -> Result<Self, AppError> {
         let config =
             Config::from_url(url).map_err(|e| AppError::Internal(format!("redis url: {e}")))?;
-        let pool = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-                c.max_command_attempts = 2;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        let pool = builder(config.clone(), timeout)
             .build_pool(pool_size.max(1))
             .map_err(|e| AppError::Internal(format!("redis: {e}")))?;
         let init = tokio::time::timeout(timeout, pool.init()).await;
@@ -415,6 +430,8 @@ impl Cache {
             stats: CacheStats::default(),
             near,
             tracker: Mutex::new(None),
+            config,
+            timeout,
         };
         for s in cache.scripts.all() {
             s.load(cache.pool.next()).await?;
@@ -448,8 +465,38 @@ impl Cache {
         k
     }
 
-    fn client(&self) -> &Client {
-        self.pool.next()
+    /// Gives the calling thread (an HTTP worker) a Redis connection of its own, driven by its
+    /// own runtime: a round trip then wakes no other thread. Without it (or if it fails to
+    /// connect) the thread uses the shared pool, whose connections live on the main runtime.
+    pub async fn attach_worker(&self) {
+        let key = self as *const Cache as usize;
+        if WORKER_CLIENTS.with(|w| w.borrow().iter().any(|(k, _)| *k == key)) {
+            return;
+        }
+        let client = match builder(self.config.clone(), self.timeout).build() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "worker redis connection not built; using the pool");
+                return;
+            }
+        };
+        match tokio::time::timeout(self.timeout, client.init()).await {
+            Ok(Ok(_)) => WORKER_CLIENTS.with(|w| w.borrow_mut().push((key, client))),
+            Ok(Err(e)) => tracing::warn!(error = %e, "worker redis connection failed; using the pool"),
+            Err(_) => tracing::warn!("worker redis connection timed out; using the pool"),
+        }
+    }
+
+    fn client(&self) -> Client {
+        let key = self as *const Cache as usize;
+        WORKER_CLIENTS
+            .with(|w| {
+                w.borrow()
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, c)| c.clone())
+            })
+            .unwrap_or_else(|| self.pool.next().clone())
     }
 
     async fn eval(
@@ -460,7 +507,7 @@ impl Cache {
     ) -> Result<Value, AppError> {
         self.rt();
         Ok(
-            s.evalsha_with_reload::<Value, _, _>(self.client(), keys, args)
+            s.evalsha_with_reload::<Value, _, _>(&self.client(), keys, args)
                 .await?,
         )
     }
