@@ -482,7 +482,9 @@ impl Cache {
         };
         match tokio::time::timeout(self.timeout, client.init()).await {
             Ok(Ok(_)) => WORKER_CLIENTS.with(|w| w.borrow_mut().push((key, client))),
-            Ok(Err(e)) => tracing::warn!(error = %e, "worker redis connection failed; using the pool"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "worker redis connection failed; using the pool")
+            }
             Err(_) => tracing::warn!("worker redis connection timed out; using the pool"),
         }
     }
@@ -650,6 +652,11 @@ impl Cache {
             .apply(keys, [ver, base, mode], version, &[(field, value)], op)
             .await;
         self.near.invalidate(NearKey::User(id));
+        match aspect {
+            UserAspect::Likes => self.near.invalidate(NearKey::Likes(id)),
+            UserAspect::Follows => self.near.invalidate(NearKey::Follows(id)),
+            UserAspect::Received | UserAspect::Followers => {}
+        }
         r
     }
 
@@ -1250,6 +1257,114 @@ impl Cache {
         if videos.is_empty() && users.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
+        if self.near.enabled() {
+            return self.viewer_flags_near(viewer, videos, users).await;
+        }
+        self.viewer_flags_redis(viewer, videos, users).await
+    }
+
+    /// The viewer's flags from their liked and following sets held in the near-cache; the
+    /// missing ones are fetched whole, in one round trip, and kept.
+    async fn viewer_flags_near(
+        &self,
+        viewer: i64,
+        videos: &[i64],
+        users: &[i64],
+    ) -> Result<(Vec<bool>, Vec<bool>), AppError> {
+        let (lk, fk) = (NearKey::Likes(viewer), NearKey::Follows(viewer));
+        let mut likes = if videos.is_empty() {
+            None
+        } else {
+            self.near.set(lk)
+        };
+        let mut follows = if users.is_empty() {
+            None
+        } else {
+            self.near.set(fk)
+        };
+        let need_likes = !videos.is_empty() && likes.is_none();
+        let need_follows = !users.is_empty() && follows.is_none();
+        if need_likes || need_follows {
+            let mut fetched = None;
+            for _ in 0..RELOAD_ATTEMPTS {
+                let t = self.near.begin();
+                self.rt();
+                let p = self.client().pipeline();
+                if need_likes {
+                    let _: () = p
+                        .zrange(
+                            self.keys.user_likes(viewer),
+                            0,
+                            -1,
+                            None,
+                            false,
+                            None,
+                            false,
+                        )
+                        .await?;
+                }
+                if need_follows {
+                    let _: () = p
+                        .zrange(
+                            self.keys.user_following(viewer),
+                            0,
+                            -1,
+                            None,
+                            false,
+                            None,
+                            false,
+                        )
+                        .await?;
+                }
+                let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+                let mut sets = Vec::with_capacity(2);
+                for r in res {
+                    // members as ids; the loaded marker "0" must be among them
+                    let ids = match r? {
+                        Value::Array(items) => ids_with_marker(items),
+                        _ => None,
+                    };
+                    sets.push(ids);
+                }
+                if sets.iter().all(|s| s.is_some()) {
+                    fetched = Some((t, sets));
+                    break;
+                }
+                if !self.ensure_user(viewer).await? {
+                    return Ok((vec![false; videos.len()], vec![false; users.len()]));
+                }
+            }
+            let Some((t, sets)) = fetched else {
+                return Err(AppError::Unavailable(
+                    "viewer flags: not loaded after reload".into(),
+                ));
+            };
+            let mut it = sets.into_iter().flatten();
+            if need_likes {
+                likes = it.next().map(|ids| self.near.install_set(lk, ids, t));
+            }
+            if need_follows {
+                follows = it.next().map(|ids| self.near.install_set(fk, ids, t));
+            }
+        }
+        let liked = match &likes {
+            Some(s) => videos.iter().map(|v| s.contains(*v)).collect(),
+            None => vec![false; videos.len()],
+        };
+        let followed = match &follows {
+            Some(s) => users.iter().map(|u| s.contains(*u)).collect(),
+            None => vec![false; users.len()],
+        };
+        Ok((liked, followed))
+    }
+
+    /// The viewer's flags straight from Redis (near-cache disabled).
+    async fn viewer_flags_redis(
+        &self,
+        viewer: i64,
+        videos: &[i64],
+        users: &[i64],
+    ) -> Result<(Vec<bool>, Vec<bool>), AppError> {
         let joined = |ids: &[i64]| -> String {
             let mut s = String::with_capacity(ids.len() * 17);
             for (i, id) in ids.iter().enumerate() {
@@ -1733,6 +1848,25 @@ impl Cache {
     pub async fn ping(&self) -> bool {
         self.client().ping::<String>(None).await.is_ok()
     }
+}
+
+/// The ids of a fetched zset without its loaded marker "0"; None when the marker is missing
+/// (the zset is not loaded).
+fn ids_with_marker(items: Vec<Value>) -> Option<Vec<i64>> {
+    let mut marker = false;
+    let mut out = Vec::with_capacity(items.len());
+    for v in items {
+        let id = match v {
+            Value::Integer(i) => Some(i),
+            other => other.as_string().and_then(|s| s.parse::<i64>().ok()),
+        };
+        match id {
+            Some(0) => marker = true,
+            Some(i) => out.push(i),
+            None => {}
+        }
+    }
+    marker.then_some(out)
 }
 
 fn ids_of(items: Vec<Value>) -> Vec<i64> {

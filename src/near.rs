@@ -35,6 +35,10 @@ const STAMPS: usize = 4096;
 pub enum NearKey {
     Video(i64),
     User(i64),
+    /// The videos user N likes (for the viewer's `is_favorite` flags).
+    Likes(i64),
+    /// Whom user N follows (for the viewer's `is_follow` flags).
+    Follows(i64),
 }
 
 impl NearKey {
@@ -42,6 +46,8 @@ impl NearKey {
         let (tag, id) = match self {
             NearKey::Video(i) => (0x9e37_79b9_7f4a_7c15u64, *i as u64),
             NearKey::User(i) => (0xc2b2_ae3d_27d4_eb4fu64, *i as u64),
+            NearKey::Likes(i) => (0x1656_67b1_9e37_79f9u64, *i as u64),
+            NearKey::Follows(i) => (0x27d4_eb2f_1656_67c5u64, *i as u64),
         };
         ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
     }
@@ -73,6 +79,21 @@ pub struct UserEntry {
 pub enum NearVal {
     Video(Arc<VideoEntry>),
     User(Arc<UserEntry>),
+    /// A viewer's liked videos or followed users, sorted.
+    Set(Arc<IdSet>),
+}
+
+/// A sorted set of ids, fetched whole.
+#[derive(Debug)]
+pub struct IdSet {
+    ids: Vec<i64>,
+    fetched: Instant,
+}
+
+impl IdSet {
+    pub fn contains(&self, id: i64) -> bool {
+        self.ids.binary_search(&id).is_ok()
+    }
 }
 
 #[derive(Clone)]
@@ -100,6 +121,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
                     + e.data.signature.len()
                     + 240
             }
+            NearVal::Set(e) => e.ids.len() * 8 + 96,
         };
         w as u64
     }
@@ -276,6 +298,32 @@ impl NearCache {
         };
         self.hit(found.is_some());
         found
+    }
+
+    /// A viewer's liked-videos (`NearKey::Likes`) or following (`NearKey::Follows`) set.
+    pub fn set(&self, key: NearKey) -> Option<Arc<IdSet>> {
+        if !self.enabled {
+            return None;
+        }
+        let found = match self.entries.get(&key) {
+            Some(NearVal::Set(e)) if self.fresh(e.fetched) => Some(e),
+            _ => None,
+        };
+        self.hit(found.is_some());
+        found
+    }
+
+    /// Wraps a fetched set, installing it unless an invalidation came after `t`.
+    pub fn install_set(&self, key: NearKey, mut ids: Vec<i64>, t: Ticket) -> Arc<IdSet> {
+        ids.sort_unstable();
+        let e = Arc::new(IdSet {
+            ids,
+            fetched: Instant::now(),
+        });
+        if self.installable(&key, t) {
+            self.entries.insert(key, NearVal::Set(e.clone()));
+        }
+        e
     }
 
     /// The author of video `id`, if known here (videos are immutable and never deleted).
@@ -560,7 +608,7 @@ async fn subscribe(
         .map_err(|e| format!("SUBSCRIBE: {e}"))?;
     let owner = build()?;
     let mut owner_conn = connect(&owner).await?;
-    let prefixes: Vec<String> = ["v:", "pc:", "u:", "feed:", "nc:"]
+    let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:"]
         .iter()
         .map(|p| format!("{prefix}{p}"))
         .collect();
@@ -639,6 +687,8 @@ fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
     match kind {
         "v" | "pc" => Some(Parsed::Key(NearKey::Video(id))),
         "u" => Some(Parsed::Key(NearKey::User(id))),
+        "fav" => Some(Parsed::Key(NearKey::Likes(id))),
+        "fo" => Some(Parsed::Key(NearKey::Follows(id))),
         _ => None,
     }
 }
@@ -763,6 +813,15 @@ mod tests {
             parse_key("dl:", "dl:feed:{feed}"),
             Some(Parsed::Feed)
         ));
+        assert!(matches!(
+            parse_key("dl:", "dl:fav:{7}"),
+            Some(Parsed::Key(NearKey::Likes(7)))
+        ));
+        assert!(matches!(
+            parse_key("dl:", "dl:fo:{7}"),
+            Some(Parsed::Key(NearKey::Follows(7)))
+        ));
+        assert!(parse_key("dl:", "dl:fr:{7}").is_none());
         assert!(parse_key("dl:", "other:v:{1}").is_none());
         assert!(parse_key("dl:", "dl:v:{x}").is_none());
     }
