@@ -1290,31 +1290,12 @@ impl Cache {
                 let t = self.near.begin();
                 self.rt();
                 let p = self.client().pipeline();
-                if need_likes {
-                    let _: () = p
-                        .zrange(
-                            self.keys.user_likes(viewer),
-                            0,
-                            -1,
-                            None,
-                            false,
-                            None,
-                            false,
-                        )
-                        .await?;
-                }
-                if need_follows {
-                    let _: () = p
-                        .zrange(
-                            self.keys.user_following(viewer),
-                            0,
-                            -1,
-                            None,
-                            false,
-                            None,
-                            false,
-                        )
-                        .await?;
+                let wanted = [
+                    (need_likes, self.keys.user_likes(viewer)),
+                    (need_follows, self.keys.user_following(viewer)),
+                ];
+                for (_, key) in wanted.into_iter().filter(|(need, _)| *need) {
+                    let _: () = p.zrange(key, 0, -1, None, false, None, false).await?;
                 }
                 let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
                 let mut sets = Vec::with_capacity(2);

@@ -276,41 +276,42 @@ impl NearCache {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn video(&self, id: i64) -> Option<Arc<VideoEntry>> {
+    /// The entry under `key` if it may be served, counting a hit or a miss.
+    fn lookup(&self, key: NearKey) -> Option<NearVal> {
         if !self.enabled {
             return None;
         }
-        let found = match self.entries.get(&NearKey::Video(id)) {
-            Some(NearVal::Video(e)) if self.fresh(e.fetched) => Some(e),
-            _ => None,
-        };
+        let found = self.entries.get(&key).filter(|v| {
+            self.fresh(match v {
+                NearVal::Video(e) => e.fetched,
+                NearVal::User(e) => e.fetched,
+                NearVal::Set(e) => e.fetched,
+            })
+        });
         self.hit(found.is_some());
         found
     }
 
-    pub fn user(&self, id: i64) -> Option<Arc<UserEntry>> {
-        if !self.enabled {
-            return None;
-        }
-        let found = match self.entries.get(&NearKey::User(id)) {
-            Some(NearVal::User(e)) if self.fresh(e.fetched) => Some(e),
+    pub fn video(&self, id: i64) -> Option<Arc<VideoEntry>> {
+        match self.lookup(NearKey::Video(id)) {
+            Some(NearVal::Video(e)) => Some(e),
             _ => None,
-        };
-        self.hit(found.is_some());
-        found
+        }
+    }
+
+    pub fn user(&self, id: i64) -> Option<Arc<UserEntry>> {
+        match self.lookup(NearKey::User(id)) {
+            Some(NearVal::User(e)) => Some(e),
+            _ => None,
+        }
     }
 
     /// A viewer's liked-videos (`NearKey::Likes`) or following (`NearKey::Follows`) set.
     pub fn set(&self, key: NearKey) -> Option<Arc<IdSet>> {
-        if !self.enabled {
-            return None;
-        }
-        let found = match self.entries.get(&key) {
-            Some(NearVal::Set(e)) if self.fresh(e.fetched) => Some(e),
+        match self.lookup(key) {
+            Some(NearVal::Set(e)) => Some(e),
             _ => None,
-        };
-        self.hit(found.is_some());
-        found
+        }
     }
 
     /// Wraps a fetched set, installing it unless an invalidation came after `t`.
