@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use douyin_lite::seed::{check, seed_bench, BenchSpec};
+use douyin_lite::Config;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -89,26 +90,37 @@ async fn a_viewers_own_actions_show_at_once() {
     app.stop().await;
 }
 
+/// Instance A with an author (who published one video) and a liker; returns their tokens.
+async fn instance_a(name: &str) -> (TestApp, String, String) {
+    let a = spawn_app().await;
+    let (_, author) = a.register(&format!("{name}_author")).await;
+    let (_, liker) = a.register(&format!("{name}_liker")).await;
+    publish_url(&a, &author, name).await;
+    // loads the feed into Redis from A's store (B's own store is empty)
+    a.get("/douyin/feed/", &[]).await;
+    (a, author, liker)
+}
+
+/// Instance B on A's Redis and key prefix and with A's token secret, so that A's tokens are
+/// good at B; its own (empty) durable store, so B only reads.
+async fn instance_b(a: &TestApp, tweak: impl FnOnce(&mut Config) + Send + 'static) -> TestApp {
+    let mut o = Opts::new();
+    o.prefix = a.state.cfg.redis.key_prefix.clone();
+    o.redis_url = a.redis_url.clone();
+    let secret = a.data_dir.join("jwt.secret");
+    o.tweak = Box::new(move |c| {
+        c.auth.jwt_secret_file = Some(secret);
+        tweak(c);
+    });
+    spawn_with(o).await
+}
+
 /// Instance B shares A's Redis (not its durable store: B only reads here). With B's age bound
 /// raised to a minute, only Redis's invalidation messages can make A's changes visible at B.
 #[tokio::test]
 async fn changes_through_another_instance_are_seen_within_a_second() {
-    let a = spawn_app().await;
-    let (_, author) = a.register("multi_author").await;
-    let (_, liker) = a.register("multi_liker").await;
-    publish_url(&a, &author, "multi").await;
-    // loads the feed into Redis from A's store (B's own store is empty)
-    a.get("/douyin/feed/", &[]).await;
-    let mut o = Opts::new();
-    o.prefix = a.state.cfg.redis.key_prefix.clone();
-    o.redis_url = a.redis_url.clone();
-    // the same token secret, so that the liker's token is good at both
-    let secret = a.data_dir.join("jwt.secret");
-    o.tweak = Box::new(move |c| {
-        c.near.max_age_ms = 60_000;
-        c.auth.jwt_secret_file = Some(secret);
-    });
-    let b = spawn_with(o).await;
+    let (a, author, liker) = instance_a("multi").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
     let wait_tracking = Instant::now();
     while !b.state.cache.near.tracking.load(Ordering::Acquire) {
         assert!(
@@ -150,19 +162,12 @@ async fn changes_through_another_instance_are_seen_within_a_second() {
 
 #[tokio::test]
 async fn without_tracking_the_age_bound_still_holds() {
-    let a = spawn_app().await;
-    let (_, author) = a.register("age_author").await;
-    let (_, liker) = a.register("age_liker").await;
-    publish_url(&a, &author, "age").await;
-    a.get("/douyin/feed/", &[]).await;
-    let mut o = Opts::new();
-    o.prefix = a.state.cfg.redis.key_prefix.clone();
-    o.redis_url = a.redis_url.clone();
-    o.tweak = Box::new(|c| {
+    let (a, _, liker) = instance_a("age").await;
+    let b = instance_b(&a, |c| {
         c.near.tracking = false;
         c.near.max_age_ms = 300;
-    });
-    let b = spawn_with(o).await;
+    })
+    .await;
     let vid = b.get("/douyin/feed/", &[]).await["video_list"][0]["id"]
         .as_i64()
         .unwrap();
