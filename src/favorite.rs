@@ -3,7 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::cache::{UserAspect, VideoAspect, ZsetOp};
 use crate::error::AppError;
-use crate::model::{ok, ok_close, ok_open, Empty};
+use crate::model::{ok, Empty};
 use crate::store::{OutboxEntry, OutboxOp};
 use crate::views;
 use ntex::web::{self, HttpResponse};
@@ -101,8 +101,5 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .user_liked_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let mut body = ok_open(ids.len() * 700);
-    body.extend_from_slice(b",\"video_list\":");
-    views::write_videos(&mut body, st, viewer, &ids).await?;
-    Ok(ok_close(body))
+    views::video_list_reply(st, viewer, &ids).await
 }

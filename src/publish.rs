@@ -3,7 +3,7 @@
 use crate::app::{AppState, Ctx};
 use crate::error::AppError;
 use crate::media::probe;
-use crate::model::{ok, ok_close, ok_open};
+use crate::model::ok;
 use crate::params::{self, BodyKind, Params};
 use crate::store::{OutboxEntry, OutboxOp, VideoRecord};
 use crate::views;
@@ -305,8 +305,5 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .user_video_ids(uid, MAX_LIST)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let mut body = ok_open(ids.len() * 700);
-    body.extend_from_slice(b",\"video_list\":");
-    views::write_videos(&mut body, st, viewer, &ids).await?;
-    Ok(ok_close(body))
+    views::video_list_reply(st, viewer, &ids).await
 }

@@ -6,9 +6,10 @@
 
 use crate::app::AppState;
 use crate::error::AppError;
-use crate::model::User;
+use crate::model::{ok_close, ok_open, User};
 use crate::near::write_video;
 use crate::params::Params;
+use ntex::web::HttpResponse;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
 /// JSON array of `Video` objects appended to `buf` (the response body being built). Objects
@@ -67,6 +68,19 @@ pub async fn write_videos(
     }
     buf.push(b']');
     Ok(())
+}
+
+/// A success reply `{..., "video_list": [...]}` of the videos `ids` as seen by `viewer`
+/// (the publish and favorite lists).
+pub async fn video_list_reply(
+    st: &AppState,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<HttpResponse, AppError> {
+    let mut body = ok_open(ids.len() * 700);
+    body.extend_from_slice(b",\"video_list\":");
+    write_videos(&mut body, st, viewer, ids).await?;
+    Ok(ok_close(body))
 }
 
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.
