@@ -97,7 +97,7 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
             let demo = cfg.server.demo;
             let app = build(cfg).await?;
             if demo {
-                match douyin_lite::seed::seed_if_empty(&app.state).await {
+                match douyin_lite::ops::demo::seed_if_empty(&app.state).await {
                     Ok(Some((u, v))) => {
                         tracing::info!(users = u, videos = v, "seeded demo content")
                     }
@@ -127,13 +127,13 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
             scale,
         } => {
             let app = build(cfg).await?;
-            douyin_lite::seed::seed_bench_cli(&app.state, &out, scale)
+            douyin_lite::ops::bench::seed_bench_cli(&app.state, &out, scale)
                 .await
                 .map_err(|e| e.to_string())
         }
         Command::Check => {
             let app = build(cfg).await?;
-            let report = douyin_lite::seed::check(&app.state)
+            let report = douyin_lite::ops::check::check(&app.state)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", report.to_json());
@@ -147,7 +147,7 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
         }
         Command::Seed { bench: false, .. } => {
             let app = build(cfg).await?;
-            let (u, v) = douyin_lite::seed::seed_demo(&app.state)
+            let (u, v) = douyin_lite::ops::demo::seed_demo(&app.state)
                 .await
                 .map_err(|e| e.to_string())?;
             app.state.store.flush().await.map_err(|e| e.to_string())?;

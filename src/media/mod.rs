@@ -1,11 +1,11 @@
 //! Media: where video files and covers live, and how uploads are checked.
 //!
-//! [`MediaStore`] hides the backend: [`LocalMedia`] (the default) keeps files under a directory
+//! [`MediaStore`] hides the backend: [`local::LocalMedia`] (the default) keeps files under a directory
 //! served at `/static/`; S3 through rust-s3 comes with the cluster work. Keys are always built by
 //! the server (`videos/<id>.<ext>`, `covers/<id>.jpg`): client file names are never used.
 
+pub mod local;
 pub mod probe;
-pub mod serve;
 
 use crate::error::AppError;
 use async_trait::async_trait;
@@ -22,19 +22,6 @@ pub trait MediaStore: Send + Sync + 'static {
     fn local_path(&self, key: &str) -> Option<PathBuf>;
 }
 
-/// Media on local disk.
-pub struct LocalMedia {
-    root: PathBuf,
-}
-
-impl LocalMedia {
-    pub fn new(root: PathBuf) -> std::io::Result<Self> {
-        std::fs::create_dir_all(root.join("videos"))?;
-        std::fs::create_dir_all(root.join("covers"))?;
-        Ok(Self { root })
-    }
-}
-
 /// True for keys the server could have made: `dir/name.ext` of `[A-Za-z0-9_-]` with one dot.
 pub fn valid_key(key: &str) -> bool {
     let mut parts = key.split('/');
@@ -48,47 +35,6 @@ pub fn valid_key(key: &str) -> bool {
     };
     let mut f = file.splitn(2, '.');
     matches!((f.next(), f.next()), (Some(n), Some(e)) if ok(n) && ok(e)) && ok(dir)
-}
-
-#[async_trait]
-impl MediaStore for LocalMedia {
-    async fn put_file(&self, key: &str, src: &Path) -> Result<(), AppError> {
-        if !valid_key(key) {
-            return Err(AppError::Internal(format!("bad media key {key:?}")));
-        }
-        let dest = self.root.join(key);
-        let src = src.to_path_buf();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::File::open(&src)?.sync_all()?;
-            if std::fs::rename(&src, &dest).is_err() {
-                // Another filesystem: copy, then remove the source.
-                std::fs::copy(&src, &dest)?;
-                std::fs::File::open(&dest)?.sync_all()?;
-                let _ = std::fs::remove_file(&src);
-            }
-            if let Some(parent) = dest.parent() {
-                std::fs::File::open(parent)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("media task: {e}")))?
-        .map_err(|e| AppError::Unavailable(format!("media store: {e}")))
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), AppError> {
-        if let Some(p) = self.local_path(key) {
-            let _ = tokio::fs::remove_file(p).await;
-        }
-        Ok(())
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        valid_key(key).then(|| self.root.join(key))
-    }
 }
 
 /// Content-Type of a media key, by its extension.

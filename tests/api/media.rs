@@ -273,7 +273,7 @@ async fn feed_pages_never_skip_or_repeat_same_millisecond_videos() {
                 cover: String::new(),
                 created_ms: ms,
             };
-            douyin_lite::publish::save_video(&app.state, &rec)
+            douyin_lite::write::videos::save_video(&app.state, &rec)
                 .await
                 .unwrap();
             expected.push(id);

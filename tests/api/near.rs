@@ -1,7 +1,8 @@
 //! The near-cache, /metrics and the benchmark data set.
 
 use crate::helpers::*;
-use douyin_lite::seed::{check, seed_bench, BenchSpec};
+use douyin_lite::ops::bench::{seed_bench, BenchSpec};
+use douyin_lite::ops::check::check;
 use douyin_lite::Config;
 use serde_json::json;
 use std::sync::atomic::Ordering;

@@ -232,7 +232,9 @@ async fn rebuild_cache_and_outbox_replay() {
         "redis has not seen it yet"
     );
     assert_eq!(
-        st.replay_outbox(std::time::Duration::ZERO).await.unwrap(),
+        douyin_lite::write::outbox::replay(st, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
         1
     );
     let feed = app.get("/douyin/feed/", &[]).await;
@@ -643,7 +645,9 @@ async fn likes_follows_and_messages_written_during_a_redis_gap_are_replayed() {
         "redis has not seen it"
     );
     assert_eq!(
-        st.replay_outbox(std::time::Duration::ZERO).await.unwrap(),
+        douyin_lite::write::outbox::replay(st, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
         3
     );
     let ua = app
@@ -705,7 +709,7 @@ async fn a_reload_cancelled_midway_does_not_block_later_reloads() {
 
 #[tokio::test]
 async fn changes_applied_out_of_order_end_in_the_newest_state() {
-    use douyin_lite::cache::{UserAspect, ZsetOp};
+    use douyin_lite::cache::versioned::{UserAspect, ZsetOp};
     use douyin_lite::store::UserCounters;
     let app = spawn_app().await;
     let (u, _) = app.register("order").await;

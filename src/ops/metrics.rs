@@ -6,7 +6,7 @@
 //! misses, Redis round trips, reloads, durable writes) are copied in when `/metrics` is scraped,
 //! so the hot path pays nothing for them.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use ntex::web::{self, HttpResponse};
 use std::sync::atomic::Ordering;

@@ -2,9 +2,9 @@
 //! videos hosted elsewhere. Both count plays: the distinct viewers of a video (the user when a
 //! valid token comes along, else the client address), when the file is fetched from its start.
 
-use crate::app::AppState;
+use crate::api::params::Params;
 use crate::error::AppError;
-use crate::params::Params;
+use crate::state::AppState;
 use ntex::http::{header, Method};
 use ntex::web::{self, HttpRequest, HttpResponse};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ fn from_start(req: &HttpRequest) -> bool {
 }
 
 async fn count_play(st: &AppState, req: &HttpRequest, video_id: i64) {
-    if let Err(e) = st.cache.record_play(video_id, &viewer(st, req)).await {
+    if let Err(e) = crate::write::videos::record_play(st, video_id, &viewer(st, req)).await {
         tracing::warn!(error = %e, video = video_id, "play not counted");
     }
 }

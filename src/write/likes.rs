@@ -1,20 +1,11 @@
-//! Likes: like/unlike a video (idempotent), and the videos a user likes.
+//! Likes: a like or unlike, durable first, then three independent versioned changes in Redis
+//! (the liker, the video's author, the video).
 
-use crate::app::{AppState, Ctx};
-use crate::cache::{UserAspect, VideoAspect, ZsetOp};
+use super::outbox;
+use crate::cache::versioned::{UserAspect, VideoAspect, ZsetOp};
 use crate::error::AppError;
-use crate::model::{ok, Empty};
-use crate::store::{OutboxEntry, OutboxOp};
-use crate::views;
-use ntex::web::{self, HttpResponse};
-
-/// Longest favorite list returned.
-const MAX_LIST: usize = 1000;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route_write(cfg, "/douyin/favorite/action", action);
-    crate::app::route(cfg, "/douyin/favorite/list", list);
-}
+use crate::state::AppState;
+use crate::store::OutboxOp;
 
 /// Likes (or unlikes) video `video_id` of `author_id` for `user_id`: durable first, then the
 /// liker's, the author's and the video's cached counters (concurrently: each is its own
@@ -27,14 +18,14 @@ pub async fn set_like(
     like: bool,
 ) -> Result<bool, AppError> {
     let like_id = st.ids.next_id();
-    let entry = OutboxEntry {
-        id: st.ids.next_id(),
-        op: OutboxOp::LikeChanged {
+    let entry = outbox::entry(
+        st,
+        OutboxOp::LikeChanged {
             user_id,
             video_id,
             author_id,
         },
-    };
+    );
     let change = st
         .store
         .set_like(user_id, video_id, author_id, like, like_id, &entry)
@@ -42,7 +33,7 @@ pub async fn set_like(
     if !change.changed {
         return Ok(false);
     }
-    st.apply_outbox(&entry, async {
+    outbox::finish(st, &entry, async {
         let op = if like {
             ZsetOp::Add {
                 member: video_id,
@@ -77,29 +68,4 @@ pub async fn set_like(
     })
     .await;
     Ok(true)
-}
-
-async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
-    let (st, p) = (&ctx.st, &ctx.params);
-    let uid = views::writer(st, p.token()).await?;
-    let vid = p.require_i64("video_id")?;
-    let like = p.action_type()?;
-    let author = st
-        .cache
-        .video_author(vid)
-        .await?
-        .ok_or(AppError::VideoNotFound)?;
-    set_like(st, uid, vid, author, like).await?;
-    Ok(ok(&Empty {}))
-}
-
-async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
-    let (st, p) = (&ctx.st, &ctx.params);
-    let (uid, viewer) = views::subject(st, p)?;
-    let ids = st
-        .cache
-        .user_liked_ids(uid, MAX_LIST)
-        .await?
-        .ok_or(AppError::UserNotFound)?;
-    views::video_list_reply(st, viewer, &ids).await
 }

@@ -1,81 +1,21 @@
 //! Follows: follow/unfollow (idempotent), follow and follower lists, and friends (mutual
 //! follows) with the latest message of each conversation.
 
-use crate::app::{AppState, Ctx};
-use crate::cache::{UserAspect, ZsetOp};
+use crate::api::ctx::Ctx;
+use crate::api::params::Params;
+use crate::api::reply::{ok, Empty, User};
+use crate::api::views;
 use crate::error::AppError;
-use crate::model::{ok, Empty, User};
-use crate::params::Params;
-use crate::store::{OutboxEntry, OutboxOp};
-use crate::views;
+use crate::state::AppState;
+use crate::write::social::set_follow;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route_write(cfg, "/douyin/relation/action", action);
-    crate::app::route(cfg, "/douyin/relation/follow/list", follow_list);
-    crate::app::route(cfg, "/douyin/relation/follower/list", follower_list);
-    crate::app::route(cfg, "/douyin/relation/friend/list", friend_list);
-}
-
-/// Follows (or unfollows) `followee` for `follower`: durable first, then both users' cached
-/// counters and sets. Returns whether anything changed.
-pub async fn set_follow(
-    st: &AppState,
-    follower: i64,
-    followee: i64,
-    follow: bool,
-) -> Result<bool, AppError> {
-    let follow_id = st.ids.next_id();
-    let entry = OutboxEntry {
-        id: st.ids.next_id(),
-        op: OutboxOp::FollowChanged { follower, followee },
-    };
-    let change = st
-        .store
-        .set_follow(follower, followee, follow, follow_id, &entry)
-        .await?;
-    if !change.changed {
-        return Ok(false);
-    }
-    st.apply_outbox(&entry, async {
-        let (a, b) = if follow {
-            (
-                ZsetOp::Add {
-                    member: followee,
-                    score: follow_id,
-                    version: change.pair_version,
-                },
-                ZsetOp::Add {
-                    member: follower,
-                    score: follow_id,
-                    version: change.pair_version,
-                },
-            )
-        } else {
-            (
-                ZsetOp::Remove {
-                    member: followee,
-                    version: change.pair_version,
-                },
-                ZsetOp::Remove {
-                    member: follower,
-                    version: change.pair_version,
-                },
-            )
-        };
-        // two users, two independent versioned changes: sent together
-        futures_util::future::try_join(
-            st.cache
-                .apply_user(follower, &change.follower, UserAspect::Follows, a),
-            st.cache
-                .apply_user(followee, &change.followee, UserAspect::Followers, b),
-        )
-        .await
-        .map(|_| ())
-    })
-    .await;
-    Ok(true)
+    super::ctx::route_write(cfg, "/douyin/relation/action", action);
+    super::ctx::route(cfg, "/douyin/relation/follow/list", follow_list);
+    super::ctx::route(cfg, "/douyin/relation/follower/list", follower_list);
+    super::ctx::route(cfg, "/douyin/relation/friend/list", friend_list);
 }
 
 async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {

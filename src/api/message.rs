@@ -1,11 +1,11 @@
 //! Chat: sending messages, and the conversation poll that the client calls every second or so.
 
-use crate::app::Ctx;
+use crate::api::ctx::Ctx;
+use crate::api::reply::{ok, Empty};
+use crate::api::views;
 use crate::error::AppError;
 use crate::ids::{floor_for_ms, time_ms};
-use crate::model::{ok, Empty};
-use crate::store::{MessageRecord, OutboxEntry, OutboxOp};
-use crate::views;
+use crate::write::social::send_message;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 
@@ -13,8 +13,8 @@ use serde::Serialize;
 const MAX_CHAT: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route_write(cfg, "/douyin/message/action", action);
-    crate::app::route(cfg, "/douyin/message/chat", chat);
+    super::ctx::route_write(cfg, "/douyin/message/action", action);
+    super::ctx::route(cfg, "/douyin/message/chat", chat);
 }
 
 async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
@@ -46,20 +46,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
             ));
         }
     }
-    let id = st.ids.next_id();
-    let rec = MessageRecord {
-        id,
-        from_user_id: uid,
-        to_user_id: to,
-        content: content.to_string(),
-        created_ms: time_ms(id),
-    };
-    let entry = OutboxEntry {
-        id: st.ids.next_id(),
-        op: OutboxOp::MessageSent { from: uid, to },
-    };
-    st.store.add_message(&rec, &entry).await?;
-    st.apply_outbox(&entry, st.cache.message_sent(&rec)).await;
+    send_message(st, uid, to, content.to_string()).await?;
     Ok(ok(&Empty {}))
 }
 

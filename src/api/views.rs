@@ -4,11 +4,11 @@
 //! Redis round trips whatever its length: the objects (from the near-cache, else pipelined),
 //! then the viewer's flags (`is_favorite`, `is_follow`) for the whole page in one script call.
 
-use crate::app::AppState;
+use crate::api::params::Params;
+use crate::api::reply::{ok_close, ok_open, User};
 use crate::error::AppError;
-use crate::model::{ok_close, ok_open, User};
 use crate::near::write_video;
-use crate::params::Params;
+use crate::state::AppState;
 use ntex::web::HttpResponse;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a

@@ -18,11 +18,18 @@
 //! A write made through this instance also drops its entries here at once, before the reply, so
 //! a viewer always sees their own actions. A fetch that raced with an invalidation is used for
 //! its own request but not installed (see [`NearCache::begin`]).
+//!
+//! `render.rs` holds the entries with their pre-rendered JSON, `track.rs` the invalidation
+//! subscriber.
 
-use crate::cache::{UserData, VideoData};
+mod render;
+pub mod track;
+
+pub use render::{write_user, write_video, UserEntry, VideoEntry};
+
+use crate::model::{Urls, UserData, VideoData};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -51,28 +58,6 @@ impl NearKey {
         };
         ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
     }
-}
-
-/// A cached video: its data, and its JSON without the viewer's parts.
-#[derive(Debug)]
-pub struct VideoEntry {
-    pub data: VideoData,
-    /// `{"id":N,"is_favorite":`
-    head: Vec<u8>,
-    /// `,"play_url":...,"desc":"..."}`: everything after the author.
-    pub rest: Vec<u8>,
-    fetched: Instant,
-}
-
-/// A cached user: its data, and its JSON without `is_follow`.
-#[derive(Debug)]
-pub struct UserEntry {
-    pub data: UserData,
-    /// `{"id":N,"is_follow":`
-    head: Vec<u8>,
-    /// `,"name":...}`: everything after `is_follow`.
-    pub rest: Vec<u8>,
-    fetched: Instant,
 }
 
 #[derive(Clone, Debug)]
@@ -160,7 +145,7 @@ pub struct NearStats {
 pub struct NearCache {
     enabled: bool,
     /// Builds the play/cover URLs rendered into video JSON.
-    urls: crate::model::Urls,
+    urls: Urls,
     max_age: Duration,
     feed_cap: usize,
     entries: Qc<NearKey, NearVal, ByBytes>,
@@ -196,7 +181,7 @@ impl NearCache {
         max_bytes: u64,
         max_age: Duration,
         feed_cap: usize,
-        urls: crate::model::Urls,
+        urls: Urls,
     ) -> Self {
         let est_items = (max_bytes / 1024).clamp(16, 4_000_000) as usize;
         Self {
@@ -342,12 +327,7 @@ impl NearCache {
 
     /// Wraps fetched data as an entry, installing it unless an invalidation came after `t`.
     pub fn install_video(&self, data: VideoData, t: Ticket) -> Arc<VideoEntry> {
-        let e = Arc::new(VideoEntry {
-            head: format!("{{\"id\":{},\"is_favorite\":", data.id).into_bytes(),
-            rest: render_video_rest(&data, &self.urls),
-            data,
-            fetched: Instant::now(),
-        });
+        let e = Arc::new(VideoEntry::new(data, &self.urls));
         let key = NearKey::Video(e.data.id);
         if self.enabled {
             self.facts.insert(key, e.data.author_id);
@@ -359,12 +339,7 @@ impl NearCache {
     }
 
     pub fn install_user(&self, data: UserData, t: Ticket) -> Arc<UserEntry> {
-        let e = Arc::new(UserEntry {
-            head: user_head(data.id),
-            rest: render_user_rest(&data),
-            data,
-            fetched: Instant::now(),
-        });
+        let e = Arc::new(UserEntry::new(data));
         let key = NearKey::User(e.data.id);
         if self.enabled {
             self.facts.insert(key, 0);
@@ -457,256 +432,19 @@ impl NearCache {
     }
 }
 
-fn json_str(buf: &mut Vec<u8>, s: &str) {
-    // serialising a &str cannot fail
-    let _ = simd_json::to_writer(&mut *buf, s);
-}
-
-/// `,"play_url":..,"cover_url":..,"favorite_count":..,"comment_count":..,"play_count":..,
-/// "title":..,"desc":..}`
-fn render_video_rest(v: &VideoData, urls: &crate::model::Urls) -> Vec<u8> {
-    let mut b = Vec::with_capacity(160 + v.title.len() + v.desc.len() + 2 * urls.base.len());
-    b.extend_from_slice(b",\"play_url\":");
-    json_str(&mut b, &urls.play(v));
-    b.extend_from_slice(b",\"cover_url\":");
-    json_str(&mut b, &urls.cover(v));
-    let _ = write!(
-        b,
-        ",\"favorite_count\":{},\"comment_count\":{},\"play_count\":{},\"title\":",
-        v.favorite_count, v.comment_count, v.play_count
-    );
-    json_str(&mut b, &v.title);
-    b.extend_from_slice(b",\"desc\":");
-    json_str(&mut b, &v.desc);
-    b.push(b'}');
-    b
-}
-
-/// `,"name":..,"follow_count":..,...,"favorite_count":..}`
-fn render_user_rest(u: &UserData) -> Vec<u8> {
-    let mut b = Vec::with_capacity(200 + u.name.len() + u.signature.len() + u.avatar.len());
-    b.extend_from_slice(b",\"name\":");
-    json_str(&mut b, &u.name);
-    let _ = write!(
-        b,
-        ",\"follow_count\":{},\"follower_count\":{},\"avatar\":",
-        u.follow_count, u.follower_count
-    );
-    json_str(&mut b, &u.avatar);
-    b.extend_from_slice(b",\"background_image\":");
-    json_str(&mut b, &u.background_image);
-    b.extend_from_slice(b",\"signature\":");
-    json_str(&mut b, &u.signature);
-    let _ = write!(
-        b,
-        ",\"total_favorited\":{},\"work_count\":{},\"favorite_count\":{}}}",
-        u.total_favorited, u.work_count, u.favorite_count
-    );
-    b
-}
-
-fn user_head(id: i64) -> Vec<u8> {
-    format!("{{\"id\":{id},\"is_follow\":").into_bytes()
-}
-
-fn bool_json(b: bool) -> &'static [u8] {
-    if b {
-        b"true"
-    } else {
-        b"false"
-    }
-}
-
-/// Appends a `User` object as seen by a viewer.
-pub fn write_user(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
-    buf.extend_from_slice(&u.head);
-    buf.extend_from_slice(bool_json(is_follow));
-    buf.extend_from_slice(&u.rest);
-}
-
-/// Appends a `Video` object as seen by a viewer.
-pub fn write_video(
-    buf: &mut Vec<u8>,
-    v: &VideoEntry,
-    author: &UserEntry,
-    is_favorite: bool,
-    follows_author: bool,
-) {
-    buf.extend_from_slice(&v.head);
-    buf.extend_from_slice(bool_json(is_favorite));
-    buf.extend_from_slice(b",\"author\":");
-    write_user(buf, author, follows_author);
-    buf.extend_from_slice(&v.rest);
-}
-
-/// Keeps a RESP3 connection subscribed to invalidation messages for the near-cached keys
-/// (`CLIENT TRACKING ON BCAST REDIRECT` with the video, play-count, user and feed key prefixes) and
-/// applies them. Everything cached is dropped whenever the subscription (re)starts or is lost,
-/// since messages may have been missed meanwhile. Runs until aborted.
-pub fn track(
-    url: &str,
-    prefix: &str,
-    timeout: Duration,
-    near: Arc<NearCache>,
-) -> tokio::task::JoinHandle<()> {
-    let (url, prefix) = (url.to_string(), prefix.to_string());
-    tokio::spawn(async move {
-        let mut logged = false;
-        loop {
-            let res = subscribe(&url, &prefix, timeout, &near).await;
-            let was_up = near.tracking.swap(false, Ordering::AcqRel);
-            near.clear();
-            match res {
-                Err(e) if !logged || was_up => {
-                    tracing::warn!(error = %e, "near-cache invalidation subscription is down; entries expire after near.max_age_ms");
-                    logged = true;
-                }
-                _ => {}
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
-}
-
-async fn subscribe(
-    url: &str,
-    prefix: &str,
-    timeout: Duration,
-    near: &NearCache,
-) -> Result<(), String> {
-    use fred::prelude::*;
-    // Invalidations are redirected to a RESP2 subscriber of `__redis__:invalidate`: unlike
-    // RESP3 push messages, that channel also carries the null message of a FLUSHALL/FLUSHDB
-    // through fred. The tracking itself belongs to a second connection ("owner").
-    let config = Config::from_url(url).map_err(|e| e.to_string())?;
-    let build = || {
-        Builder::from_config(config.clone())
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-            })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let connect = |c: &Client| {
-        let handle = c.connect();
-        let c = c.clone();
-        async move {
-            tokio::time::timeout(timeout, c.wait_for_connect())
-                .await
-                .map_err(|_| "connect timed out".to_string())?
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(handle)
-        }
-    };
-    let sub = build()?;
-    let mut rx = sub.invalidation_rx();
-    let mut sub_conn = connect(&sub).await?;
-    let id: i64 = sub.client_id().await.map_err(|e| e.to_string())?;
-    sub.subscribe("__redis__:invalidate")
-        .await
-        .map_err(|e| format!("SUBSCRIBE: {e}"))?;
-    let owner = build()?;
-    let mut owner_conn = connect(&owner).await?;
-    let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:"]
-        .iter()
-        .map(|p| format!("{prefix}{p}"))
-        .collect();
-    owner
-        .client_tracking::<(), _, _>("on", Some(id), prefixes, true, false, false, false)
-        .await
-        .map_err(|e| format!("CLIENT TRACKING: {e}"))?;
-    // anything cached before now may have missed its invalidation
-    near.clear();
-    near.tracking.store(true, Ordering::Release);
-    tracing::info!("near-cache subscribed to redis invalidation messages");
-    let ended = |r: Result<Result<(), fred::error::Error>, tokio::task::JoinError>| match r {
-        Ok(Ok(())) => "connection closed".to_string(),
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
-    };
-    // The heartbeat: a write to a tracked key whose invalidation must come back, proving the
-    // subscription delivers (every instance's heartbeat proves it for all of them).
-    let heartbeat = format!("{prefix}nc:heartbeat");
-    let mut beats = tokio::time::interval((near.max_age() / 4).max(Duration::from_millis(10)));
-    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let result = loop {
-        tokio::select! {
-            _ = beats.tick() => {
-                let set = owner
-                    .set::<(), _, _>(&heartbeat, "1", Some(fred::types::Expiration::EX(3600)), None, false)
-                    .await;
-                if let Err(e) = set {
-                    break Err(format!("heartbeat: {e}"));
-                }
-            }
-            msg = rx.recv() => match msg {
-                Ok(inv) => {
-                    if inv.keys.is_empty() {
-                        near.clear();
-                    }
-                    for k in &inv.keys {
-                        if k.as_str() == Some(heartbeat.as_str()) {
-                            near.beat();
-                            continue;
-                        }
-                        match k.as_str().and_then(|k| parse_key(prefix, k)) {
-                            Some(Parsed::Key(key)) => near.invalidate(key),
-                            Some(Parsed::Feed) => near.invalidate_feed(),
-                            None => {}
-                        }
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => near.clear(),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    break Err("invalidation channel closed".to_string())
-                }
-            },
-            r = &mut sub_conn => break Err(ended(r)),
-            r = &mut owner_conn => break Err(ended(r)),
-        }
-    };
-    let _ = owner.quit().await;
-    let _ = sub.quit().await;
-    result
-}
-
-enum Parsed {
-    Key(NearKey),
-    Feed,
-}
-
-/// `<prefix>v:{123}` and `<prefix>pc:{123}` name video 123, `<prefix>u:{123}` user 123.
-fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
-    let rest = key.strip_prefix(prefix)?;
-    if rest.starts_with("feed:") {
-        return Some(Parsed::Feed);
-    }
-    let (kind, id) = rest.split_once(':')?;
-    let id: i64 = id.strip_prefix('{')?.strip_suffix('}')?.parse().ok()?;
-    match kind {
-        "v" | "pc" => Some(Parsed::Key(NearKey::Video(id))),
-        "u" => Some(Parsed::Key(NearKey::User(id))),
-        "fav" => Some(Parsed::Key(NearKey::Likes(id))),
-        "fo" => Some(Parsed::Key(NearKey::Follows(id))),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod test_support {
     use super::*;
-    use crate::model::{Urls, User};
+    use crate::model::Urls;
 
-    fn near(max_age: Duration, feed_cap: usize) -> NearCache {
+    pub fn near(max_age: Duration, feed_cap: usize) -> NearCache {
         let urls = Urls {
             base: "http://h".into(),
         };
         NearCache::new(true, 1 << 20, max_age, feed_cap, urls)
     }
 
-    fn user() -> UserData {
+    pub fn user() -> UserData {
         UserData {
             id: 7,
             name: "a \"quoted\" name \u{1F600}".into(),
@@ -720,62 +458,12 @@ mod tests {
             favorite_count: 5,
         }
     }
+}
 
-    #[test]
-    fn rendered_user_equals_serialised_user() {
-        let d = user();
-        let e = UserEntry {
-            head: user_head(d.id),
-            rest: render_user_rest(&d),
-            data: d.clone(),
-            fetched: Instant::now(),
-        };
-        let mut buf = Vec::new();
-        write_user(&mut buf, &e, true);
-        let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
-        let mut want = simd_json::to_vec(&User::from_data(&d, true)).unwrap();
-        let want: simd_json::OwnedValue = simd_json::to_owned_value(&mut want).unwrap();
-        assert_eq!(ours, want);
-    }
-
-    #[test]
-    fn rendered_video_equals_serialised_video() {
-        let n = near(Duration::from_secs(60), 10);
-        let u = n.install_user(user(), n.begin());
-        let d = VideoData {
-            id: 99,
-            author_id: 7,
-            title: "t \\ \"x\"".into(),
-            desc: "d".into(),
-            play: "videos/99.mp4".into(),
-            cover: String::new(),
-            favorite_count: 3,
-            comment_count: 2,
-            play_count: 1,
-        };
-        let v = n.install_video(d.clone(), n.begin());
-        let mut buf = Vec::new();
-        write_video(&mut buf, &v, &u, true, false);
-        let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
-        let urls = Urls {
-            base: "http://h".into(),
-        };
-        let want = crate::model::Video {
-            id: 99,
-            author: User::from_data(&u.data, false),
-            play_url: urls.play(&d),
-            cover_url: urls.cover(&d),
-            favorite_count: 3,
-            comment_count: 2,
-            play_count: 1,
-            is_favorite: true,
-            title: d.title.clone(),
-            desc: d.desc.clone(),
-        };
-        let mut want = simd_json::to_vec(&want).unwrap();
-        let want: simd_json::OwnedValue = simd_json::to_owned_value(&mut want).unwrap();
-        assert_eq!(ours, want);
-    }
+#[cfg(test)]
+mod tests {
+    use super::test_support::{near, user};
+    use super::*;
 
     #[test]
     fn invalidation_during_a_fetch_blocks_its_install() {
@@ -794,37 +482,6 @@ mod tests {
         n.clear();
         n.install_video(VideoData::default(), t);
         assert!(n.video(0).is_none());
-    }
-
-    #[test]
-    fn invalidation_keys() {
-        assert!(matches!(
-            parse_key("dl:", "dl:v:{42}"),
-            Some(Parsed::Key(NearKey::Video(42)))
-        ));
-        assert!(matches!(
-            parse_key("dl:", "dl:pc:{42}"),
-            Some(Parsed::Key(NearKey::Video(42)))
-        ));
-        assert!(matches!(
-            parse_key("dl:", "dl:u:{7}"),
-            Some(Parsed::Key(NearKey::User(7)))
-        ));
-        assert!(matches!(
-            parse_key("dl:", "dl:feed:{feed}"),
-            Some(Parsed::Feed)
-        ));
-        assert!(matches!(
-            parse_key("dl:", "dl:fav:{7}"),
-            Some(Parsed::Key(NearKey::Likes(7)))
-        ));
-        assert!(matches!(
-            parse_key("dl:", "dl:fo:{7}"),
-            Some(Parsed::Key(NearKey::Follows(7)))
-        ));
-        assert!(parse_key("dl:", "dl:fr:{7}").is_none());
-        assert!(parse_key("dl:", "other:v:{1}").is_none());
-        assert!(parse_key("dl:", "dl:v:{x}").is_none());
     }
 
     #[test]

@@ -1,17 +1,16 @@
 //! Publishing: upload a video (multipart), publish by URL, and a user's publish list.
 
-use crate::app::{AppState, Ctx};
+use crate::api::ctx::Ctx;
+use crate::api::params::{self, BodyKind, Params};
+use crate::api::reply::ok;
+use crate::api::views;
 use crate::error::AppError;
-use crate::media::probe;
-use crate::model::ok;
-use crate::params::{self, BodyKind, Params};
-use crate::store::{OutboxEntry, OutboxOp, VideoRecord};
-use crate::views;
+use crate::state::AppState;
+use crate::write::videos;
 use futures_util::StreamExt;
 use ntex::http::header;
 use ntex::web::{self, HttpRequest, HttpResponse};
 use serde::Serialize;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
@@ -22,8 +21,8 @@ const MULTIPART_SLACK: u64 = 256 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["/douyin/publish/action", "/douyin/publish/action/"]).to(action));
-    crate::app::route_write(cfg, "/douyin/publish/actionUrl", action_url);
-    crate::app::route(cfg, "/douyin/publish/list", list);
+    super::ctx::route_write(cfg, "/douyin/publish/actionUrl", action_url);
+    super::ctx::route(cfg, "/douyin/publish/list", list);
 }
 
 #[derive(Serialize)]
@@ -49,55 +48,6 @@ fn validate_text(what: &str, s: &str, required: bool, max: usize) -> Result<Stri
     Ok(s.to_string())
 }
 
-/// Publishes the video file at `file` (a staging file, consumed) for `author`: checks it with
-/// ffprobe, makes a cover with ffmpeg, stores both, writes the record durably, then updates
-/// Redis. Shared by the upload endpoint and `seed`.
-pub async fn publish_file(
-    st: &AppState,
-    author: i64,
-    title: String,
-    desc: String,
-    file: &Path,
-) -> Result<i64, AppError> {
-    let info = probe::probe(&st.cfg.media.ffprobe, file).await?;
-    let id = st.ids.next_id();
-    let video_key = format!("videos/{id}.{}", info.ext);
-    let cover_key = format!("covers/{id}.jpg");
-    let cover_tmp = tempfile::Builder::new()
-        .suffix(".jpg")
-        .tempfile_in(&st.tmp_dir)
-        .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
-    probe::make_cover(&st.cfg.media.ffmpeg, file, cover_tmp.path()).await?;
-    st.media.put_file(&cover_key, cover_tmp.path()).await?;
-    if let Err(e) = st.media.put_file(&video_key, file).await {
-        let _ = st.media.delete(&cover_key).await;
-        return Err(e);
-    }
-    let rec = VideoRecord {
-        id,
-        author_id: author,
-        title,
-        desc,
-        play: video_key.clone(),
-        cover: cover_key.clone(),
-        created_ms: crate::ids::time_ms(id),
-    };
-    save_video(st, &rec).await.inspect_err(|_| {
-        let media = st.media.clone();
-        ntex::rt::spawn(async move {
-            let _ = media.delete(&video_key).await;
-            let _ = media.delete(&cover_key).await;
-        });
-    })?;
-    tracing::info!(
-        video = id,
-        author,
-        duration = info.duration_secs,
-        "published"
-    );
-    Ok(id)
-}
-
 /// The validated `title` (required) and description (`desc`, or the extended spec's
 /// `user_creations`).
 fn title_and_desc(st: &AppState, p: &Params) -> Result<(String, String), AppError> {
@@ -110,20 +60,6 @@ fn title_and_desc(st: &AppState, p: &Params) -> Result<(String, String), AppErro
     )?;
     let desc = p.get("desc").or(p.get("user_creations")).unwrap_or("");
     Ok((title, validate_text("desc", desc, false, m.max_desc_chars)?))
-}
-
-/// Writes a video record durably, then installs it in Redis (feed, author's list).
-pub async fn save_video(st: &AppState, rec: &VideoRecord) -> Result<(), AppError> {
-    let entry = OutboxEntry {
-        id: st.ids.next_id(),
-        op: OutboxOp::VideoPublished {
-            video_id: rec.id,
-            author_id: rec.author_id,
-        },
-    };
-    st.store.put_video(rec, &entry).await?;
-    st.apply_outbox(&entry, st.cache.video_published(rec)).await;
-    Ok(())
 }
 
 /// POST /douyin/publish/action/: multipart `data` (the file), `token`, `title`, in any order.
@@ -239,9 +175,10 @@ async fn action(
     let file = staged.ok_or_else(|| AppError::param("missing parameter: data (the video file)"))?;
     // From here on the work completes even if the client goes away.
     let owned = state.clone();
-    let vid =
-        crate::app::complete(async move { publish_file(&owned, author, title, desc, &file).await })
-            .await?;
+    let vid = super::ctx::complete(async move {
+        videos::publish_file(&owned, author, title, desc, &file).await
+    })
+    .await?;
     Ok(ok(&PublishReply { vid }))
 }
 
@@ -282,17 +219,7 @@ async fn action_url(ctx: Ctx) -> Result<HttpResponse, AppError> {
     )?;
     let cover = checked_url("cover_url", p.get("cover_url").unwrap_or(""), false)?;
     let (title, desc) = title_and_desc(st, p)?;
-    let id = st.ids.next_id();
-    let rec = VideoRecord {
-        id,
-        author_id: author,
-        title,
-        desc,
-        play: url,
-        cover,
-        created_ms: crate::ids::time_ms(id),
-    };
-    save_video(st, &rec).await?;
+    let id = videos::publish_url(st, author, url, cover, title, desc).await?;
     Ok(ok(&PublishReply { vid: id }))
 }
 

@@ -1,18 +1,19 @@
 //! Accounts: register, login, user info.
 
-use crate::app::{AppState, Ctx};
+use crate::api::ctx::Ctx;
+use crate::api::params::Params;
+use crate::api::reply::{ok, User};
+use crate::api::views;
 use crate::error::AppError;
-use crate::model::{ok, User};
-use crate::params::Params;
-use crate::store::{OutboxEntry, OutboxOp, UserRecord};
-use crate::views;
+use crate::state::AppState;
+use crate::write::accounts::{create_user, NewUser};
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route_write(cfg, "/douyin/user/register", register);
-    crate::app::route(cfg, "/douyin/user/login", login);
-    crate::app::route(cfg, "/douyin/user", info);
+    super::ctx::route_write(cfg, "/douyin/user/register", register);
+    super::ctx::route(cfg, "/douyin/user/login", login);
+    super::ctx::route(cfg, "/douyin/user", info);
 }
 
 #[derive(Serialize)]
@@ -47,76 +48,42 @@ fn optional_url(p: &Params, name: &str) -> Result<String, AppError> {
     Ok(v.to_string())
 }
 
-/// The profile fields of a new account, validated.
-pub struct NewUser {
-    pub username: String,
-    pub password: String,
-    pub avatar: String,
-    pub background_image: String,
-    pub signature: String,
-}
-
-impl NewUser {
-    fn from_params(st: &AppState, p: &Params) -> Result<Self, AppError> {
-        let username = p.require("username")?.trim().to_string();
-        let a = &st.auth.cfg;
-        check_len(
-            "username",
-            &username,
-            a.min_username_chars,
-            a.max_username_chars,
-        )?;
-        if username.chars().any(|c| c.is_control()) {
-            return Err(AppError::param(
-                "username must not contain control characters",
-            ));
-        }
-        let password = p.require("password")?.to_string();
-        check_len(
-            "password",
-            &password,
-            a.min_password_chars,
-            a.max_password_chars,
-        )?;
-        let signature = p.get("signature").unwrap_or("").trim().to_string();
-        check_len("signature", &signature, 0, 200)?;
-        Ok(NewUser {
-            username,
-            password,
-            avatar: optional_url(p, "avatar")?,
-            background_image: optional_url(p, "background_image")?,
-            signature,
-        })
+/// The profile fields of a new account from the request, validated.
+fn new_user(st: &AppState, p: &Params) -> Result<NewUser, AppError> {
+    let username = p.require("username")?.trim().to_string();
+    let a = &st.auth.cfg;
+    check_len(
+        "username",
+        &username,
+        a.min_username_chars,
+        a.max_username_chars,
+    )?;
+    if username.chars().any(|c| c.is_control()) {
+        return Err(AppError::param(
+            "username must not contain control characters",
+        ));
     }
-}
-
-/// Creates an account; shared by the endpoint and `seed`. Returns the new user's id.
-pub async fn create_user(st: &AppState, nu: NewUser) -> Result<i64, AppError> {
-    let password_hash = st.auth.hash_password(nu.password).await?;
-    let id = st.ids.next_id();
-    let rec = UserRecord {
-        id,
-        name: nu.username,
-        password_hash,
-        avatar: nu.avatar,
-        background_image: nu.background_image,
-        signature: nu.signature,
-        created_ms: crate::ids::now_ms(),
-    };
-    let entry = OutboxEntry {
-        id: st.ids.next_id(),
-        op: OutboxOp::UserCreated { user_id: id },
-    };
-    if !st.store.create_user(&rec, &entry).await? {
-        return Err(AppError::UserExists);
-    }
-    st.apply_outbox(&entry, st.cache.user_created(&rec)).await;
-    Ok(id)
+    let password = p.require("password")?.to_string();
+    check_len(
+        "password",
+        &password,
+        a.min_password_chars,
+        a.max_password_chars,
+    )?;
+    let signature = p.get("signature").unwrap_or("").trim().to_string();
+    check_len("signature", &signature, 0, 200)?;
+    Ok(NewUser {
+        username,
+        password,
+        avatar: optional_url(p, "avatar")?,
+        background_image: optional_url(p, "background_image")?,
+        signature,
+    })
 }
 
 async fn register(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let nu = NewUser::from_params(st, p)?;
+    let nu = new_user(st, p)?;
     let user_id = create_user(st, nu).await?;
     let token = st.auth.issue(user_id)?;
     Ok(ok(&AuthReply { user_id, token }))

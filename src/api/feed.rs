@@ -1,10 +1,10 @@
 //! The feed: every video, newest first, paged by publish time.
 
-use crate::app::Ctx;
+use crate::api::ctx::Ctx;
+use crate::api::reply::{ok_close, ok_open};
+use crate::api::views;
 use crate::error::AppError;
 use crate::ids::{floor_for_ms, now_ms, time_ms};
-use crate::model::{ok_close, ok_open};
-use crate::views;
 use ntex::web::{self, HttpResponse};
 use std::io::Write;
 
@@ -12,7 +12,7 @@ use std::io::Write;
 const MAX_PER_MS: usize = 4096;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    crate::app::route(cfg, "/douyin/feed", feed);
+    super::ctx::route(cfg, "/douyin/feed", feed);
 }
 
 /// `latest_time` in ms (a value small enough to be seconds is taken as seconds); None: newest.

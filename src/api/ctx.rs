@@ -1,0 +1,71 @@
+//! What a handler gets ([`Ctx`]: the shared state and every parameter of the request) and how
+//! the API areas register their handlers ([`route`], [`route_write`]).
+
+use crate::api::params::Params;
+use crate::error::AppError;
+use crate::state::AppState;
+use ntex::web::{self, HttpRequest, HttpResponse};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Registers `handler` at `path` and `path/`, for any method.
+pub fn route<F, R>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
+where
+    F: AsyncFn(Ctx) -> R + Clone + 'static,
+    R: web::Responder + 'static,
+{
+    cfg.service(web::resource([path.to_string(), format!("{path}/")]).to(handler));
+}
+
+/// Registers a write `handler` like [`route`], running it as a task of its own: a client that
+/// goes away mid-request cannot cancel a write between its durable commit and its Redis side.
+pub fn route_write<F, Fut>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
+where
+    F: Fn(Ctx) -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<HttpResponse, AppError>> + 'static,
+{
+    route(cfg, path, async move |ctx: Ctx| {
+        complete(handler(ctx)).await
+    });
+}
+
+/// Runs `work` to completion even if the caller stops waiting for it.
+pub async fn complete<T: 'static>(
+    work: impl Future<Output = Result<T, AppError>> + 'static,
+) -> Result<T, AppError> {
+    ntex::rt::spawn(work)
+        .await
+        .unwrap_or_else(|_| Err(AppError::Internal("request task failed".into())))
+}
+
+/// What an API handler gets: the state and every parameter of the request.
+pub struct Ctx {
+    pub st: Arc<AppState>,
+    pub params: Params,
+    pub req: HttpRequest,
+}
+
+impl<Err: web::ErrorRenderer> web::FromRequest<Err> for Ctx {
+    type Error = AppError;
+
+    async fn from_request(
+        req: &HttpRequest,
+        payload: &mut ntex::http::Payload,
+    ) -> Result<Self, AppError> {
+        let st = req
+            .app_state::<Arc<AppState>>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("app state missing".into()))?;
+        let params = Params::read(
+            req,
+            web::types::Payload(payload.take()),
+            st.cfg.server.max_body_bytes,
+        )
+        .await?;
+        Ok(Ctx {
+            st,
+            params,
+            req: req.clone(),
+        })
+    }
+}

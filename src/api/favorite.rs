@@ -1,0 +1,41 @@
+//! Likes: like/unlike a video (idempotent), and the videos a user likes.
+
+use crate::api::ctx::Ctx;
+use crate::api::reply::{ok, Empty};
+use crate::api::views;
+use crate::error::AppError;
+use crate::write::likes::set_like;
+use ntex::web::{self, HttpResponse};
+
+/// Longest favorite list returned.
+const MAX_LIST: usize = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    super::ctx::route_write(cfg, "/douyin/favorite/action", action);
+    super::ctx::route(cfg, "/douyin/favorite/list", list);
+}
+
+async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let uid = views::writer(st, p.token()).await?;
+    let vid = p.require_i64("video_id")?;
+    let like = p.action_type()?;
+    let author = st
+        .cache
+        .video_author(vid)
+        .await?
+        .ok_or(AppError::VideoNotFound)?;
+    set_like(st, uid, vid, author, like).await?;
+    Ok(ok(&Empty {}))
+}
+
+async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let (uid, viewer) = views::subject(st, p)?;
+    let ids = st
+        .cache
+        .user_liked_ids(uid, MAX_LIST)
+        .await?
+        .ok_or(AppError::UserNotFound)?;
+    views::video_list_reply(st, viewer, &ids).await
+}

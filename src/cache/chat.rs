@@ -1,0 +1,137 @@
+//! Conversations in Redis: one zset per pair of users holding the messages as JSON, reloaded
+//! from the store on a miss.
+
+use super::codec::{message_member, parse_messages, script_int};
+use super::{Cache, RELOAD_ATTEMPTS};
+use crate::error::AppError;
+use crate::model::MessageData;
+use crate::store::MessageRecord;
+use fred::prelude::*;
+use fred::types::Value;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+impl Cache {
+    /// Reloads the conversation of `a` and `b` from the durable store if it is not in Redis.
+    pub async fn ensure_conversation(&self, a: i64, b: i64) -> Result<(), AppError> {
+        let key = self.keys.conversation(a, b);
+        self.single_flight(key.clone(), || async {
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                let lease = self.keys.conversation_lease(a, b);
+                if !self
+                    .take_lease(lease.clone(), std::slice::from_ref(&key), &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let msgs = self.store.conversation(a, b).await?;
+                let mut args = Vec::with_capacity(2 + 2 * msgs.len());
+                args.extend([token, "pairs".into()]);
+                for m in &msgs {
+                    args.push(m.id.to_string());
+                    args.push(message_member(&MessageData::from(m)));
+                }
+                let r = self
+                    .eval(&self.scripts.load_timeline, vec![key.clone(), lease], args)
+                    .await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(
+                "conversation: reload kept losing its lease".into(),
+            ))
+        })
+        .await
+    }
+
+    /// Adds a sent message to its cached conversation.
+    pub async fn message_sent(&self, m: &MessageRecord) -> Result<(), AppError> {
+        let keys = vec![
+            self.keys.conversation(m.from_user_id, m.to_user_id),
+            self.keys.conversation_lease(m.from_user_id, m.to_user_id),
+        ];
+        let args = vec![m.id.to_string(), message_member(&MessageData::from(m))];
+        self.eval(&self.scripts.timeline_add, keys, args).await?;
+        Ok(())
+    }
+
+    /// Messages between `a` and `b`, oldest first: with `min_id`, those with id >= it (at most
+    /// `limit`); without, the newest `limit`.
+    pub async fn conversation_page(
+        &self,
+        a: i64,
+        b: i64,
+        min_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<MessageData>, AppError> {
+        let args = match min_id {
+            Some(m) => vec!["after".to_string(), m.to_string(), limit.to_string()],
+            None => vec!["latest".to_string(), limit.to_string()],
+        };
+        for _ in 0..RELOAD_ATTEMPTS {
+            let key = self.keys.conversation(a, b);
+            match self
+                .eval(&self.scripts.conv_page, vec![key], args.clone())
+                .await?
+            {
+                Value::Array(items) => {
+                    let mut msgs = parse_messages(items);
+                    if min_id.is_none() {
+                        msgs.reverse();
+                    }
+                    return Ok(msgs);
+                }
+                _ => self.ensure_conversation(a, b).await?,
+            }
+        }
+        Err(AppError::Unavailable(
+            "conversation: not loaded after reload".into(),
+        ))
+    }
+
+    /// The latest message between `user` and each of `others`, in one pipelined round trip
+    /// when all conversations are cached.
+    pub async fn latest_messages(
+        &self,
+        user: i64,
+        others: &[i64],
+    ) -> Result<HashMap<i64, MessageData>, AppError> {
+        let mut out = HashMap::with_capacity(others.len());
+        let mut missing = Vec::new();
+        {
+            self.rt();
+            let p = self.client().pipeline();
+            for o in others {
+                let key = self.keys.conversation(user, *o);
+                let _: () = p.exists(key.clone()).await?;
+                let _: () = p
+                    .zrevrangebyscore(key, "+inf", 1, false, Some((0, 1)))
+                    .await?;
+            }
+            let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+            let mut it = res.into_iter();
+            for o in others {
+                let exists = it.next().transpose()?.and_then(|v| v.as_i64()).unwrap_or(0);
+                let latest = it.next().transpose()?;
+                match (exists, latest) {
+                    (1, Some(Value::Array(items))) => {
+                        if let Some(m) = parse_messages(items).pop() {
+                            out.insert(*o, m);
+                        }
+                    }
+                    // not loaded: one by one below
+                    _ => missing.push(*o),
+                }
+            }
+        }
+        for o in missing {
+            if let Some(m) = self.conversation_page(user, o, None, 1).await?.pop() {
+                out.insert(o, m);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,79 @@
+//! Comments in Redis: a hash per comment (immutable) and each video's comment zset.
+
+use super::codec::{comment_fields, comment_from_hash, ids_of};
+use super::{Cache, RELOAD_ATTEMPTS};
+use crate::error::AppError;
+use crate::model::CommentData;
+use crate::store::CommentRecord;
+use fred::prelude::*;
+use fred::types::Value;
+use std::collections::HashMap;
+
+impl Cache {
+    /// Installs a new comment's hash.
+    pub async fn comment_created(&self, c: &CommentRecord) -> Result<(), AppError> {
+        let keys = vec![self.keys.comment(c.id), self.keys.comment_lease(c.id)];
+        let mut args = vec![String::new()];
+        args.extend(comment_fields(c));
+        self.eval(&self.scripts.create_entity, keys, args).await?;
+        Ok(())
+    }
+
+    /// Drops a deleted comment's hash.
+    pub async fn comment_deleted(&self, id: i64) -> Result<(), AppError> {
+        self.client().del::<(), _>(self.keys.comment(id)).await?;
+        Ok(())
+    }
+
+    /// The comment ids of video `id`, newest first; None when the video is unknown.
+    pub async fn video_comment_ids(
+        &self,
+        id: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
+        for _ in 0..RELOAD_ATTEMPTS {
+            let mut keys = self.keys.video_all(id);
+            keys.pop();
+            keys.swap(0, 2);
+            let v = self
+                .eval(
+                    &self.scripts.timeline_page,
+                    keys,
+                    vec!["+inf".into(), limit.to_string()],
+                )
+                .await?;
+            match v {
+                Value::Array(items) => return Ok(Some(ids_of(items))),
+                _ => {
+                    if !self.ensure_video(id).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "comments: not loaded after reload".into(),
+        ))
+    }
+
+    /// Comments by id, in the order given; deleted ones are skipped.
+    pub async fn comments(&self, ids: &[i64]) -> Result<Vec<CommentData>, AppError> {
+        let mut out = Vec::with_capacity(ids.len());
+        self.rt();
+        let p = self.client().pipeline();
+        for id in ids {
+            let _: () = p.hgetall(self.keys.comment(*id)).await?;
+        }
+        let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = p.try_all().await;
+        for (id, r) in ids.iter().zip(res) {
+            let h = r?;
+            if !h.is_empty() {
+                out.push(comment_from_hash(*id, h));
+            } else if let Some(c) = self.store.get_comment(*id).await? {
+                self.comment_created(&c).await?;
+                out.push(CommentData::from(&c));
+            }
+        }
+        Ok(out)
+    }
+}

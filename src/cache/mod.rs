@@ -1,0 +1,207 @@
+//! Redis, the primary serving store: the connection, the scripts, and the areas' operations.
+//!
+//! Every key carries a hash tag (`{id}`) so that each script touches one slot and stays valid on
+//! Redis Cluster. Entities that span slots are changed by one script per slot, in an order that
+//! keeps reads consistent (see ARCHITECTURE.md). Redis can always be rebuilt from the durable
+//! store: a read that misses reloads the key from the store (`reload.rs`).
+//!
+//! [`Cache`] holds what every area shares (connections, keys, scripts, the store to reload from,
+//! the near-cache); each area adds its operations in an `impl Cache` block of its own file, so
+//! that call sites stay `cache.friends(..)` and no area owns a copy of the shared parts.
+
+mod chat;
+mod codec;
+mod comments;
+mod feed;
+mod flags;
+mod keys;
+mod maintenance;
+mod reload;
+mod scripts;
+mod social;
+mod users;
+pub mod versioned;
+mod videos;
+
+pub use keys::Keys;
+pub use scripts::Scripts;
+
+use crate::error::AppError;
+use crate::near::NearCache;
+use crate::store::Store;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How many times a read reloads a key that a concurrent write keeps dropping.
+const RELOAD_ATTEMPTS: usize = 8;
+
+/// Counters for tests and metrics.
+#[derive(Default, Debug)]
+pub struct CacheStats {
+    /// Keys reloaded from the durable store.
+    pub reloads: AtomicU64,
+    /// Redis round trips (a script call, a pipeline or a single command).
+    pub round_trips: AtomicU64,
+}
+
+/// The Redis side of the app, with the durable store it reloads from.
+pub struct Cache {
+    pub pool: Pool,
+    pub keys: Keys,
+    scripts: Scripts,
+    store: Arc<dyn Store>,
+    /// In-flight reloads by key, so concurrent misses share one reload.
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub stats: CacheStats,
+    /// In-process copies of videos, users and the feed head (see `near.rs`).
+    pub near: Arc<NearCache>,
+    /// The invalidation subscriber; stopped when the cache is dropped.
+    tracker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// For the per-worker connections (see [`Cache::attach_worker`]).
+    config: Config,
+    timeout: Duration,
+}
+
+thread_local! {
+    /// This thread's own Redis connection per cache (keyed by the cache's address), made by
+    /// [`Cache::attach_worker`] on an HTTP worker so that its round trips stay on its thread.
+    static WORKER_CLIENTS: std::cell::RefCell<Vec<(usize, Client)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn builder(config: Config, timeout: Duration) -> Builder {
+    let mut b = Builder::from_config(config);
+    b.with_performance_config(|p| p.default_command_timeout = timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = timeout;
+            c.internal_command_timeout = timeout;
+            c.max_command_attempts = 2;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+    b
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+    }
+}
+
+impl Cache {
+    /// Connects to Redis and loads the scripts. Fails when Redis is unreachable.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        pool_size: usize,
+        timeout: Duration,
+        store: Arc<dyn Store>,
+        near: Arc<NearCache>,
+        tracking: bool,
+    ) -> Result<Self, AppError> {
+        let config =
+            Config::from_url(url).map_err(|e| AppError::Internal(format!("redis url: {e}")))?;
+        let pool = builder(config.clone(), timeout)
+            .build_pool(pool_size.max(1))
+            .map_err(|e| AppError::Internal(format!("redis: {e}")))?;
+        let init = tokio::time::timeout(timeout, pool.init()).await;
+        match init {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(AppError::Unavailable(format!("redis at {url}: {e}"))),
+            Err(_) => {
+                return Err(AppError::Unavailable(format!(
+                    "redis at {url}: connect timed out"
+                )))
+            }
+        }
+        let cache = Self {
+            pool,
+            keys: Keys::new(prefix),
+            scripts: Scripts::new(),
+            store,
+            flights: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+            near,
+            tracker: Mutex::new(None),
+            config,
+            timeout,
+        };
+        for s in cache.scripts.all() {
+            s.load(cache.pool.next()).await?;
+        }
+        if tracking && cache.near.enabled() {
+            let t = crate::near::track::track(url, prefix, timeout, cache.near.clone());
+            *cache.tracker.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        }
+        Ok(cache)
+    }
+
+    fn rt(&self) {
+        self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gives the calling thread (an HTTP worker) a Redis connection of its own, driven by its
+    /// own runtime: a round trip then wakes no other thread. Without it (or if it fails to
+    /// connect) the thread uses the shared pool, whose connections live on the main runtime.
+    pub async fn attach_worker(&self) {
+        let key = self as *const Cache as usize;
+        if WORKER_CLIENTS.with(|w| w.borrow().iter().any(|(k, _)| *k == key)) {
+            return;
+        }
+        let client = match builder(self.config.clone(), self.timeout).build() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "worker redis connection not built; using the pool");
+                return;
+            }
+        };
+        match tokio::time::timeout(self.timeout, client.init()).await {
+            Ok(Ok(_)) => WORKER_CLIENTS.with(|w| w.borrow_mut().push((key, client))),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "worker redis connection failed; using the pool")
+            }
+            Err(_) => tracing::warn!("worker redis connection timed out; using the pool"),
+        }
+    }
+
+    fn client(&self) -> Client {
+        let key = self as *const Cache as usize;
+        WORKER_CLIENTS
+            .with(|w| {
+                w.borrow()
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, c)| c.clone())
+            })
+            .unwrap_or_else(|| self.pool.next().clone())
+    }
+
+    async fn eval(
+        &self,
+        s: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<Value, AppError> {
+        self.rt();
+        Ok(
+            s.evalsha_with_reload::<Value, _, _>(&self.client(), keys, args)
+                .await?,
+        )
+    }
+
+    /// True when Redis answers.
+    pub async fn ping(&self) -> bool {
+        self.client().ping::<String>(None).await.is_ok()
+    }
+}

@@ -1,0 +1,245 @@
+//! Users in Redis: installing a new one, reloading one from the store, reading profiles (from
+//! the near-cache first) and paging through a user's zsets (published videos, likes, follows).
+
+use super::codec::{script_int, user_fields, user_from_hash};
+use super::{Cache, RELOAD_ATTEMPTS};
+use crate::error::AppError;
+use crate::model::UserData;
+use crate::near::{NearKey, UserEntry};
+use crate::store::{UserCounters, UserRecord};
+use fred::prelude::*;
+use fred::types::Value;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Cache {
+    /// Installs a newly registered user.
+    pub async fn user_created(&self, u: &UserRecord) -> Result<(), AppError> {
+        let keys = vec![
+            self.keys.user(u.id),
+            self.keys.user_lease(u.id),
+            self.keys.user_videos(u.id),
+            self.keys.user_likes(u.id),
+            self.keys.user_following(u.id),
+            self.keys.user_followers(u.id),
+        ];
+        let mut args = vec!["zzzz".to_string()];
+        args.extend(user_fields(u, &UserCounters::default(), 0));
+        self.eval(&self.scripts.create_entity, keys, args).await?;
+        self.near.invalidate(NearKey::User(u.id));
+        Ok(())
+    }
+
+    /// Reloads user `id` from the durable store if it is not in Redis. Returns false when the
+    /// user does not exist.
+    pub async fn ensure_user(&self, id: i64) -> Result<bool, AppError> {
+        let mut exists = true;
+        let key = self.keys.user(id);
+        self.single_flight(key, || async {
+            let all = self.keys.user_all(id);
+            let keys = &all[..5];
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                if !self
+                    .take_lease(self.keys.user_lease(id), keys, &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let Some(u) = self.store.get_user(id).await? else {
+                    self.client().del::<(), _>(self.keys.user_lease(id)).await?;
+                    exists = false;
+                    return Ok(());
+                };
+                let counters = self.store.user_counters(id).await?;
+                let vids = self.store.video_ids_by_author(id).await?;
+                let likes = self.store.likes_by_user(id).await?;
+                let following = self.store.following(id).await?;
+                let followers = self.store.followers(id).await?;
+                let fields = user_fields(&u, &counters, vids.len() as i64);
+                let scored = 2 * (likes.len() + following.len() + followers.len());
+                let mut args = Vec::with_capacity(fields.len() + vids.len() + scored + 6);
+                args.extend([token, (fields.len() / 2).to_string()]);
+                args.extend(fields);
+                args.push(vids.len().to_string());
+                args.extend(vids.iter().map(|v| v.to_string()));
+                for set in [&likes, &following, &followers] {
+                    args.push(set.len().to_string());
+                    for (score, member) in set.iter() {
+                        args.extend([score.to_string(), member.to_string()]);
+                    }
+                }
+                let r = self
+                    .eval(&self.scripts.load_user, self.keys.user_keys_all(id), args)
+                    .await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(user = id, "reloaded user from durable store");
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(format!(
+                "user {id}: reload kept losing its lease"
+            )))
+        })
+        .await?;
+        Ok(exists)
+    }
+
+    /// The video ids of user `id`, newest first, at most `limit`; None when the user is unknown.
+    pub async fn user_video_ids(
+        &self,
+        id: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
+        self.user_zset_page(id, 1, limit).await
+    }
+
+    /// Members of one of the user's zsets (index into [`Keys::user_all`]), highest score first.
+    pub(super) async fn user_zset_page(
+        &self,
+        id: i64,
+        which: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<i64>>, AppError> {
+        let page = self.user_zset_scored(id, which, None, limit).await?;
+        Ok(page.map(|p| p.into_iter().map(|(m, _)| m).collect()))
+    }
+
+    /// (member, score) pairs of one of the user's zsets, highest score first, scores below
+    /// `cursor` when given; None when the user is unknown.
+    pub(super) async fn user_zset_scored(
+        &self,
+        id: i64,
+        which: usize,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        let max = cursor
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "+inf".into());
+        for _ in 0..RELOAD_ATTEMPTS {
+            let mut keys = self.keys.user_all(id);
+            keys.pop();
+            keys.swap(0, which);
+            let v = self
+                .eval(
+                    &self.scripts.timeline_page,
+                    keys,
+                    vec![max.clone(), limit.to_string(), "withscores".into()],
+                )
+                .await?;
+            match v {
+                Value::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len() / 2);
+                    let mut it = items.into_iter();
+                    while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+                        let m = m
+                            .as_i64()
+                            .or_else(|| m.as_string().and_then(|s| s.parse().ok()));
+                        let sc = sc
+                            .as_f64()
+                            .or_else(|| sc.as_string().and_then(|s| s.parse().ok()));
+                        if let (Some(m), Some(sc)) = (m, sc) {
+                            out.push((m, sc as i64));
+                        }
+                    }
+                    return Ok(Some(out));
+                }
+                _ => {
+                    if !self.ensure_user(id).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "user lists: not loaded after reload".into(),
+        ))
+    }
+
+    /// Users by id, from the near-cache or else in one pipelined round trip when all are in
+    /// Redis. Unknown ids are absent.
+    pub async fn user_entries(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Arc<UserEntry>>, AppError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.near.user(*id) {
+                Some(e) => {
+                    out.insert(*id, e);
+                }
+                None => missing.push(*id),
+            }
+        }
+        if !missing.is_empty() {
+            let t = self.near.begin();
+            for (id, d) in self.fetch_users(&missing).await? {
+                out.insert(id, self.near.install_user(d, t));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Users by id (see [`Self::user_entries`]).
+    pub async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserData>, AppError> {
+        Ok(self
+            .user_entries(ids)
+            .await?
+            .into_iter()
+            .map(|(id, e)| (id, e.data.clone()))
+            .collect())
+    }
+
+    /// Users by id from Redis, reloading those missing there.
+    async fn fetch_users(&self, ids: &[i64]) -> Result<HashMap<i64, UserData>, AppError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing: Vec<i64> = Vec::new();
+        {
+            self.rt();
+            let p = self.client().pipeline();
+            for id in ids {
+                let _: () = p.hgetall(self.keys.user(*id)).await?;
+            }
+            let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = p.try_all().await;
+            for (id, r) in ids.iter().zip(res) {
+                let h = r?;
+                if h.is_empty() {
+                    missing.push(*id);
+                } else {
+                    out.insert(*id, user_from_hash(*id, h));
+                }
+            }
+        }
+        'ids: for id in missing {
+            // A concurrent out-of-order write may drop the user again between reload and read.
+            for _ in 0..RELOAD_ATTEMPTS {
+                if !self.ensure_user(id).await? {
+                    continue 'ids;
+                }
+                self.rt();
+                let h: HashMap<String, String> = self.client().hgetall(self.keys.user(id)).await?;
+                if !h.is_empty() {
+                    out.insert(id, user_from_hash(id, h));
+                    continue 'ids;
+                }
+            }
+            return Err(AppError::Unavailable(format!(
+                "user {id}: dropped again after every reload"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Whether user `id` exists, without a round trip once known.
+    pub async fn user_exists(&self, id: i64) -> Result<bool, AppError> {
+        Ok(self.near.user_exists(id) || self.user(id).await?.is_some())
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<UserData>, AppError> {
+        Ok(self.users(&[id]).await?.remove(&id))
+    }
+}

@@ -1,0 +1,206 @@
+//! Videos in Redis: installing a published one, reloading one from the store, reading them
+//! (from the near-cache first) and counting distinct viewers.
+
+use super::codec::{script_int, video_fields, video_from_hash};
+use super::{Cache, RELOAD_ATTEMPTS};
+use crate::error::AppError;
+use crate::model::VideoData;
+use crate::near::{NearKey, VideoEntry};
+use crate::store::{VideoCounters, VideoRecord};
+use fred::prelude::*;
+use fred::types::Value;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Cache {
+    /// Installs a newly published video: the video hash, then the feed, then the author's list
+    /// and work_count. A video is readable before it is listed anywhere, so no list ever points
+    /// at a missing video.
+    pub async fn video_published(&self, v: &VideoRecord) -> Result<(), AppError> {
+        let keys = vec![
+            self.keys.video(v.id),
+            self.keys.video_lease(v.id),
+            self.keys.video_plays(v.id),
+            self.keys.video_comments(v.id),
+        ];
+        let mut args = vec!["hz".to_string()];
+        args.extend(video_fields(v, &VideoCounters::default()));
+        self.eval(&self.scripts.create_entity, keys, args).await?;
+        let id = v.id.to_string();
+        self.eval(
+            &self.scripts.timeline_add,
+            vec![self.keys.feed(), self.keys.feed_lease()],
+            vec![id.clone()],
+        )
+        .await?;
+        let a = v.author_id;
+        self.eval(
+            &self.scripts.user_add_video,
+            self.keys.user_all(a),
+            vec![id],
+        )
+        .await?;
+        self.near.invalidate(NearKey::Video(v.id));
+        self.near.invalidate(NearKey::User(a));
+        self.near.invalidate_feed();
+        Ok(())
+    }
+
+    /// Adds a distinct viewer to a video's HyperLogLog (its durable record is written first).
+    pub async fn play_recorded(&self, video_id: i64, viewer: &str) -> Result<(), AppError> {
+        self.eval(
+            &self.scripts.play,
+            self.keys.video_all(video_id),
+            vec![viewer.to_string()],
+        )
+        .await?;
+        self.near.invalidate(NearKey::Video(video_id));
+        Ok(())
+    }
+
+    /// Reloads video `id` from the durable store if it is not in Redis. Returns false when the
+    /// video does not exist.
+    pub async fn ensure_video(&self, id: i64) -> Result<bool, AppError> {
+        let mut exists = true;
+        let key = self.keys.video(id);
+        self.single_flight(key, || async {
+            let all = self.keys.video_all(id);
+            let keys = &all[..3];
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                if !self
+                    .take_lease(self.keys.video_lease(id), keys, &token)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let Some(v) = self.store.get_video(id).await? else {
+                    self.client()
+                        .del::<(), _>(self.keys.video_lease(id))
+                        .await?;
+                    exists = false;
+                    return Ok(());
+                };
+                let counters = self.store.video_counters(id).await?;
+                let viewers = self.store.plays(id).await?;
+                let comments = self.store.comment_ids_by_video(id).await?;
+                let fields = video_fields(&v, &counters);
+                let mut args =
+                    Vec::with_capacity(fields.len() + viewers.len() + comments.len() + 3);
+                args.extend([token, (fields.len() / 2).to_string()]);
+                args.extend(fields);
+                args.push(viewers.len().to_string());
+                args.extend(viewers);
+                args.extend(comments.iter().map(|c| c.to_string()));
+                let r = self
+                    .eval(&self.scripts.load_video, self.keys.video_keys_all(id), args)
+                    .await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(video = id, "reloaded video from durable store");
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(format!(
+                "video {id}: reload kept losing its lease"
+            )))
+        })
+        .await?;
+        Ok(exists)
+    }
+
+    /// The author of video `id` (None: no such video), without a round trip once known.
+    pub async fn video_author(&self, id: i64) -> Result<Option<i64>, AppError> {
+        if let Some(a) = self.near.video_author(id) {
+            return Ok(Some(a));
+        }
+        Ok(self.video(id).await?.map(|v| v.author_id))
+    }
+
+    pub async fn video(&self, id: i64) -> Result<Option<VideoData>, AppError> {
+        Ok(self.videos(&[id]).await?.pop())
+    }
+
+    /// Videos by id, in the order given, from the near-cache or else in one pipelined round
+    /// trip when all are in Redis; unknown ids are skipped.
+    pub async fn video_entries(&self, ids: &[i64]) -> Result<Vec<Arc<VideoEntry>>, AppError> {
+        let mut slots: Vec<Option<Arc<VideoEntry>>> =
+            ids.iter().map(|id| self.near.video(*id)).collect();
+        let missing: Vec<usize> = (0..ids.len()).filter(|i| slots[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let t = self.near.begin();
+            let miss: Vec<i64> = missing.iter().map(|i| ids[*i]).collect();
+            let fetched = self.fetch_videos(&miss).await?;
+            for (i, d) in missing.into_iter().zip(fetched) {
+                slots[i] = d.map(|d| self.near.install_video(d, t));
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// Videos by id (see [`Self::video_entries`]).
+    pub async fn videos(&self, ids: &[i64]) -> Result<Vec<VideoData>, AppError> {
+        Ok(self
+            .video_entries(ids)
+            .await?
+            .into_iter()
+            .map(|e| e.data.clone())
+            .collect())
+    }
+
+    /// Videos by id from Redis, in the order given (None: unknown), reloading those missing.
+    async fn fetch_videos(&self, ids: &[i64]) -> Result<Vec<Option<VideoData>>, AppError> {
+        let mut slots: Vec<Option<VideoData>> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            self.rt();
+            let p = self.client().pipeline();
+            for id in ids {
+                let _: () = p.hgetall(self.keys.video(*id)).await?;
+                let _: () = p.pfcount(self.keys.video_plays(*id)).await?;
+            }
+            let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+            let mut it = res.into_iter();
+            for (i, id) in ids.iter().enumerate() {
+                let h: HashMap<String, String> = it
+                    .next()
+                    .transpose()?
+                    .map(|v| v.convert())
+                    .transpose()?
+                    .unwrap_or_default();
+                let pc: i64 = it
+                    .next()
+                    .transpose()?
+                    .map(|v| v.convert())
+                    .transpose()?
+                    .unwrap_or(0);
+                if h.is_empty() {
+                    missing.push(i);
+                    slots.push(None);
+                } else {
+                    slots.push(Some(video_from_hash(*id, h, pc)));
+                }
+            }
+        }
+        'ids: for i in missing {
+            let id = ids[i];
+            for _ in 0..RELOAD_ATTEMPTS {
+                if !self.ensure_video(id).await? {
+                    continue 'ids;
+                }
+                self.rt();
+                let h: HashMap<String, String> = self.client().hgetall(self.keys.video(id)).await?;
+                let pc: i64 = self.client().pfcount(self.keys.video_plays(id)).await?;
+                if !h.is_empty() {
+                    slots[i] = Some(video_from_hash(id, h, pc));
+                    continue 'ids;
+                }
+            }
+            return Err(AppError::Unavailable(format!(
+                "video {id}: dropped again after every reload"
+            )));
+        }
+        Ok(slots)
+    }
+}

@@ -1,0 +1,255 @@
+//! The embedded durable store: fjall (an LSM tree, like ScyllaDB) in the data directory.
+//!
+//! One fjall keyspace per CQL table; keys are the CQL primary key with integers big-endian, so
+//! that clustering order is byte order. Writes go into one atomic batch (the records plus their
+//! outbox entry), then wait for the group committer: a thread that takes every waiting write,
+//! runs one `fsync` for all of them and acknowledges them together.
+//!
+//! This file owns the keyspaces, the commit path and the key encoding; `ops.rs` implements
+//! [`Store`], `counted.rs` the counted writes, `bulk.rs` the import and scans.
+
+mod bulk;
+mod counted;
+mod ops;
+
+use super::*;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::oneshot;
+
+type SyncWaiter = oneshot::Sender<Result<(), String>>;
+
+struct Inner {
+    db: Database,
+    users: Keyspace,
+    usernames: Keyspace,
+    videos: Keyspace,
+    videos_by_author: Keyspace,
+    feed_timeline: Keyspace,
+    video_plays: Keyspace,
+    outbox: Keyspace,
+    user_counters: Keyspace,
+    video_counters: Keyspace,
+    /// (user, video) -> PairState
+    likes: Keyspace,
+    /// (user, like_id) -> video
+    likes_by_user: Keyspace,
+    /// (video, user) -> ()
+    likers_by_video: Keyspace,
+    comments: Keyspace,
+    /// (video, comment) -> ()
+    comments_by_video: Keyspace,
+    /// (follower, followee) -> PairState
+    follows: Keyspace,
+    /// (follower, follow_id) -> followee
+    following_by_user: Keyspace,
+    /// (followee, follow_id) -> follower
+    followers_by_user: Keyspace,
+    /// (low user, high user, message id) -> message
+    messages: Keyspace,
+    /// Serialises read-modify-write of likes, comments and counters.
+    counter_lock: Mutex<()>,
+    /// Serialises the check-then-insert on `usernames` (the embedded `IF NOT EXISTS`).
+    name_lock: Mutex<()>,
+    /// Requests for the group committer.
+    sync_tx: Mutex<Option<mpsc::Sender<SyncWaiter>>>,
+    /// The group committer thread, joined on drop so the directory lock is released.
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    durable_writes: AtomicU64,
+    fsyncs: Arc<AtomicU64>,
+}
+
+/// fjall-backed [`Store`]. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore(Arc<Inner>);
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn be(id: i64) -> [u8; 8] {
+    (id as u64).to_be_bytes()
+}
+
+fn pair(a: i64, b: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16);
+    k.extend_from_slice(&be(a));
+    k.extend_from_slice(&be(b));
+    k
+}
+
+fn read_id(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a) as i64
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    simd_json::to_vec(v).expect("records always serialise")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    let mut buf = bytes.to_vec();
+    simd_json::from_slice(&mut buf).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let db = Database::builder(dir).open().map_err(unavailable)?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(unavailable)
+        };
+        let (tx, rx) = mpsc::channel::<SyncWaiter>();
+        let fsyncs = Arc::new(AtomicU64::new(0));
+        let inner = Inner {
+            users: ks("users")?,
+            usernames: ks("usernames")?,
+            videos: ks("videos")?,
+            videos_by_author: ks("videos_by_author")?,
+            feed_timeline: ks("feed_timeline")?,
+            video_plays: ks("video_plays")?,
+            outbox: ks("outbox")?,
+            user_counters: ks("user_counters")?,
+            video_counters: ks("video_counters")?,
+            likes: ks("likes")?,
+            likes_by_user: ks("likes_by_user")?,
+            likers_by_video: ks("likers_by_video")?,
+            comments: ks("comments")?,
+            comments_by_video: ks("comments_by_video")?,
+            follows: ks("follows")?,
+            following_by_user: ks("following_by_user")?,
+            followers_by_user: ks("followers_by_user")?,
+            messages: ks("messages")?,
+            counter_lock: Mutex::new(()),
+            name_lock: Mutex::new(()),
+            sync_tx: Mutex::new(Some(tx)),
+            durable_writes: AtomicU64::new(0),
+            fsyncs: fsyncs.clone(),
+            committer: Mutex::new(None),
+            db: db.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("store-group-commit".into())
+            .spawn(move || group_commit(db, rx, fsyncs))
+            .map_err(unavailable)?;
+        *inner.committer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(Self(Arc::new(inner)))
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// Waits until everything committed so far is on disk, sharing the fsync with every other
+    /// writer waiting at the same time.
+    async fn sync(&self) -> StoreResult<()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let guard = self.0.sync_tx.lock().unwrap_or_else(|e| e.into_inner());
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| unavailable("store is closed"))?;
+            sender
+                .send(tx)
+                .map_err(|_| unavailable("group committer stopped"))?;
+        }
+        rx.await
+            .map_err(|_| unavailable("group committer stopped"))?
+            .map_err(StoreError::Unavailable)
+    }
+
+    /// [`Self::sync`] for an acknowledged write, counted in [`StoreStats::durable_writes`].
+    async fn sync_write(&self) -> StoreResult<()> {
+        self.sync().await?;
+        self.0.durable_writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn group_commit(db: Database, rx: mpsc::Receiver<SyncWaiter>, fsyncs: Arc<AtomicU64>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiters = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w);
+        }
+        let started = std::time::Instant::now();
+        let res = db.persist(PersistMode::SyncAll).map_err(|e| e.to_string());
+        fsyncs.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!("douyin_store_fsync_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("douyin_store_group_commit_writes").record(waiters.len() as f64);
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "durable store fsync failed");
+        }
+        tracing::trace!(batch = waiters.len(), "group commit");
+        for w in waiters {
+            let _ = w.send(res.clone());
+        }
+    }
+}
+
+fn get_json<T: serde::de::DeserializeOwned + Default>(
+    ks: &Keyspace,
+    key: [u8; 8],
+) -> StoreResult<T> {
+    match ks.get(key).map_err(unavailable)? {
+        Some(v) => decode(&v),
+        None => Ok(T::default()),
+    }
+}
+
+/// (prefix id, score id) keys with an id value, as (score, value), highest score first.
+fn scored_pairs(ks: &Keyspace, id: i64) -> StoreResult<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for kv in ks.prefix(be(id)).rev() {
+        let (k, v) = kv.into_inner().map_err(unavailable)?;
+        out.push((read_id(&k[8..]), read_id(&v)));
+    }
+    Ok(out)
+}
+
+/// A conversation's key prefix: the two user ids, lower first.
+fn conversation_prefix(a: i64, b: i64) -> Vec<u8> {
+    pair(a.min(b), a.max(b))
+}
+
+fn get_pair(ks: &Keyspace, key: &[u8]) -> StoreResult<PairState> {
+    match ks.get(key).map_err(unavailable)? {
+        Some(v) => decode(&v),
+        None => Ok(PairState::default()),
+    }
+}
+
+fn outbox_put(inner: &Inner, batch: &mut fjall::OwnedWriteBatch, entry: &OutboxEntry) {
+    batch.insert(&inner.outbox, be(entry.id).to_vec(), encode(entry));
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Stop the committer; fjall persists on drop as well.
+        self.sync_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = self
+            .committer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        let _ = self.db.persist(PersistMode::SyncAll);
+    }
+}
