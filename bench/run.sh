@@ -57,6 +57,8 @@ PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 export DOUYIN_LOG__LEVEL=${DOUYIN_LOG__LEVEL:-warn}
+# wrk is one client address: the login/register scenarios measure speed, not the rate limits
+export DOUYIN_LIMITS__LOGIN_PER_IP_PER_MIN=0 DOUYIN_LIMITS__LOGIN_PER_NAME_PER_MIN=0 DOUYIN_LIMITS__REGISTER_PER_IP_PER_HOUR=0
 SERVE=("$BIN/douyin-lite" --data-dir "$WORK/data" --redis-url "$REDIS" --bind "127.0.0.1:$PORT")
 
 echo "== seeding (scale $SCALE)" >&2

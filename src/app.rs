@@ -7,7 +7,7 @@ use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::ids::IdGenerator;
-use crate::media::{local::LocalMedia, MediaStore};
+use crate::media::{local::LocalMedia, staging::Staging, MediaStore};
 use crate::model::Urls;
 use crate::near::NearCache;
 use crate::state::AppState;
@@ -40,7 +40,12 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
             .map_err(|e| format!("media dir {}: {e}", media_dir.display()))?,
     );
     let tmp_dir = media_dir.join("tmp");
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| format!("{}: {e}", tmp_dir.display()))?;
+    let staging = Staging::open(
+        tmp_dir.clone(),
+        cfg.limits.max_concurrent_uploads,
+        cfg.limits.max_staging_bytes,
+    )
+    .map_err(|e| format!("{}: {e}", tmp_dir.display()))?;
     let secret = crate::auth::load_secret(&cfg.auth, &data_dir)?;
     let auth = Arc::new(Auth::new(&secret, cfg.auth.clone())?);
     let ids = Arc::new(IdGenerator::new(cfg.ids.node_id)?);
@@ -78,7 +83,8 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
         media,
         auth,
         ids,
-        tmp_dir,
+        staging: Arc::new(staging),
+        metrics_token: cfg.ops.metrics_token()?,
         in_flight: Arc::new(AtomicUsize::new(0)),
         cfg,
     });
@@ -116,6 +122,7 @@ pub async fn run(
             .default_service(web::to(crate::api::not_found))
     })
     .workers(workers)
+    .maxconn(st.cfg.limits.max_connections_per_worker)
     .disable_signals()
     .shutdown_timeout(ntex::time::Seconds(st.cfg.server.shutdown_timeout_secs))
     .listen(listener)?

@@ -30,6 +30,8 @@ pub struct Auth {
     /// of memory, and on the shared blocking pool every thread's allocator arena kept its own
     /// copy (a login burst grew the process to 6 GB); an unbounded burst would also starve it.
     hashing: HashPool,
+    /// argon2 verifications run (for unknown usernames too; exported in /metrics).
+    pub password_checks: std::sync::atomic::AtomicU64,
     pub cfg: AuthConfig,
 }
 
@@ -60,6 +62,7 @@ impl Auth {
                     .map(|n| n.get())
                     .unwrap_or(2),
             )?,
+            password_checks: std::sync::atomic::AtomicU64::new(0),
             cfg,
         })
     }
@@ -85,9 +88,17 @@ impl Auth {
         if token.len() > 4096 {
             return Err(AppError::InvalidToken);
         }
-        decode::<Claims>(token, &self.dec, &self.validation)
-            .map(|d| d.claims.user_id)
-            .map_err(|_| AppError::InvalidToken)
+        let c = decode::<Claims>(token, &self.dec, &self.validation)
+            .map_err(|_| AppError::InvalidToken)?
+            .claims;
+        // A token we issued was issued in the past and lives at most the configured lifetime:
+        // a validly signed one that says otherwise (a leaked key, a clock far off) is refused.
+        let now = crate::ids::now_ms().max(0) as u64 / 1000;
+        let leeway = self.validation.leeway;
+        if c.iat > now + leeway || c.exp > c.iat.saturating_add(self.cfg.token_ttl_secs + leeway) {
+            return Err(AppError::InvalidToken);
+        }
+        Ok(c.user_id)
     }
 
     /// argon2id hash of `password`, computed on the hashing threads.
@@ -121,11 +132,15 @@ impl Auth {
                 let h = hash.unwrap_or_else(|| me.dummy_hash.clone());
                 let parsed = PasswordHash::new(&h)
                     .map_err(|e| AppError::Internal(format!("stored hash: {e}")))?;
-                Ok(real
-                    && me
-                        .argon
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok())
+                // verified in both cases, so that an unknown username costs as much as a
+                // wrong password and timing tells nothing about which names exist
+                let matches = me
+                    .argon
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok();
+                me.password_checks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(real && matches)
             })
             .await?
     }
@@ -241,7 +256,44 @@ mod tests {
         let expired = a.issue_with_times(42, 1_000, 2_000).unwrap();
         assert!(matches!(a.verify(&expired), Err(AppError::InvalidToken)));
         assert!(a.verify("not.a.token").is_err());
+        let now = crate::ids::now_ms() as u64 / 1000;
+        let ttl = a.cfg.token_ttl_secs;
+        let far_future = a.issue_with_times(42, now, now + ttl * 100).unwrap();
+        assert!(matches!(a.verify(&far_future), Err(AppError::InvalidToken)));
+        let from_the_future = a
+            .issue_with_times(42, now + 3600, now + 3600 + ttl)
+            .unwrap();
+        assert!(matches!(
+            a.verify(&from_the_future),
+            Err(AppError::InvalidToken)
+        ));
+        let at_the_limit = a.issue_with_times(42, now, now + ttl).unwrap();
+        assert_eq!(a.verify(&at_the_limit).unwrap(), 42);
         assert!(Auth::new(b"short", AuthConfig::default()).is_err());
+    }
+
+    #[test]
+    fn login_checks_a_password_even_for_unknown_names() {
+        // argon2 runs for an unknown name too: the same work as for a wrong password
+        let a = std::sync::Arc::new(auth());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let h = a.hash_password("secret-pw".into()).await.unwrap();
+            assert!(a
+                .verify_password("secret-pw".into(), Some(h.clone()))
+                .await
+                .unwrap());
+            assert!(!a.verify_password("wrong".into(), Some(h)).await.unwrap());
+            let before = a.password_checks.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(!a.verify_password("secret-pw".into(), None).await.unwrap());
+            assert_eq!(
+                a.password_checks.load(std::sync::atomic::Ordering::Relaxed),
+                before + 1,
+                "an unknown name skipped the password check"
+            );
+        });
     }
 
     #[test]

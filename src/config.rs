@@ -20,6 +20,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ids: IdsConfig,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
+    pub ops: OpsConfig,
 }
 
 /// The HTTP server.
@@ -55,6 +57,9 @@ pub struct ServerConfig {
     pub message_max_chars: usize,
     /// Only friends (mutual follows) may message each other.
     pub messages_friends_only: bool,
+    /// Addresses of the load balancers in front: for a request from one of them, the client
+    /// is the nearest address in `X-Forwarded-For` that is not itself one of them.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +78,89 @@ impl Default for ServerConfig {
             max_list: 1000,
             message_max_chars: 1000,
             messages_friends_only: false,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Limits that keep one client from taking the server down or holding it up.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Deepest nesting of arrays and objects accepted in a JSON body (the API's bodies are
+    /// flat objects; deeper ones are answered 10001 without being parsed).
+    pub json_max_depth: usize,
+    /// Most fields of a multipart body (10001 beyond).
+    pub multipart_max_fields: usize,
+    /// A request body that sends nothing for this long is answered 10015.
+    pub body_idle_timeout_ms: u64,
+    /// Once `body_rate_grace_ms` have passed, a body must have averaged at least this many
+    /// bytes per second since it began, or it is answered 10015 (0: no minimum).
+    pub body_min_rate_bytes: u64,
+    /// See `body_min_rate_bytes`.
+    pub body_rate_grace_ms: u64,
+    /// Uploads received at once by this instance; more are answered 10016.
+    pub max_concurrent_uploads: usize,
+    /// Bytes staged on disk by the uploads in progress at once; an upload that would exceed
+    /// it is answered 10016.
+    pub max_staging_bytes: u64,
+    /// Open connections per HTTP worker; more wait in the listen backlog.
+    pub max_connections_per_worker: usize,
+    /// Login attempts per client address per minute, counted in Redis across instances
+    /// (more: 10016; 0: no limit).
+    pub login_per_ip_per_min: u64,
+    /// Login attempts per username per minute, from any address (0: no limit).
+    pub login_per_name_per_min: u64,
+    /// Registrations per client address per hour (0: no limit).
+    pub register_per_ip_per_hour: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            json_max_depth: 32,
+            multipart_max_fields: 32,
+            body_idle_timeout_ms: 10_000,
+            body_min_rate_bytes: 1024,
+            body_rate_grace_ms: 10_000,
+            max_concurrent_uploads: 16,
+            max_staging_bytes: 4 << 30,
+            max_connections_per_worker: 25_000,
+            login_per_ip_per_min: 30,
+            login_per_name_per_min: 10,
+            register_per_ip_per_hour: 20,
+        }
+    }
+}
+
+/// Operator endpoints.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Bearer token that `/metrics` requires from scrapers (`Authorization: Bearer ...`).
+    /// Without one, `/metrics` answers loopback clients only.
+    pub metrics_token: Option<String>,
+    /// File holding the metrics token (wins over `metrics_token`).
+    pub metrics_token_file: Option<PathBuf>,
+}
+
+impl OpsConfig {
+    /// The metrics token, read from `metrics_token_file` when set.
+    pub fn metrics_token(&self) -> Result<Option<String>, String> {
+        let t = match &self.metrics_token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("ops.metrics_token_file {}: {e}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => self.metrics_token.clone(),
+        };
+        match t {
+            Some(t) if t.len() < 16 => {
+                Err("ops.metrics_token must be at least 16 characters".into())
+            }
+            t => Ok(t),
         }
     }
 }
@@ -302,6 +390,10 @@ impl Config {
             return Err(
                 "server.max_list, message_max_chars and comment_max_chars must be positive".into(),
             );
+        }
+        for p in &self.server.trusted_proxies {
+            p.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("server.trusted_proxies: {p:?} is not an IP address"))?;
         }
         if self.server.feed_page_size == 0 || self.server.feed_page_size > 30 {
             return Err("server.feed_page_size must be 1..=30".into());

@@ -40,6 +40,11 @@ pub enum AppError {
     Internal(String),
     /// 10014: no such comment (on this video).
     CommentNotFound,
+    /// 10015: the request body arrived too slowly or stalled.
+    BodyTimeout,
+    /// 10016: too many requests (a rate limit, or uploads at capacity); retry after the
+    /// given number of seconds.
+    TooManyRequests(u64),
 }
 
 impl AppError {
@@ -60,6 +65,8 @@ impl AppError {
             AppError::Unavailable(_) => 10012,
             AppError::Internal(_) => 10013,
             AppError::CommentNotFound => 10014,
+            AppError::BodyTimeout => 10015,
+            AppError::TooManyRequests(_) => 10016,
         }
     }
 
@@ -82,6 +89,12 @@ impl AppError {
             AppError::Unavailable(_) => "service temporarily unavailable, try again".into(),
             AppError::Internal(_) => "internal error".into(),
             AppError::CommentNotFound => "comment not found on this video".into(),
+            AppError::BodyTimeout => {
+                "the request body arrived too slowly or stalled; send it again".into()
+            }
+            AppError::TooManyRequests(secs) => {
+                format!("too many requests: try again in {secs} seconds")
+            }
         }
     }
 

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod write;
 
 pub use app::{build, run, Application};

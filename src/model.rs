@@ -2,7 +2,7 @@
 //! near-cache hold them (a record plus its counters), and the media URLs built from them. It sits
 //! below the cache, the near-cache and the API, so none of them imports another for its types.
 
-use crate::store::{CommentRecord, MessageRecord};
+use crate::store::{CommentRecord, MessageRecord, UserCounters, UserRecord};
 use serde::{Deserialize, Serialize};
 
 /// A user as cached: profile plus counters.
@@ -43,6 +43,24 @@ pub struct CommentData {
     pub content: String,
     pub reply_id: i64,
     pub created_ms: i64,
+}
+
+impl UserData {
+    /// A user from its durable record, counters and number of videos.
+    pub fn from_record(u: &UserRecord, c: &UserCounters, work_count: i64) -> Self {
+        UserData {
+            id: u.id,
+            name: u.name.clone(),
+            avatar: u.avatar.clone(),
+            background_image: u.background_image.clone(),
+            signature: u.signature.clone(),
+            follow_count: c.follow_count,
+            follower_count: c.follower_count,
+            total_favorited: c.total_favorited,
+            work_count,
+            favorite_count: c.favorite_count,
+        }
+    }
 }
 
 impl From<&CommentRecord> for CommentData {

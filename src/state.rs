@@ -6,10 +6,10 @@ use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::ids::IdGenerator;
+use crate::media::staging::Staging;
 use crate::media::MediaStore;
 use crate::model::Urls;
 use crate::store::Store;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -29,8 +29,10 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Snowflake IDs for this node.
     pub ids: Arc<IdGenerator>,
-    /// Upload staging directory (same filesystem as local media).
-    pub tmp_dir: PathBuf,
+    /// Upload staging (same filesystem as local media), bounded in uploads and bytes.
+    pub staging: Arc<Staging>,
+    /// The bearer token `/metrics` requires (None: loopback clients only).
+    pub metrics_token: Option<String>,
     /// Requests being handled right now; shutdown waits for it to reach zero.
     pub in_flight: Arc<AtomicUsize>,
 }

@@ -62,10 +62,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
         let cid = p.require_i64("comment_id")?;
         comments::delete(st, uid, vid, author, cid).await?
     };
-    let author = views::users(st, Some(uid), &[rec.user_id])
-        .await?
-        .pop()
-        .ok_or(AppError::UserNotFound)?;
+    let author = views::user_after_write(st, uid, rec.user_id).await?;
     Ok(ok(&ActionReply {
         comment: render(st, &CommentData::from(&rec), author),
     }))

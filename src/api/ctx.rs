@@ -6,6 +6,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use ntex::web::{self, HttpRequest, HttpResponse};
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Registers `handler` at `path` and `path/`, for any method.
@@ -38,6 +39,36 @@ pub async fn complete<T: 'static>(
         .unwrap_or_else(|_| Err(AppError::Internal("request task failed".into())))
 }
 
+/// The client's address: the peer, or, when the peer is one of `server.trusted_proxies`, the
+/// nearest address in `X-Forwarded-For` that is not a trusted proxy itself.
+pub fn client_ip(st: &AppState, req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = |ip: &IpAddr| {
+        st.cfg
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|p| p.parse::<IpAddr>().ok().as_ref() == Some(ip))
+    };
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
 /// What an API handler gets: the state and every parameter of the request.
 pub struct Ctx {
     pub st: Arc<AppState>,
@@ -60,6 +91,7 @@ impl<Err: web::ErrorRenderer> web::FromRequest<Err> for Ctx {
             req,
             web::types::Payload(payload.take()),
             st.cfg.server.max_body_bytes,
+            &st.cfg.limits,
         )
         .await?;
         Ok(Ctx {

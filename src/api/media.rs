@@ -1,11 +1,15 @@
-//! Serving media: `/static/...` with HTTP Range (206) so players can seek, and `/play/<id>` for
+//! Serving media: `/static/...` with HTTP Range (206, see `media/range.rs`) so players can seek, and `/play/<id>` for
 //! videos hosted elsewhere. Both count plays: the distinct viewers of a video (the user when a
 //! valid token comes along, else the client address), when the file is fetched from its start.
 
 use crate::api::params::Params;
 use crate::error::AppError;
+use crate::media::{self, range, range::RangeAnswer};
 use crate::state::AppState;
+use futures_util::TryStreamExt;
+use ntex::http::body::SizedStream;
 use ntex::http::{header, Method};
+use ntex::util::Bytes;
 use ntex::web::{self, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
@@ -26,24 +30,9 @@ fn viewer(st: &AppState, req: &HttpRequest) -> String {
     if let Some(uid) = p.token().and_then(|t| st.auth.verify(t).ok()) {
         return format!("u:{uid}");
     }
-    match req.peer_addr() {
-        Some(a) => format!("ip:{}", a.ip()),
+    match super::ctx::client_ip(st, req) {
+        Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".into(),
-    }
-}
-
-/// A fetch from the start of the file (no Range, or a range starting at byte 0).
-fn from_start(req: &HttpRequest) -> bool {
-    match req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => true,
-        Some(r) => r
-            .trim()
-            .strip_prefix("bytes=")
-            .is_some_and(|s| s.trim_start().starts_with("0-")),
     }
 }
 
@@ -60,21 +49,78 @@ async fn serve_static(req: HttpRequest, st: web::types::State<Arc<AppState>>) ->
     let Some(path) = st.media.local_path(&key) else {
         return not_found();
     };
-    let named = match ntex_files::NamedFile::open(&path) {
-        Ok(f) => f,
-        Err(_) => return not_found(),
+    let Ok(f) = tokio::fs::File::open(&path).await else {
+        return not_found();
     };
-    if dir == "videos" && req.method() == Method::GET && from_start(&req) {
+    let size = match f.metadata().await {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return not_found(),
+    };
+    let header = req
+        .headers()
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or(""));
+    let answer = range::parse(header, size);
+    let from_start = match answer {
+        RangeAnswer::Full => true,
+        RangeAnswer::Partial { start, .. } => start == 0,
+        RangeAnswer::Unsatisfiable => false,
+    };
+    if dir == "videos" && req.method() == Method::GET && from_start {
         if let Some(id) = file.split('.').next().and_then(|s| s.parse::<i64>().ok()) {
             count_play(&st, &req, id).await;
         }
     }
-    let mut resp = named.into_response(&req);
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    resp
+    let (mut resp, start, len) = match answer {
+        RangeAnswer::Full => (HttpResponse::Ok(), 0, size),
+        RangeAnswer::Partial { start, len } => {
+            let mut r = HttpResponse::PartialContent();
+            r.header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{size}", start + len - 1),
+            );
+            (r, start, len)
+        }
+        RangeAnswer::Unsatisfiable => {
+            return HttpResponse::RangeNotSatisfiable()
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .header(header::ACCEPT_RANGES, "bytes")
+                .finish();
+        }
+    };
+    resp.header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, media::content_type(&key))
+        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    let chunks = file_chunks(f, start, len)
+        .map_err(|e| -> std::rc::Rc<dyn std::error::Error> { std::rc::Rc::new(e) });
+    resp.body(SizedStream::new(len, Box::pin(chunks)))
+}
+
+/// `len` bytes of `f` from `start`, in chunks of at most 64 KiB.
+fn file_chunks(
+    f: tokio::fs::File,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    futures_util::stream::try_unfold((f, start, len), |(mut f, pos, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        if pos > 0 {
+            f.seek(std::io::SeekFrom::Start(pos)).await?;
+        }
+        let mut buf = vec![0u8; left.min(64 * 1024) as usize];
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "media file shrank while it was being sent",
+            ));
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), (f, 0, left - n as u64))))
+    })
 }
 
 async fn play(

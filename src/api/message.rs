@@ -24,14 +24,13 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     if p.require_i64("action_type")? != 1 {
         return Err(AppError::param("action_type must be 1 (send)"));
     }
-    let content = p.get("content").unwrap_or("").trim();
-    let n = content.chars().count();
-    let max = st.cfg.server.message_max_chars;
-    if n == 0 || n > max {
-        return Err(AppError::param(format!(
-            "content must be 1 to {max} characters"
-        )));
-    }
+    let content = crate::text::check(
+        "content",
+        p.get("content").unwrap_or(""),
+        1,
+        st.cfg.server.message_max_chars,
+        true,
+    )?;
     if to == uid {
         return Err(AppError::param("you cannot message yourself"));
     }
@@ -46,7 +45,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
             ));
         }
     }
-    send_message(st, uid, to, content.to_string()).await?;
+    send_message(st, uid, to, content).await?;
     Ok(ok(&Empty {}))
 }
 

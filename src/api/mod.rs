@@ -1,6 +1,7 @@
 //! The HTTP API: the route table, the health endpoints, and one file per API area (handlers
 //! only: they parse parameters, call the write path or the cache, and render replies).
 
+pub mod body;
 pub mod comment;
 pub mod ctx;
 pub mod favorite;

@@ -5,15 +5,20 @@
 //! as `123`, `"123"` or `1.680703713e+09`. [`Params`] merges all of them (body first, then query)
 //! so handlers ask for a name and a type and get a clear error when it is missing or malformed.
 
+use crate::api::body::{self, BodyClock, BodyTiming};
+use crate::config::LimitsConfig;
 use crate::error::AppError;
-use futures_util::StreamExt;
 use ntex::http::header;
-use ntex::util::Bytes;
 use ntex::web::HttpRequest;
-use ntex_multipart::Multipart;
+use ntex_multipart::{Multipart, MultipartError};
 
 /// Largest text field of a multipart body.
-const MAX_FIELD_BYTES: usize = 64 * 1024;
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+/// The answer to a multipart body we cannot parse (the parser's own words name its internals).
+const MULTIPART_MALFORMED: &str = "malformed multipart body";
+/// The answer to a multipart body that ended before its closing boundary.
+pub const MULTIPART_INCOMPLETE: &str =
+    "malformed multipart body: it ended before its closing boundary";
 
 /// Parameters of one request.
 #[derive(Debug, Default)]
@@ -75,38 +80,51 @@ impl Params {
         }
     }
 
-    /// Reads every parameter of the request: query, then the body by its content type.
+    /// Reads every parameter of the request: query, then the body by its content type, within
+    /// the size, depth, field and time limits.
     pub async fn read(
         req: &HttpRequest,
         payload: ntex::web::types::Payload,
         max_body: usize,
+        limits: &LimitsConfig,
     ) -> Result<Self, AppError> {
         let mut p = Self::from_query(req);
+        let timing = BodyTiming::from_limits(limits);
+        let depth = limits.json_max_depth;
         match body_kind(req) {
             BodyKind::Form => {
-                let body = read_body(payload, max_body).await?;
+                let body = body::read_all(payload, max_body, timing).await?;
                 p.pairs = parse_urlencoded(&body);
             }
             BodyKind::Json => {
-                let body = read_body(payload, max_body).await?;
-                p.pairs = parse_json(body.to_vec())?;
+                let body = body::read_all(payload, max_body, timing).await?;
+                p.pairs = parse_json(body.to_vec(), depth)?;
             }
             BodyKind::Multipart => {
+                let (payload, clock) = body::watch(payload, timing);
                 let mut mp = Multipart::new(req.headers(), payload);
-                while let Some(field) = mp.next().await {
-                    let field = field
-                        .map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+                let mut fields = 0;
+                while let Some(field) = clock.next(&mut mp, MULTIPART_INCOMPLETE).await? {
+                    let field = field.map_err(multipart_error)?;
+                    fields += 1;
+                    if fields > limits.multipart_max_fields {
+                        return Err(AppError::param(format!(
+                            "too many multipart fields: at most {}",
+                            limits.multipart_max_fields
+                        )));
+                    }
                     let name = field.name().unwrap_or("").to_string();
-                    let value = read_text_field(field, MAX_FIELD_BYTES.min(max_body)).await?;
+                    let value =
+                        read_text_field(field, MAX_FIELD_BYTES.min(max_body), &clock).await?;
                     p.pairs.push((name, value));
                 }
             }
             BodyKind::None | BodyKind::Other => {
                 // Some clients send urlencoded (or JSON) bodies without a content type.
                 if payload_len(req) > 0 {
-                    let body = read_body(payload, max_body).await?;
+                    let body = body::read_all(payload, max_body, timing).await?;
                     if body.first() == Some(&b'{') {
-                        p.pairs = parse_json(body.to_vec())?;
+                        p.pairs = parse_json(body.to_vec(), depth)?;
                     } else {
                         p.pairs = parse_urlencoded(&body);
                     }
@@ -195,26 +213,33 @@ pub fn parse_int(s: &str) -> Option<i64> {
     }
 }
 
-pub async fn read_body(
-    mut payload: ntex::web::types::Payload,
-    max: usize,
-) -> Result<Bytes, AppError> {
-    let mut buf = ntex::util::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::param(format!("could not read the request body: {e}")))?;
-        if buf.len() + chunk.len() > max {
-            return Err(AppError::PayloadTooLarge(max as u64));
+/// What to tell a client whose multipart body the parser refused, in our words (the parser's
+/// own name its internals).
+pub fn multipart_error(e: MultipartError) -> AppError {
+    use MultipartError as E;
+    AppError::param(match e {
+        E::Incomplete => MULTIPART_INCOMPLETE,
+        E::NoContentType | E::ParseContentType | E::IncompatibleContentType | E::Boundary => {
+            "malformed multipart body: its Content-Type needs a boundary"
         }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+        E::ContentDispositionMissing | E::ContentDispositionNameMissing => {
+            "malformed multipart body: every part needs a Content-Disposition with a name"
+        }
+        E::Nested => "nested multipart bodies are not supported",
+        E::Payload(_) => "the request body could not be read",
+        _ => MULTIPART_MALFORMED,
+    })
 }
 
-async fn read_text_field(mut field: ntex_multipart::Field, max: usize) -> Result<String, AppError> {
+/// A multipart text field of at most `max` bytes, as UTF-8.
+pub async fn read_text_field(
+    mut field: ntex_multipart::Field,
+    max: usize,
+    clock: &BodyClock,
+) -> Result<String, AppError> {
     let mut buf = Vec::new();
-    while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+    while let Some(chunk) = clock.next(&mut field, MULTIPART_INCOMPLETE).await? {
+        let chunk = chunk.map_err(multipart_error)?;
         if buf.len() + chunk.len() > max {
             return Err(AppError::PayloadTooLarge(max as u64));
         }
@@ -243,14 +268,52 @@ fn decode_component(s: &[u8]) -> String {
     String::from_utf8_lossy(&urlencoding::decode_binary(&plus)).into_owned()
 }
 
+/// The deepest nesting of arrays and objects in `body`, read as JSON text (brackets inside
+/// strings do not count); it stops counting past `limit`.
+fn json_depth(body: &[u8], limit: usize) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_str, mut escaped) = (false, false);
+    for &b in body {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+                if max > limit {
+                    return max;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Flattens a top-level JSON object into name/value strings (numbers keep their text form).
-pub fn parse_json(mut body: Vec<u8>) -> Result<Vec<(String, String)>, AppError> {
+/// Bodies nested deeper than `max_depth` are refused before parsing: the parser and the value
+/// it builds are recursive, and a deep enough body would overflow a worker's stack.
+pub fn parse_json(mut body: Vec<u8>, max_depth: usize) -> Result<Vec<(String, String)>, AppError> {
     use simd_json::prelude::*;
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(Vec::new());
     }
+    if json_depth(&body, max_depth) > max_depth {
+        return Err(AppError::param(format!(
+            "the JSON body is nested too deeply: at most {max_depth} levels"
+        )));
+    }
     let v: simd_json::OwnedValue = simd_json::to_owned_value(&mut body)
-        .map_err(|e| AppError::param(format!("malformed JSON body: {e}")))?;
+        .map_err(|_| AppError::param("malformed JSON body: expected an object of parameters"))?;
     let obj = v
         .as_object()
         .ok_or_else(|| AppError::param("the JSON body must be an object"))?;
@@ -310,6 +373,7 @@ mod tests {
     fn json_numbers_strings_and_floats() {
         let p = parse_json(
             br#"{"a":1,"b":"2","c":1.680703713e+09,"d":true,"e":null,"f":[1]}"#.to_vec(),
+            32,
         )
         .unwrap();
         let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -319,7 +383,28 @@ mod tests {
         assert_eq!(get("d").as_deref(), Some("true"));
         assert_eq!(get("e"), None);
         assert_eq!(get("f").as_deref(), Some("[1]"));
-        assert!(parse_json(b"[1,2]".to_vec()).is_err());
-        assert!(parse_json(b"{oops".to_vec()).is_err());
+        assert!(parse_json(b"[1,2]".to_vec(), 32).is_err());
+        assert!(parse_json(b"{oops".to_vec(), 32).is_err());
+    }
+
+    #[test]
+    fn deep_json_is_refused_before_parsing() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse_json(deep.into_bytes(), 32).unwrap_err();
+        assert!(e.message().contains("nested too deeply"), "{}", e.message());
+        // brackets inside strings are text, not nesting
+        let p = parse_json(br#"{"t":"[[[[[[[[[[\"{{{{{{{{"}"#.to_vec(), 3).unwrap();
+        assert_eq!(p[0].1, "[[[[[[[[[[\"{{{{{{{{");
+        assert!(parse_json(br#"{"a":[[[1]]]}"#.to_vec(), 4).is_ok());
+        assert!(parse_json(br#"{"a":[[[1]]]}"#.to_vec(), 3).is_err());
+    }
+
+    #[test]
+    fn malformed_json_says_so_without_parser_internals() {
+        let e = parse_json(b"{\"a\":".to_vec(), 32).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "malformed JSON body: expected an object of parameters"
+        );
     }
 }

@@ -1,13 +1,14 @@
 //! Publishing: upload a video (multipart), publish by URL, and a user's publish list.
 
+use crate::api::body::{self, BodyTiming};
 use crate::api::ctx::Ctx;
-use crate::api::params::{self, BodyKind, Params};
+use crate::api::params::{self, BodyKind, Params, MAX_FIELD_BYTES, MULTIPART_INCOMPLETE};
 use crate::api::reply::ok;
 use crate::api::views;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::text;
 use crate::write::videos;
-use futures_util::StreamExt;
 use ntex::http::header;
 use ntex::web::{self, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -30,36 +31,17 @@ struct PublishReply {
     vid: i64,
 }
 
-fn validate_text(what: &str, s: &str, required: bool, max: usize) -> Result<String, AppError> {
-    let s = s.trim();
-    if required && s.is_empty() {
-        return Err(AppError::param(format!("missing parameter: {what}")));
-    }
-    if s.chars().count() > max {
-        return Err(AppError::param(format!(
-            "{what} must be at most {max} characters"
-        )));
-    }
-    if s.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::param(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(s.to_string())
-}
-
 /// The validated `title` (required) and description (`desc`, or the extended spec's
 /// `user_creations`).
 fn title_and_desc(st: &AppState, p: &Params) -> Result<(String, String), AppError> {
     let m = &st.cfg.media;
-    let title = validate_text(
-        "title",
-        p.get("title").unwrap_or(""),
-        true,
-        m.max_title_chars,
-    )?;
+    let title = p.get("title").unwrap_or("");
+    if title.trim().is_empty() {
+        return Err(AppError::param("missing parameter: title"));
+    }
+    let title = text::check("title", title, 1, m.max_title_chars, true)?;
     let desc = p.get("desc").or(p.get("user_creations")).unwrap_or("");
-    Ok((title, validate_text("desc", desc, false, m.max_desc_chars)?))
+    Ok((title, text::check("desc", desc, 0, m.max_desc_chars, true)?))
 }
 
 /// POST /douyin/publish/action/: multipart `data` (the file), `token`, `title`, in any order.
@@ -86,8 +68,9 @@ async fn action(
         // Read and discard a moderately oversized body so the client sees our answer rather
         // than a reset connection; a huge one is cut off.
         if declared.is_some_and(|n| n <= drain_cap(limit)) {
-            let mut payload = payload;
-            while let Some(Ok(_)) = payload.next().await {}
+            let (mut payload, clock) =
+                body::watch(payload, BodyTiming::from_limits(&st.cfg.limits));
+            while let Ok(Some(Ok(_))) = clock.next(&mut payload, "").await {}
         }
         return Err(AppError::PayloadTooLarge(limit));
     }
@@ -97,27 +80,37 @@ async fn action(
     // A token known to be bad before the file arrives (query, header, or an earlier field):
     // the file is then read and discarded, never written to disk.
     let mut bad_token = p.token().is_some_and(|t| st.auth.verify(t).is_err());
+    let (payload, clock) = body::watch(payload, BodyTiming::from_limits(&st.cfg.limits));
     let mut mp = ntex_multipart::Multipart::new(req.headers(), payload);
-    while let Some(field) = mp.next().await {
-        let mut field =
-            field.map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
+    let mut fields = 0;
+    let mut slot = None;
+    while let Some(field) = clock.next(&mut mp, MULTIPART_INCOMPLETE).await? {
+        let mut field = field.map_err(params::multipart_error)?;
+        fields += 1;
+        if fields > st.cfg.limits.multipart_max_fields {
+            return Err(AppError::param(format!(
+                "too many multipart fields: at most {}",
+                st.cfg.limits.multipart_max_fields
+            )));
+        }
         let name = field.name().unwrap_or("").to_string();
         if name == "data" {
             if staged.is_some() {
                 return Err(AppError::param("only one file (field \"data\") per upload"));
             }
+            // a place among the uploads in progress, sized by what the client declared
+            slot = Some(st.staging.admit(declared.unwrap_or(limit).min(limit))?);
             let tmp = tempfile::Builder::new()
                 .prefix("upload-")
-                .tempfile_in(&st.tmp_dir)
+                .tempfile_in(st.staging.dir())
                 .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?
                 .into_temp_path();
             let mut f = tokio::fs::File::create(&tmp)
                 .await
                 .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
             let mut size: u64 = 0;
-            while let Some(chunk) = field.next().await {
-                let chunk =
-                    chunk.map_err(|e| AppError::param(format!("upload interrupted: {e}")))?;
+            while let Some(chunk) = clock.next(&mut field, MULTIPART_INCOMPLETE).await? {
+                let chunk = chunk.map_err(params::multipart_error)?;
                 size += chunk.len() as u64;
                 if size > limit || bad_token {
                     // Keep reading (and discarding) a moderately oversized body so the client
@@ -150,17 +143,7 @@ async fn action(
             }
             staged = Some(tmp);
         } else {
-            let mut buf = Vec::new();
-            while let Some(chunk) = field.next().await {
-                let chunk =
-                    chunk.map_err(|e| AppError::param(format!("malformed multipart body: {e}")))?;
-                if buf.len() + chunk.len() > 64 * 1024 {
-                    return Err(AppError::param(format!("field {name} is too long")));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            let value =
-                String::from_utf8(buf).map_err(|_| AppError::param("text fields must be UTF-8"))?;
+            let value = params::read_text_field(field, MAX_FIELD_BYTES, &clock).await?;
             if name == "token" && staged.is_none() {
                 bad_token = st.auth.verify(&value).is_err();
             }
@@ -176,6 +159,8 @@ async fn action(
     // From here on the work completes even if the client goes away.
     let owned = state.clone();
     let vid = super::ctx::complete(async move {
+        // the staging place is held until the file has gone to the media store
+        let _slot = slot;
         videos::publish_file(&owned, author, title, desc, &file).await
     })
     .await?;

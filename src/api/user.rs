@@ -1,14 +1,19 @@
 //! Accounts: register, login, user info.
 
-use crate::api::ctx::Ctx;
+use crate::api::ctx::{client_ip, Ctx};
 use crate::api::params::Params;
 use crate::api::reply::{ok, User};
 use crate::api::views;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::text;
 use crate::write::accounts::{create_user, NewUser};
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/user/register", register);
@@ -50,19 +55,13 @@ fn optional_url(p: &Params, name: &str) -> Result<String, AppError> {
 
 /// The profile fields of a new account from the request, validated.
 fn new_user(st: &AppState, p: &Params) -> Result<NewUser, AppError> {
-    let username = p.require("username")?.trim().to_string();
     let a = &st.auth.cfg;
-    check_len(
+    let username = text::check_name(
         "username",
-        &username,
+        p.require("username")?,
         a.min_username_chars,
         a.max_username_chars,
     )?;
-    if username.chars().any(|c| c.is_control()) {
-        return Err(AppError::param(
-            "username must not contain control characters",
-        ));
-    }
     let password = p.require("password")?.to_string();
     check_len(
         "password",
@@ -70,8 +69,7 @@ fn new_user(st: &AppState, p: &Params) -> Result<NewUser, AppError> {
         a.min_password_chars,
         a.max_password_chars,
     )?;
-    let signature = p.get("signature").unwrap_or("").trim().to_string();
-    check_len("signature", &signature, 0, 200)?;
+    let signature = text::check("signature", p.get("signature").unwrap_or(""), 0, 200, false)?;
     Ok(NewUser {
         username,
         password,
@@ -81,9 +79,42 @@ fn new_user(st: &AppState, p: &Params) -> Result<NewUser, AppError> {
     })
 }
 
+/// Counts an attempt of `kind` by `subject` against its limit. When Redis is down the attempt
+/// goes through (logged): the limits guard against abuse, and login itself needs only the
+/// durable store.
+async fn attempt(
+    st: &AppState,
+    kind: &str,
+    subject: &str,
+    window: Duration,
+    limit: u64,
+) -> Result<(), AppError> {
+    match st.cache.count_attempt(kind, subject, window, limit).await {
+        Err(AppError::Unavailable(e)) => {
+            tracing::warn!(error = %e, kind, "rate limit not checked: redis unavailable");
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// The client's address as a rate-limit subject.
+fn client(ctx: &Ctx) -> String {
+    client_ip(&ctx.st, &ctx.req).map_or_else(|| "unknown".into(), |ip| ip.to_string())
+}
+
 async fn register(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let nu = new_user(st, p)?;
+    let l = &st.cfg.limits;
+    attempt(
+        st,
+        "register-ip",
+        &client(&ctx),
+        HOUR,
+        l.register_per_ip_per_hour,
+    )
+    .await?;
     let user_id = create_user(st, nu).await?;
     let token = st.auth.issue(user_id)?;
     Ok(ok(&AuthReply { user_id, token }))
@@ -98,6 +129,23 @@ async fn login(ctx: Ctx) -> Result<HttpResponse, AppError> {
     {
         return Err(AppError::WrongCredentials);
     }
+    let l = &st.cfg.limits;
+    attempt(
+        st,
+        "login-ip",
+        &client(&ctx),
+        MINUTE,
+        l.login_per_ip_per_min,
+    )
+    .await?;
+    attempt(
+        st,
+        "login-name",
+        &username,
+        MINUTE,
+        l.login_per_name_per_min,
+    )
+    .await?;
     let user = match st.store.user_id_by_name(&username).await? {
         Some(id) => st.store.get_user(id).await?,
         None => None,

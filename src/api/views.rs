@@ -7,6 +7,7 @@
 use crate::api::params::Params;
 use crate::api::reply::{ok_close, ok_open, User};
 use crate::error::AppError;
+use crate::model::UserData;
 use crate::near::write_video;
 use crate::state::AppState;
 use ntex::web::HttpResponse;
@@ -98,6 +99,26 @@ pub async fn users(st: &AppState, viewer: Option<i64>, ids: &[i64]) -> Result<Ve
         .zip(follows)
         .filter_map(|(id, f)| found.get(id).map(|u| User::from_data(u, f)))
         .collect())
+}
+
+/// User `id` as seen by `viewer`, for the reply to a write that is already durable: from the
+/// cache as usual, or, when Redis is unavailable, from the durable store (with `is_follow`
+/// false), so that the client learns that its write succeeded and does not send it again.
+pub async fn user_after_write(st: &AppState, viewer: i64, id: i64) -> Result<User, AppError> {
+    match users(st, Some(viewer), &[id]).await {
+        Ok(mut found) => found.pop().ok_or(AppError::UserNotFound),
+        Err(AppError::Unavailable(e)) => {
+            tracing::warn!(error = %e, user = id, "redis unavailable after a durable write; answering from the durable store");
+            let u = st.store.get_user(id).await?.ok_or(AppError::UserNotFound)?;
+            let c = st.store.user_counters(id).await?;
+            let works = st.store.video_ids_by_author(id).await?.len() as i64;
+            Ok(User::from_data(
+                &UserData::from_record(&u, &c, works),
+                false,
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The viewer of a read: None when no token was given; an invalid token is an error.

@@ -120,6 +120,11 @@ impl Keys {
     pub fn feed(&self) -> String {
         format!("{}feed:{{feed}}", self.prefix)
     }
+    /// String: the attempts counter of `kind` (e.g. `login-ip`) for `subject` in the current
+    /// window (expires with it).
+    pub fn rate(&self, kind: &str, subject: &str) -> String {
+        format!("{}rl:{{{kind}:{subject}}}", self.prefix)
+    }
     pub fn feed_lease(&self) -> String {
         format!("{}lease:feed:{{feed}}", self.prefix)
     }

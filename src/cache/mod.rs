@@ -15,6 +15,7 @@ mod comments;
 mod feed;
 mod flags;
 mod keys;
+mod limits;
 mod maintenance;
 mod reload;
 mod scripts;

@@ -19,6 +19,7 @@ pub struct Scripts {
     pub conv_page: Script,
     pub feed_since: Script,
     pub flags: Script,
+    pub rate: Script,
 }
 
 impl Scripts {
@@ -38,9 +39,10 @@ impl Scripts {
             conv_page: Script::from_lua(include_str!("../../lua/conv_page.lua")),
             feed_since: Script::from_lua(include_str!("../../lua/feed_since.lua")),
             flags: Script::from_lua(include_str!("../../lua/flags.lua")),
+            rate: Script::from_lua(include_str!("../../lua/rate.lua")),
         }
     }
-    pub(super) fn all(&self) -> [&Script; 14] {
+    pub(super) fn all(&self) -> [&Script; 15] {
         [
             &self.lease,
             &self.load_user,
@@ -56,6 +58,7 @@ impl Scripts {
             &self.conv_page,
             &self.feed_since,
             &self.flags,
+            &self.rate,
         ]
     }
 }

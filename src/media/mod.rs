@@ -6,6 +6,8 @@
 
 pub mod local;
 pub mod probe;
+pub mod range;
+pub mod staging;
 
 use crate::error::AppError;
 use async_trait::async_trait;

@@ -37,7 +37,7 @@ pub async fn seed_demo(st: &AppState) -> Result<(usize, usize), AppError> {
         for j in 0..VIDEOS_PER_USER {
             let tmp = tempfile::Builder::new()
                 .suffix(".mp4")
-                .tempfile_in(&st.tmp_dir)
+                .tempfile_in(st.staging.dir())
                 .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?
                 .into_temp_path();
             let hue = ((i * VIDEOS_PER_USER + j) * 53 % 360) as u32;

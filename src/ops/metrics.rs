@@ -8,7 +8,8 @@
 
 use crate::state::AppState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use ntex::web::{self, HttpResponse};
+use ntex::http::header;
+use ntex::web::{self, HttpRequest, HttpResponse};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
@@ -106,8 +107,31 @@ pub fn record_request(route: &'static str, http: u16, code: Option<i32>, secs: f
     }
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub async fn render(st: web::types::State<Arc<AppState>>) -> HttpResponse {
+/// Whether `req` may read `/metrics`: with a configured token, only a request bearing it;
+/// without one, only a loopback client.
+fn allowed(st: &AppState, req: &HttpRequest) -> bool {
+    match &st.metrics_token {
+        Some(want) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|got| constant_time_eq(got.trim().as_bytes(), want.as_bytes())),
+        None => req.peer_addr().is_some_and(|a| a.ip().is_loopback()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /metrics`: the Prometheus text format, for allowed scrapers (see [`allowed`]).
+pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> HttpResponse {
+    if !allowed(&st, &req) {
+        return HttpResponse::Forbidden()
+            .content_type("text/plain")
+            .body("forbidden: /metrics needs the metrics token (ops.metrics_token_file)");
+    }
     let Some(h) = install() else {
         return HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
@@ -135,6 +159,8 @@ pub async fn render(st: web::types::State<Arc<AppState>>) -> HttpResponse {
     metrics::counter!("douyin_cache_reloads_total").absolute(c.reloads.load(Ordering::Relaxed));
     metrics::counter!("douyin_store_durable_writes_total").absolute(store.durable_writes);
     metrics::counter!("douyin_store_fsyncs_total").absolute(store.fsyncs);
+    metrics::counter!("douyin_auth_password_checks_total")
+        .absolute(st.auth.password_checks.load(Ordering::Relaxed));
     metrics::gauge!("douyin_requests_in_flight").set(st.in_flight.load(Ordering::Relaxed) as f64);
     h.run_upkeep();
     HttpResponse::Ok()

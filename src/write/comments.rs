@@ -20,19 +20,13 @@ pub async fn post(
     text: &str,
     reply_id: i64,
 ) -> Result<CommentRecord, AppError> {
-    let content = text.trim();
-    let n = content.chars().count();
-    let max = st.cfg.server.comment_max_chars;
-    if n == 0 || n > max {
-        return Err(AppError::param(format!(
-            "comment_text must be 1 to {max} characters"
-        )));
-    }
-    if content.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::param(
-            "comment_text must not contain control characters",
-        ));
-    }
+    let content = crate::text::check(
+        "comment_text",
+        text,
+        1,
+        st.cfg.server.comment_max_chars,
+        true,
+    )?;
     if reply_id != 0 {
         match st.store.get_comment(reply_id).await? {
             Some(c) if c.video_id == video_id => {}
@@ -48,7 +42,7 @@ pub async fn post(
         id,
         video_id,
         user_id,
-        content: content.to_string(),
+        content,
         reply_id,
         created_ms: crate::ids::time_ms(id),
     };

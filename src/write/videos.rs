@@ -24,7 +24,7 @@ pub async fn publish_file(
     let cover_key = format!("covers/{id}.jpg");
     let cover_tmp = tempfile::Builder::new()
         .suffix(".jpg")
-        .tempfile_in(&st.tmp_dir)
+        .tempfile_in(st.staging.dir())
         .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
     probe::make_cover(&st.cfg.media.ffmpeg, file, cover_tmp.path()).await?;
     st.media.put_file(&cover_key, cover_tmp.path()).await?;

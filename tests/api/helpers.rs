@@ -133,6 +133,10 @@ pub async fn spawn_with(o: Opts) -> TestApp {
     cfg.auth.argon2_memory_kib = 1024;
     cfg.auth.argon2_iterations = 1;
     cfg.log.level = "warn".into();
+    // every test client is 127.0.0.1: rate limits are tested on their own (users.rs)
+    cfg.limits.login_per_ip_per_min = 0;
+    cfg.limits.login_per_name_per_min = 0;
+    cfg.limits.register_per_ip_per_hour = 0;
     (o.tweak)(&mut cfg);
     douyin_lite::telemetry::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
     let (state_tx, state_rx) = tokio::sync::oneshot::channel();
@@ -370,6 +374,15 @@ pub async fn like(app: &TestApp, token: &str, vid: i64, action: &str) -> Value {
             ("video_id", vid.to_string()),
             ("action_type", action.into()),
         ],
+    )
+    .await
+}
+
+/// Sends a chat message (JSON body) from the holder of `token` to `to`; returns the response.
+pub async fn send_message(app: &TestApp, token: &str, to: i64, content: &str) -> Value {
+    app.post_json(
+        "/douyin/message/action/",
+        serde_json::json!({"token": token, "to_user_id": to.to_string(), "action_type": 1, "content": content}),
     )
     .await
 }

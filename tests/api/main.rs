@@ -2,6 +2,7 @@
 //! temp dir, real ffmpeg.
 
 mod helpers;
+mod hostile;
 mod interact;
 mod media;
 mod near;

@@ -13,14 +13,6 @@ async fn follow(app: &TestApp, token: &str, to: i64, action: &str) -> Value {
     .await
 }
 
-async fn send(app: &TestApp, token: &str, to: i64, content: &str) -> Value {
-    app.post_json(
-        "/douyin/message/action/",
-        json!({"token": token, "to_user_id": to.to_string(), "action_type": 1, "content": content}),
-    )
-    .await
-}
-
 async fn chat(app: &TestApp, token: &str, to: i64, pre: i64) -> Vec<Value> {
     let v = app
         .get(
@@ -242,8 +234,8 @@ async fn chat_polling_never_shows_a_message_twice_or_misses_one() {
     assert_eq!(code(&follow(&app, &ta, b, "1").await), 0);
     assert_eq!(code(&follow(&app, &tb, a, "1").await), 0);
 
-    assert_eq!(code(&send(&app, &ta, b, "hello b").await), 0);
-    assert_eq!(code(&send(&app, &tb, a, "hi a").await), 0);
+    assert_eq!(code(&send_message(&app, &ta, b, "hello b").await), 0);
+    assert_eq!(code(&send_message(&app, &tb, a, "hi a").await), 0);
     // whole conversation, both directions, oldest first, create_time a number in ms
     let all = chat(&app, &ta, b, 0).await;
     let contents: Vec<&str> = all.iter().map(|m| m["content"].as_str().unwrap()).collect();
@@ -268,9 +260,9 @@ async fn chat_polling_never_shows_a_message_twice_or_misses_one() {
     let mut newest_b = all.last().unwrap()["create_time"].as_i64().unwrap();
     assert!(chat(&app, &tb, a, newest_b).await.is_empty());
     for i in 0..5 {
-        assert_eq!(code(&send(&app, &ta, b, &format!("m{i}")).await), 0);
+        assert_eq!(code(&send_message(&app, &ta, b, &format!("m{i}")).await), 0);
         assert_eq!(
-            code(&send(&app, &tb, a, &format!("r{i}")).await),
+            code(&send_message(&app, &tb, a, &format!("r{i}")).await),
             0,
             "b's own messages are never returned to b's poll"
         );
@@ -299,11 +291,17 @@ async fn chat_polling_never_shows_a_message_twice_or_misses_one() {
     assert_eq!(v["user_list"][0]["msgType"], 1);
 
     // errors
-    assert_eq!(code(&send(&app, &ta, a, "me").await), 10001);
-    assert_eq!(code(&send(&app, &ta, 4242, "who").await), 10006);
-    assert_eq!(code(&send(&app, &ta, b, "   ").await), 10001);
-    assert_eq!(code(&send(&app, &ta, b, &"x".repeat(1001)).await), 10001);
-    assert_eq!(code(&send(&app, &ta, b, &"好".repeat(1000)).await), 0);
+    assert_eq!(code(&send_message(&app, &ta, a, "me").await), 10001);
+    assert_eq!(code(&send_message(&app, &ta, 4242, "who").await), 10006);
+    assert_eq!(code(&send_message(&app, &ta, b, "   ").await), 10001);
+    assert_eq!(
+        code(&send_message(&app, &ta, b, &"x".repeat(1001)).await),
+        10001
+    );
+    assert_eq!(
+        code(&send_message(&app, &ta, b, &"好".repeat(1000)).await),
+        0
+    );
     let v = app
         .post_json(
             "/douyin/message/action/",
@@ -323,7 +321,7 @@ async fn strangers_can_message_unless_configured_friends_only() {
     let app = spawn_app().await;
     let (_, ta) = app.register("open_a").await;
     let (b, _) = app.register("open_b").await;
-    assert_eq!(code(&send(&app, &ta, b, "hello stranger").await), 0);
+    assert_eq!(code(&send_message(&app, &ta, b, "hello stranger").await), 0);
     app.stop().await;
 
     let app = spawn_with({
@@ -334,15 +332,15 @@ async fn strangers_can_message_unless_configured_friends_only() {
     .await;
     let (a, ta) = app.register("closed_a").await;
     let (b, tb) = app.register("closed_b").await;
-    assert_eq!(code(&send(&app, &ta, b, "hello").await), 10011);
+    assert_eq!(code(&send_message(&app, &ta, b, "hello").await), 10011);
     assert_eq!(code(&follow(&app, &ta, b, "1").await), 0);
     assert_eq!(
-        code(&send(&app, &ta, b, "hello").await),
+        code(&send_message(&app, &ta, b, "hello").await),
         10011,
         "a one-way follow is not friendship"
     );
     assert_eq!(code(&follow(&app, &tb, a, "1").await), 0);
-    assert_eq!(code(&send(&app, &ta, b, "hello friend").await), 0);
+    assert_eq!(code(&send_message(&app, &ta, b, "hello friend").await), 0);
     app.stop().await;
 }
 
@@ -461,7 +459,7 @@ async fn follow_storms_stay_exact_across_flush_and_restart() {
     // a conversation to carry across
     let (a, ta) = users[0].clone();
     let (b, _) = users[1].clone();
-    assert_eq!(code(&send(&app, &ta, b, "persist me").await), 0);
+    assert_eq!(code(&send_message(&app, &ta, b, "persist me").await), 0);
     let before = chat(&app, &ta, b, 0).await;
     app.flush_redis().await;
     assert_relations_match_records(&app, &users).await;
