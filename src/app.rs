@@ -67,9 +67,7 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     ));
     let cache = Cache::connect(
         &redis_url,
-        &cfg.redis.key_prefix,
-        cfg.redis.pool_size,
-        Duration::from_millis(cfg.redis.timeout_ms),
+        &cfg.redis,
         store.clone(),
         near,
         cfg.near.tracking,

@@ -179,6 +179,12 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// Per-command timeout in milliseconds; a slower Redis is reported as unavailable.
     pub timeout_ms: u64,
+    /// How often Redis's health is probed (a PING on a connection of its own).
+    pub probe_interval_ms: u64,
+    /// A probe slower than this marks Redis down: requests that need it then answer
+    /// "unavailable" at once (and /readyz 503) until a probe succeeds. During an outage a
+    /// request answers within about `probe_interval_ms + probe_timeout_ms`.
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -189,6 +195,8 @@ impl Default for RedisConfig {
             key_prefix: "dl:".into(),
             pool_size: 4,
             timeout_ms: 3000,
+            probe_interval_ms: 100,
+            probe_timeout_ms: 400,
         }
     }
 }

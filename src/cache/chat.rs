@@ -111,7 +111,8 @@ impl Cache {
                     .zrevrangebyscore(key, "+inf", 1, false, Some((0, 1)))
                     .await?;
             }
-            let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+            let res: Vec<Result<Value, fred::error::Error>> =
+                self.health.guard(p.try_all()).await?;
             let mut it = res.into_iter();
             for o in others {
                 let exists = it.next().transpose()?.and_then(|v| v.as_i64()).unwrap_or(0);

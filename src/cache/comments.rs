@@ -21,7 +21,8 @@ impl Cache {
 
     /// Drops a deleted comment's hash.
     pub async fn comment_deleted(&self, id: i64) -> Result<(), AppError> {
-        self.client().del::<(), _>(self.keys.comment(id)).await?;
+        self.io(self.client().del::<(), _>(self.keys.comment(id)))
+            .await?;
         Ok(())
     }
 
@@ -64,7 +65,8 @@ impl Cache {
         for id in ids {
             let _: () = p.hgetall(self.keys.comment(*id)).await?;
         }
-        let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = p.try_all().await;
+        let res: Vec<Result<HashMap<String, String>, fred::error::Error>> =
+            self.health.guard(p.try_all()).await?;
         for (id, r) in ids.iter().zip(res) {
             let h = r?;
             if !h.is_empty() {

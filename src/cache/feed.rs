@@ -146,7 +146,8 @@ impl Cache {
     /// Drops the cached feed timeline; the next read reloads it from the durable store.
     pub async fn drop_feed(&self) -> Result<(), AppError> {
         self.rt();
-        self.client().del::<(), _>(self.keys.feed()).await?;
+        self.io(self.client().del::<(), _>(self.keys.feed()))
+            .await?;
         self.near.invalidate_feed();
         Ok(())
     }

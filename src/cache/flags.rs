@@ -70,7 +70,8 @@ impl Cache {
                 for (_, key) in wanted.into_iter().filter(|(need, _)| *need) {
                     let _: () = p.zrange(key, 0, -1, None, false, None, false).await?;
                 }
-                let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+                let res: Vec<Result<Value, fred::error::Error>> =
+                    self.health.guard(p.try_all()).await?;
                 let mut sets = Vec::with_capacity(2);
                 for r in res {
                     // members as ids; the loaded marker "0" must be among them

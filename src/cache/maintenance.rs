@@ -55,7 +55,7 @@ impl Cache {
         // One DEL per key: keys live in different slots.
         for k in keys {
             self.rt();
-            self.client().del::<(), _>(k).await?;
+            self.io(self.client().del::<(), _>(k)).await?;
         }
         self.near.clear();
         Ok(())
@@ -64,7 +64,8 @@ impl Cache {
     /// Reloads every user, video and the feed from the durable store (`rebuild-cache`).
     pub async fn rebuild_all(&self) -> Result<(usize, usize), AppError> {
         let (mut users, mut videos) = (0, 0);
-        self.client().del::<(), _>(self.keys.feed()).await?;
+        self.io(self.client().del::<(), _>(self.keys.feed()))
+            .await?;
         self.ensure_feed().await?;
         let mut after = 0;
         loop {
@@ -72,8 +73,7 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             for u in &batch {
-                self.client()
-                    .del::<(), _>(self.keys.user_keys_all(u.id))
+                self.io(self.client().del::<(), _>(self.keys.user_keys_all(u.id)))
                     .await?;
                 self.ensure_user(u.id).await?;
                 users += 1;
@@ -85,8 +85,7 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             for v in &batch {
-                self.client()
-                    .del::<(), _>(self.keys.video_keys_all(v.id))
+                self.io(self.client().del::<(), _>(self.keys.video_keys_all(v.id)))
                     .await?;
                 self.ensure_video(v.id).await?;
                 videos += 1;
@@ -109,7 +108,7 @@ impl Cache {
             let _: () = p.exists(k.as_str()).await?;
             let _: () = p.hmget(k.as_str(), fields.to_vec()).await?;
         }
-        let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+        let res: Vec<Result<Value, fred::error::Error>> = self.health.guard(p.try_all()).await?;
         let mut it = res.into_iter();
         let mut out = Vec::with_capacity(keys.len());
         for _ in &keys {

@@ -14,6 +14,7 @@ mod codec;
 mod comments;
 mod feed;
 mod flags;
+pub mod health;
 mod keys;
 mod limits;
 mod maintenance;
@@ -27,6 +28,7 @@ mod videos;
 pub use keys::Keys;
 pub use scripts::Scripts;
 
+use crate::config::RedisConfig;
 use crate::error::AppError;
 use crate::near::NearCache;
 use crate::store::Store;
@@ -63,6 +65,8 @@ pub struct Cache {
     pub near: Arc<NearCache>,
     /// The invalidation subscriber; stopped when the cache is dropped.
     tracker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Whether Redis answers; calls fail at once while it does not (see `health.rs`).
+    pub health: health::Health,
     /// For the per-worker connections (see [`Cache::attach_worker`]).
     config: Config,
     timeout: Duration,
@@ -89,6 +93,7 @@ fn builder(config: Config, timeout: Duration) -> Builder {
 
 impl Drop for Cache {
     fn drop(&mut self) {
+        self.health.stop();
         if let Some(t) = self
             .tracker
             .lock()
@@ -101,16 +106,17 @@ impl Drop for Cache {
 }
 
 impl Cache {
-    /// Connects to Redis and loads the scripts. Fails when Redis is unreachable.
+    /// Connects to Redis at `url` (settings in `cfg`), loads the scripts and starts probing
+    /// its health. Fails when Redis is unreachable.
     pub async fn connect(
         url: &str,
-        prefix: &str,
-        pool_size: usize,
-        timeout: Duration,
+        cfg: &RedisConfig,
         store: Arc<dyn Store>,
         near: Arc<NearCache>,
         tracking: bool,
     ) -> Result<Self, AppError> {
+        let (prefix, pool_size) = (cfg.key_prefix.as_str(), cfg.pool_size);
+        let timeout = Duration::from_millis(cfg.timeout_ms);
         let config =
             Config::from_url(url).map_err(|e| AppError::Internal(format!("redis url: {e}")))?;
         let pool = builder(config.clone(), timeout)
@@ -135,12 +141,18 @@ impl Cache {
             stats: CacheStats::default(),
             near,
             tracker: Mutex::new(None),
+            health: health::Health::new(),
             config,
             timeout,
         };
         for s in cache.scripts.all() {
             s.load(cache.pool.next()).await?;
         }
+        cache.health.start(
+            cache.config.clone(),
+            Duration::from_millis(cfg.probe_interval_ms.max(10)),
+            Duration::from_millis(cfg.probe_timeout_ms.max(10)),
+        );
         if tracking && cache.near.enabled() {
             let t = crate::near::track::track(url, prefix, timeout, cache.near.clone());
             *cache.tracker.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
@@ -195,14 +207,20 @@ impl Cache {
         args: Vec<String>,
     ) -> Result<Value, AppError> {
         self.rt();
-        Ok(
-            s.evalsha_with_reload::<Value, _, _>(&self.client(), keys, args)
-                .await?,
-        )
+        self.io(s.evalsha_with_reload::<Value, _, _>(&self.client(), keys, args))
+            .await
+    }
+
+    /// Runs one Redis call under the health guard (see `health.rs`).
+    async fn io<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, fred::error::Error>>,
+    ) -> Result<T, AppError> {
+        Ok(self.health.guard(call).await??)
     }
 
     /// True when Redis answers.
     pub async fn ping(&self) -> bool {
-        self.client().ping::<String>(None).await.is_ok()
+        self.io(self.client().ping::<String>(None)).await.is_ok()
     }
 }

@@ -48,7 +48,8 @@ impl Cache {
                     return Ok(());
                 }
                 let Some(u) = self.store.get_user(id).await? else {
-                    self.client().del::<(), _>(self.keys.user_lease(id)).await?;
+                    self.io(self.client().del::<(), _>(self.keys.user_lease(id)))
+                        .await?;
                     exists = false;
                     return Ok(());
                 };
@@ -204,7 +205,8 @@ impl Cache {
             for id in ids {
                 let _: () = p.hgetall(self.keys.user(*id)).await?;
             }
-            let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = p.try_all().await;
+            let res: Vec<Result<HashMap<String, String>, fred::error::Error>> =
+                self.health.guard(p.try_all()).await?;
             for (id, r) in ids.iter().zip(res) {
                 let h = r?;
                 if h.is_empty() {
@@ -221,7 +223,8 @@ impl Cache {
                     continue 'ids;
                 }
                 self.rt();
-                let h: HashMap<String, String> = self.client().hgetall(self.keys.user(id)).await?;
+                let h: HashMap<String, String> =
+                    self.io(self.client().hgetall(self.keys.user(id))).await?;
                 if !h.is_empty() {
                     out.insert(id, user_from_hash(id, h));
                     continue 'ids;

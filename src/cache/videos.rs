@@ -76,8 +76,7 @@ impl Cache {
                     return Ok(());
                 }
                 let Some(v) = self.store.get_video(id).await? else {
-                    self.client()
-                        .del::<(), _>(self.keys.video_lease(id))
+                    self.io(self.client().del::<(), _>(self.keys.video_lease(id)))
                         .await?;
                     exists = false;
                     return Ok(());
@@ -160,7 +159,8 @@ impl Cache {
                 let _: () = p.hgetall(self.keys.video(*id)).await?;
                 let _: () = p.pfcount(self.keys.video_plays(*id)).await?;
             }
-            let res: Vec<Result<Value, fred::error::Error>> = p.try_all().await;
+            let res: Vec<Result<Value, fred::error::Error>> =
+                self.health.guard(p.try_all()).await?;
             let mut it = res.into_iter();
             for (i, id) in ids.iter().enumerate() {
                 let h: HashMap<String, String> = it
@@ -190,8 +190,11 @@ impl Cache {
                     continue 'ids;
                 }
                 self.rt();
-                let h: HashMap<String, String> = self.client().hgetall(self.keys.video(id)).await?;
-                let pc: i64 = self.client().pfcount(self.keys.video_plays(id)).await?;
+                let h: HashMap<String, String> =
+                    self.io(self.client().hgetall(self.keys.video(id))).await?;
+                let pc: i64 = self
+                    .io(self.client().pfcount(self.keys.video_plays(id)))
+                    .await?;
                 if !h.is_empty() {
                     slots[i] = Some(video_from_hash(id, h, pc));
                     continue 'ids;

@@ -28,7 +28,18 @@ impl OwnRedis {
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
+        let child = Self::spawn(port, dir.path());
+        OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+        .ready()
+        .await
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -40,23 +51,38 @@ impl OwnRedis {
                 "no",
             ])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (see README)");
-        let url = format!("redis://127.0.0.1:{port}");
+            .expect("redis-server must be installed (see README)")
+    }
+
+    fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    async fn ready(self) -> OwnRedis {
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port())).is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        OwnRedis {
-            child,
-            url,
-            _dir: dir,
-        }
+        self
+    }
+
+    /// Kills the server (SIGKILL: nothing is saved).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts an empty server again on the same port.
+    pub async fn restart(mut self) -> OwnRedis {
+        self.kill();
+        self.child = Self::spawn(self.port(), self._dir.path());
+        self.ready().await
     }
 }
 

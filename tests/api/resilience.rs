@@ -3,7 +3,9 @@ use douyin_lite::store::{
     embedded::EmbeddedStore, CommentRecord, OutboxEntry, OutboxOp, Store, UserRecord, VideoRecord,
 };
 use serde_json::{json, Value};
+use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a user sees: feed, info and publish lists of `users`.
 async fn snapshot(app: &TestApp, users: &[i64]) -> Vec<Value> {
@@ -249,14 +251,34 @@ async fn rebuild_cache_and_outbox_replay() {
 }
 
 #[tokio::test]
-async fn redis_down_is_reported_as_unavailable() {
-    let redis = OwnRedis::start().await;
+async fn redis_down_is_reported_as_unavailable_quickly_and_service_comes_back() {
+    let mut redis = OwnRedis::start().await;
     let mut o = Opts::new();
     o.redis_url = redis.url.clone();
-    o.tweak = Box::new(|c| c.redis.timeout_ms = 500);
     let app = spawn_with(o).await;
-    let (uid, _) = app.register("down").await;
-    drop(redis);
+    let (uid, token) = app.register("down").await;
+    // a request already waiting on Redis when it dies is answered too: park one on a
+    // hung Redis (SIGSTOP), then kill it
+    let stopped = Command::new("kill")
+        .args(["-STOP", &redis_pid(&redis).to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let started = Instant::now();
+    let v = app
+        .get(
+            "/douyin/relation/follower/list/",
+            &[("user_id", uid.to_string())],
+        )
+        .await;
+    assert_eq!(code(&v), 10012, "{v}");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "answered within the probe bound, not the 3 s command timeout: {waited:?}"
+    );
+    redis.kill();
+    let started = Instant::now();
     let v = app
         .get("/douyin/user/", &[("user_id", uid.to_string())])
         .await;
@@ -267,10 +289,44 @@ async fn redis_down_is_reported_as_unavailable() {
     );
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    // an empty Redis comes back on the same port: service resumes by itself, reloaded
+    // from the durable store
+    let _redis = redis.restart().await;
+    let mut back = false;
+    for _ in 0..60 {
+        let v = app
+            .get(
+                "/douyin/user/",
+                &[("user_id", uid.to_string()), ("token", token.clone())],
+            )
+            .await;
+        if code(&v) == 0 {
+            assert_eq!(v["user"]["name"], "down");
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "service did not resume after Redis came back");
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     app.stop().await;
 }
 
-/// The durable-store suite, run against every backend.
+/// The process id of `redis` (from its own INFO).
+fn redis_pid(redis: &OwnRedis) -> u32 {
+    let out = Command::new("redis-cli")
+        .args(["-u", &redis.url, "INFO", "server"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("redis INFO names its process id")
+}
+
 async fn store_suite(store: Arc<dyn Store>) {
     let u = UserRecord {
         id: 10,

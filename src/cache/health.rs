@@ -1,0 +1,139 @@
+//! Whether Redis answers. A prober pings it on a connection of its own every
+//! `redis.probe_interval_ms`; once a ping fails or takes longer than `redis.probe_timeout_ms`,
+//! Redis counts as down: every Redis call then fails at once as "unavailable", and calls
+//! already waiting are released with the same answer, instead of each waiting out its own
+//! timeout (and queueing behind reconnection attempts). The first ping that succeeds brings
+//! it back. So during an outage a request answers within about interval + timeout.
+
+use crate::error::AppError;
+use fred::prelude::*;
+use fred::types::config::Options;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Redis's health as last probed (true: up).
+pub struct Health {
+    up: Arc<watch::Sender<bool>>,
+    prober: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn down() -> AppError {
+    AppError::Unavailable("redis is not answering (probe failed)".into())
+}
+
+impl Health {
+    /// Up until a probe says otherwise.
+    pub fn new() -> Self {
+        Health {
+            up: Arc::new(watch::channel(true).0),
+            prober: Mutex::new(None),
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        *self.up.borrow()
+    }
+
+    /// Runs `f` (a Redis call) unless Redis is down, and stops waiting for it when Redis goes
+    /// down meanwhile.
+    pub async fn guard<F: Future>(&self, f: F) -> Result<F::Output, AppError> {
+        let mut rx = self.up.subscribe();
+        if !*rx.borrow_and_update() {
+            return Err(down());
+        }
+        tokio::select! {
+            biased;
+            r = f => Ok(r),
+            _ = rx.wait_for(|up| !*up) => Err(down()),
+        }
+    }
+
+    /// Starts probing Redis at `config` (stopped by [`Health::stop`]).
+    pub fn start(&self, config: Config, interval: Duration, timeout: Duration) {
+        let up = self.up.clone();
+        let task = tokio::spawn(async move {
+            let client = match Builder::from_config(config)
+                .with_connection_config(|c| {
+                    c.connection_timeout = timeout;
+                    c.internal_command_timeout = timeout;
+                })
+                .set_policy(ReconnectPolicy::new_constant(
+                    0,
+                    interval.as_millis() as u32,
+                ))
+                .build()
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "redis prober not built; health is not probed");
+                    return;
+                }
+            };
+            let _conn = client.init().await;
+            let opts = Options {
+                timeout: Some(timeout),
+                fail_fast: true,
+                max_attempts: Some(1),
+                ..Default::default()
+            };
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let ok =
+                    tokio::time::timeout(timeout, client.with_options(&opts).ping::<String>(None))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                let was = *up.borrow();
+                if ok != was {
+                    up.send_replace(ok);
+                    if ok {
+                        tracing::info!("redis answers again");
+                    } else {
+                        tracing::warn!("redis stopped answering; requests that need it answer \"unavailable\" until it is back");
+                    }
+                }
+            }
+        });
+        *self.prober.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+
+    pub fn stop(&self) {
+        if let Some(t) = self.prober.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_call_is_released_when_redis_goes_down() {
+        let h = Health::new();
+        assert_eq!(h.guard(async { 5 }).await.unwrap(), 5);
+        let up = h.up.clone();
+        let flip = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            up.send_replace(false);
+        });
+        let started = std::time::Instant::now();
+        let r = h.guard(std::future::pending::<()>()).await;
+        assert!(matches!(r, Err(AppError::Unavailable(_))));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        flip.await.unwrap();
+        // while down, calls fail without running
+        assert!(h.guard(async { 1 }).await.is_err());
+        h.up.send_replace(true);
+        assert_eq!(h.guard(async { 2 }).await.unwrap(), 2);
+    }
+}
