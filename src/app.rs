@@ -15,7 +15,7 @@ use crate::store::{embedded::EmbeddedStore, Store};
 use crate::write::outbox;
 use ntex::web;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,7 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
         staging: Arc::new(staging),
         metrics_token: cfg.ops.metrics_token()?,
         in_flight: Arc::new(AtomicUsize::new(0)),
+        draining: Arc::new(AtomicBool::new(false)),
         cfg,
     });
     outbox::replay(&state, Duration::ZERO)
@@ -92,8 +93,16 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     Ok(Application { state })
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves (see [`shutdown_signal`]): in-flight
-/// requests finish, then pending durable writes are flushed. Must run inside an ntex system.
+/// How long no request may be in flight before a draining server stops: a request already on
+/// its way over a kept-alive connection is answered, not cut off.
+const QUIET: Duration = Duration::from_millis(200);
+
+/// Serves `app` on `listener` until `shutdown` resolves (see [`shutdown_signal`]), then drains:
+/// new connections are refused at once (the listening socket is shut, so none waits in the
+/// backlog to be reset later), every response says `Connection: close` and /readyz 503, and
+/// the server stops once no request has been in flight for a moment (at most
+/// `server.shutdown_timeout_secs`); then pending durable writes are flushed. Must run inside an
+/// ntex system.
 pub async fn run(
     app: Application,
     listener: std::net::TcpListener,
@@ -115,6 +124,7 @@ pub async fn run(
             .middleware(RequestLog {
                 cors_origin: factory_state.cfg.server.cors_origin.clone(),
                 in_flight: factory_state.in_flight.clone(),
+                draining: factory_state.draining.clone(),
             })
             .configure(crate::api::routes)
             .default_service(web::to(crate::api::not_found))
@@ -123,7 +133,7 @@ pub async fn run(
     .maxconn(st.cfg.limits.max_connections_per_worker)
     .disable_signals()
     .shutdown_timeout(ntex::time::Seconds(st.cfg.server.shutdown_timeout_secs))
-    .listen(listener)?
+    .listen(listener.try_clone()?)?
     .run();
 
     // Replays outbox entries that a failed Redis update left behind.
@@ -138,17 +148,28 @@ pub async fn run(
     });
 
     let srv = server.clone();
-    let in_flight = st.in_flight.clone();
+    let drain_state = st.clone();
     let grace = Duration::from_secs(st.cfg.server.shutdown_timeout_secs.into());
     ntex::rt::spawn(async move {
         shutdown.await;
+        let st = drain_state;
+        st.draining.store(true, Ordering::Release);
         tracing::info!(
-            in_flight = in_flight.load(Ordering::Acquire),
-            "shutting down: no new connections, finishing in-flight requests"
+            in_flight = st.in_flight.load(Ordering::Acquire),
+            "shutting down: refusing new connections, answering what has arrived"
         );
         srv.pause().await;
+        if let Err(e) = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Both) {
+            tracing::warn!(error = %e, "could not shut the listening socket; new connections wait in the backlog");
+        }
         let deadline = Instant::now() + grace;
-        while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        let mut quiet_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            if st.in_flight.load(Ordering::Acquire) > 0 {
+                quiet_since = None;
+            } else if quiet_since.get_or_insert_with(Instant::now).elapsed() >= QUIET {
+                break;
+            }
             ntex::time::sleep(Duration::from_millis(10)).await;
         }
         srv.stop(true).await;

@@ -10,7 +10,7 @@ use crate::media::staging::Staging;
 use crate::media::MediaStore;
 use crate::model::Urls;
 use crate::store::Store;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 /// Everything a handler needs, shared by all workers.
@@ -35,4 +35,6 @@ pub struct AppState {
     pub metrics_token: Option<String>,
     /// Requests being handled right now; shutdown waits for it to reach zero.
     pub in_flight: Arc<AtomicUsize>,
+    /// Set on shutdown: responses close their connections and /readyz answers 503.
+    pub draining: Arc<AtomicBool>,
 }

@@ -3,9 +3,10 @@
 
 use crate::error::EnvelopeCode;
 use ntex::http::header::{self, HeaderValue};
+use ntex::http::ConnectionType;
 use ntex::service::{Middleware, Service, ServiceCtx};
 use ntex::web::{HttpResponse, WebRequest, WebResponse};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ pub struct RequestLog {
     pub cors_origin: String,
     /// Requests in flight (see [`crate::state::AppState::in_flight`]).
     pub in_flight: Arc<AtomicUsize>,
+    /// Shutting down: every response closes its connection.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl<S, C> Middleware<S, C> for RequestLog {
@@ -27,6 +30,7 @@ impl<S, C> Middleware<S, C> for RequestLog {
             cors_origin: HeaderValue::from_str(&self.cors_origin)
                 .unwrap_or(HeaderValue::from_static("*")),
             in_flight: self.in_flight.clone(),
+            draining: self.draining.clone(),
         }
     }
 }
@@ -35,6 +39,7 @@ pub struct RequestLogService<S> {
     service: S,
     cors_origin: HeaderValue,
     in_flight: Arc<AtomicUsize>,
+    draining: Arc<AtomicBool>,
 }
 
 /// Counts a request as in flight until dropped (also when its future is cancelled).
@@ -78,6 +83,11 @@ where
         } else {
             ctx.call(&self.service, req).await?
         };
+        if self.draining.load(Ordering::Acquire) {
+            res.response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
         let h = res.headers_mut();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,

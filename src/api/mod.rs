@@ -42,8 +42,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn readyz(st: web::types::State<Arc<AppState>>) -> HttpResponse {
     let redis = st.cache.ping().await;
     let store = st.store.max_id().await.is_ok();
-    let body = format!("{{\"redis\":{redis},\"store\":{store}}}");
-    if redis && store {
+    let draining = st.draining.load(std::sync::atomic::Ordering::Acquire);
+    let body = format!("{{\"redis\":{redis},\"store\":{store},\"draining\":{draining}}}");
+    if redis && store && !draining {
         HttpResponse::Ok()
             .content_type("application/json")
             .body(body)

@@ -1,0 +1,484 @@
+//! The real binary under a write load, stopped the hard ways: kill -9, SIGTERM, and its Redis
+//! killed and restarted empty. Afterwards every acknowledged like, comment, follow and message is
+//! there, `douyin-lite check` finds no counter out of step, and SIGTERM dropped no answer.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A `douyin-lite serve` process of the test's own.
+struct Server {
+    child: Child,
+    base: String,
+    data_dir: PathBuf,
+    redis_url: String,
+    prefix: String,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_douyin-lite")
+}
+
+fn command(data_dir: &PathBuf, redis_url: &str, prefix: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--data-dir")
+        .arg(data_dir)
+        .args(["--redis-url", redis_url])
+        .env("DOUYIN_REDIS__KEY_PREFIX", prefix)
+        .env("DOUYIN_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("DOUYIN_AUTH__ARGON2_ITERATIONS", "1")
+        .env("DOUYIN_LIMITS__LOGIN_PER_IP_PER_MIN", "0")
+        .env("DOUYIN_LIMITS__LOGIN_PER_NAME_PER_MIN", "0")
+        .env("DOUYIN_LIMITS__REGISTER_PER_IP_PER_HOUR", "0")
+        .env("DOUYIN_SERVER__WORKERS", "2")
+        .env("DOUYIN_SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
+        .env("DOUYIN_LOG__LEVEL", "warn")
+        .stdout(Stdio::null());
+    c
+}
+
+impl Server {
+    async fn start(data_dir: PathBuf, redis_url: &str, prefix: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = command(&data_dir, redis_url, prefix)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .expect("the douyin-lite binary");
+        let s = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            redis_url: redis_url.to_string(),
+            prefix: prefix.to_string(),
+        };
+        let c = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = c.get(format!("{}/readyz", s.base)).send().await {
+                if r.status() == 200 {
+                    return s;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("douyin-lite did not become ready");
+    }
+
+    async fn restart(mut self) -> Server {
+        let _ = self.child.wait();
+        Server::start(self.data_dir.clone(), &self.redis_url, &self.prefix).await
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Waits for the process to exit; its exit status.
+    async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server with SIGTERM and runs `douyin-lite check` on its data.
+    async fn stop_and_check(mut self) {
+        self.signal("-TERM");
+        assert!(self.exited(Duration::from_secs(15)).await.success());
+        let out = command(&self.data_dir, &self.redis_url, &self.prefix)
+            .arg("check")
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "check failed: {report}");
+        assert!(report.contains("\"mismatches\":0"), "{report}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the load's clients were told succeeded.
+#[derive(Default, Debug)]
+struct Acked {
+    /// (user token, video)
+    likes: Vec<(String, i64)>,
+    /// (video, comment id)
+    comments: Vec<(i64, i64)>,
+    /// (follower token, followee)
+    follows: Vec<(String, i64)>,
+    /// (sender token, receiver, content)
+    messages: Vec<(String, i64, String)>,
+    /// Requests that were sent but got no answer (a reset or a cut connection).
+    dropped: usize,
+}
+
+/// A world to write into: an author with videos, and `n` writers who know them.
+struct World {
+    videos: Vec<i64>,
+    /// (id, token)
+    users: Vec<(i64, String)>,
+}
+
+async fn post(c: &reqwest::Client, base: &str, path: &str, q: &[(&str, String)]) -> Value {
+    c.post(format!("{base}{path}"))
+        .query(q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn world(base: &str, n: usize) -> World {
+    let c = reqwest::Client::new();
+    let mut users = Vec::new();
+    for i in 0..=n {
+        let v = post(
+            &c,
+            base,
+            "/douyin/user/register/",
+            &[
+                ("username", format!("crash_{i}_{:x}", rand_u64() & 0xffff)),
+                ("password", "secret123".into()),
+            ],
+        )
+        .await;
+        assert_eq!(code(&v), 0, "{v}");
+        users.push((
+            v["user_id"].as_i64().unwrap(),
+            v["token"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut videos = Vec::new();
+    for i in 0..6 {
+        let v: Value = c
+            .post(format!("{base}/douyin/publish/actionUrl/"))
+            .json(&json!({"token": users[0].1, "url": format!("https://cdn.example.com/{i}.mp4"), "title": format!("v{i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        videos.push(v["vid"].as_i64().unwrap());
+    }
+    // every writer reads the feed and everyone's profile, as a client does: afterwards the
+    // server knows them (near-cache facts) and writes need no Redis read
+    for (_, t) in &users {
+        let _ = c
+            .get(format!("{base}/douyin/feed/"))
+            .query(&[("token", t)])
+            .send()
+            .await
+            .unwrap();
+        for (id, _) in &users {
+            let _ = c
+                .get(format!("{base}/douyin/user/"))
+                .query(&[("user_id", id.to_string()), ("token", t.clone())])
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    World { videos, users }
+}
+
+/// Runs one writer per user (but the author) until `stop` or until the server refuses
+/// connections: likes, comments, follows and messages, never undone, so that every
+/// acknowledged one must be there afterwards.
+fn load(
+    base: &str,
+    w: &World,
+    acked: Arc<Mutex<Acked>>,
+    stop: Arc<tokio::sync::Notify>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let others: Vec<i64> = w.users.iter().map(|(id, _)| *id).collect();
+    w.users[1..]
+        .iter()
+        .enumerate()
+        .map(|(k, (me, token))| {
+            let (base, token, me) = (base.to_string(), token.clone(), *me);
+            let (videos, others) = (w.videos.clone(), others.clone());
+            let (acked, stop) = (acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                let stopped = stop.notified();
+                tokio::pin!(stopped);
+                for i in 0usize.. {
+                    let (path, q): (&str, Vec<(&str, String)>) = match i % 4 {
+                        0 => (
+                            "/douyin/favorite/action/",
+                            vec![
+                                ("video_id", videos[(i / 4 + k) % videos.len()].to_string()),
+                                ("action_type", "1".into()),
+                            ],
+                        ),
+                        1 => (
+                            "/douyin/comment/action/",
+                            vec![
+                                ("video_id", videos[(i + k) % videos.len()].to_string()),
+                                ("action_type", "1".into()),
+                                ("comment_text", format!("c{me}-{i}")),
+                            ],
+                        ),
+                        2 => (
+                            "/douyin/relation/action/",
+                            vec![
+                                (
+                                    "to_user_id",
+                                    others[(i / 4 + k + 1) % others.len()].to_string(),
+                                ),
+                                ("action_type", "1".into()),
+                            ],
+                        ),
+                        _ => (
+                            "/douyin/message/action/",
+                            vec![
+                                (
+                                    "to_user_id",
+                                    others[(i / 4 + k + 2) % others.len()].to_string(),
+                                ),
+                                ("action_type", "1".into()),
+                                ("content", format!("m{me}-{i}")),
+                            ],
+                        ),
+                    };
+                    let mut q = q;
+                    q.push(("token", token.clone()));
+                    let send = c.post(format!("{base}{path}")).query(&q).send();
+                    let r = tokio::select! {
+                        r = send => r,
+                        _ = &mut stopped => return,
+                    };
+                    let v: Value = match r {
+                        Ok(r) => match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => {
+                                acked.lock().unwrap().dropped += 1;
+                                return;
+                            }
+                        },
+                        Err(e) if e.is_connect() => return,
+                        Err(_) => {
+                            acked.lock().unwrap().dropped += 1;
+                            return;
+                        }
+                    };
+                    if code(&v) != 0 {
+                        continue;
+                    }
+                    let mut a = acked.lock().unwrap();
+                    let arg = |n: &str| q.iter().find(|(k, _)| *k == n).unwrap().1.clone();
+                    match i % 4 {
+                        0 => a
+                            .likes
+                            .push((token.clone(), arg("video_id").parse().unwrap())),
+                        1 => a.comments.push((
+                            arg("video_id").parse().unwrap(),
+                            v["comment"]["id"].as_i64().unwrap(),
+                        )),
+                        2 => a
+                            .follows
+                            .push((token.clone(), arg("to_user_id").parse().unwrap())),
+                        _ => a.messages.push((
+                            token.clone(),
+                            arg("to_user_id").parse().unwrap(),
+                            arg("content"),
+                        )),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn get(c: &reqwest::Client, base: &str, path: &str, q: &[(&str, String)]) -> Value {
+    let v: Value = c
+        .get(format!("{base}{path}"))
+        .query(q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&v), 0, "{path}: {v}");
+    v
+}
+
+/// Every acknowledged write is visible through `base`.
+async fn all_there(base: &str, a: &Acked) {
+    let c = reqwest::Client::new();
+    for (token, vid) in &a.likes {
+        let v = get(
+            &c,
+            base,
+            "/douyin/favorite/list/",
+            &[("token", token.clone())],
+        )
+        .await;
+        assert!(
+            ids(&v["video_list"]).contains(vid),
+            "acknowledged like of {vid} lost"
+        );
+    }
+    for (vid, cid) in &a.comments {
+        let v = get(
+            &c,
+            base,
+            "/douyin/comment/list/",
+            &[("video_id", vid.to_string())],
+        )
+        .await;
+        assert!(
+            ids(&v["comment_list"]).contains(cid),
+            "acknowledged comment {cid} lost"
+        );
+    }
+    for (token, to) in &a.follows {
+        let v = get(
+            &c,
+            base,
+            "/douyin/relation/follow/list/",
+            &[("token", token.clone())],
+        )
+        .await;
+        assert!(
+            ids(&v["user_list"]).contains(to),
+            "acknowledged follow of {to} lost"
+        );
+    }
+    for (token, to, content) in &a.messages {
+        let v = get(
+            &c,
+            base,
+            "/douyin/message/chat/",
+            &[("token", token.clone()), ("to_user_id", to.to_string())],
+        )
+        .await;
+        let found = v["message_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["content"] == content.as_str());
+        assert!(found, "acknowledged message {content:?} lost");
+    }
+}
+
+fn total(a: &Acked) -> usize {
+    a.likes.len() + a.comments.len() + a.follows.len() + a.messages.len()
+}
+
+async fn until(acked: &Arc<Mutex<Acked>>, writes: usize) {
+    for _ in 0..400 {
+        if total(&acked.lock().unwrap()) >= writes {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the load made too few writes");
+}
+
+#[tokio::test]
+async fn kill_9_under_write_load_loses_no_acknowledged_write() {
+    let redis = OwnRedis::start().await;
+    let dir = Opts::new().data_dir;
+    let server = Server::start(dir, &redis.url, "k9:").await;
+    let w = world(&server.base, 6).await;
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let tasks = load(&server.base, &w, acked.clone(), stop.clone());
+    until(&acked, 150).await;
+    server.signal("-KILL");
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let server = server.restart().await;
+    let a = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(total(&a) >= 150);
+    all_there(&server.base, &a).await;
+    server.stop_and_check().await;
+}
+
+#[tokio::test]
+async fn sigterm_under_load_answers_every_request_it_received() {
+    let redis = OwnRedis::start().await;
+    let dir = Opts::new().data_dir;
+    let mut server = Server::start(dir, &redis.url, "term:").await;
+    let w = world(&server.base, 6).await;
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let tasks = load(&server.base, &w, acked.clone(), stop.clone());
+    until(&acked, 150).await;
+    server.signal("-TERM");
+    let status = server.exited(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}");
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let a = std::mem::take(&mut *acked.lock().unwrap());
+    assert_eq!(a.dropped, 0, "requests sent but never answered");
+    let server = server.restart().await;
+    all_there(&server.base, &a).await;
+    server.stop_and_check().await;
+}
+
+#[tokio::test]
+async fn redis_killed_and_restarted_empty_under_load_loses_nothing() {
+    let mut redis = OwnRedis::start().await;
+    let dir = Opts::new().data_dir;
+    let server = Server::start(dir, &redis.url, "rk:").await;
+    let w = world(&server.base, 6).await;
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let tasks = load(&server.base, &w, acked.clone(), stop.clone());
+    until(&acked, 100).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let redis = redis.restart().await;
+    let after_restart = total(&acked.lock().unwrap());
+    until(&acked, after_restart + 100).await;
+    stop.notify_waiters();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let a = std::mem::take(&mut *acked.lock().unwrap());
+    assert_eq!(a.dropped, 0);
+    // the server finds its Redis again by itself
+    let c = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        let r = c.get(format!("{}/readyz", server.base)).send().await.unwrap();
+        if r.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server did not find Redis again");
+    all_there(&server.base, &a).await;
+    server.stop_and_check().await;
+    drop(redis);
+}
