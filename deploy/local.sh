@@ -3,7 +3,7 @@
 # serves (with the embedded defaults and demo content) or runs the tests.
 #
 #   ./deploy/local.sh serve   # build and run the server on 0.0.0.0:8080, data in ./data
-#   ./deploy/local.sh test    # run the whole test suite
+#   ./deploy/local.sh test    # run the whole test suite, then fuzz the API with schemathesis
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +63,8 @@ case "${1:-}" in
     else
       cargo test --all-targets "$@"
     fi
+    # every endpoint of /openapi.json fuzzed against the binary the tests just built
+    bash deploy/schemathesis.sh
     ;;
   *)
     echo "usage: $0 serve|test" >&2

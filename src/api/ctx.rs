@@ -9,12 +9,36 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// Every path registered so far (see [`note`]).
+static REGISTERED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Records `path` as one the server serves; the OpenAPI document is checked against this list.
+pub fn note(path: &str) -> &str {
+    REGISTERED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path.to_string());
+    path
+}
+
+/// The paths of the route table (filled when an app's routes are configured).
+pub fn registered() -> Vec<String> {
+    REGISTERED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
 /// Registers `handler` at `path` and `path/`, for any method.
 pub fn route<F, R>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
 where
     F: AsyncFn(Ctx) -> R + Clone + 'static,
     R: web::Responder + 'static,
 {
+    note(path);
     cfg.service(web::resource([path.to_string(), format!("{path}/")]).to(handler));
 }
 

@@ -2,6 +2,7 @@
 //! videos hosted elsewhere. Both count plays: the distinct viewers of a video (the user when a
 //! valid token comes along, else the client address), when the file is fetched from its start.
 
+use crate::api::ctx::note;
 use crate::api::params::Params;
 use crate::error::AppError;
 use crate::media::{self, range, range::RangeAnswer};
@@ -14,8 +15,8 @@ use ntex::web::{self, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/static/{dir}/{file}").to(serve_static));
-    cfg.service(web::resource("/play/{id}").to(play));
+    cfg.service(web::resource(note("/static/{dir}/{file}")).to(serve_static));
+    cfg.service(web::resource(note("/play/{id}")).to(play));
 }
 
 fn not_found() -> HttpResponse {

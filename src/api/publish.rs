@@ -21,7 +21,8 @@ const MAX_LIST: usize = 1000;
 const MULTIPART_SLACK: u64 = 256 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(["/douyin/publish/action", "/douyin/publish/action/"]).to(action));
+    let path = super::ctx::note("/douyin/publish/action");
+    cfg.service(web::resource([path.to_string(), format!("{path}/")]).to(action));
     super::ctx::route_write(cfg, "/douyin/publish/actionUrl", action_url);
     super::ctx::route(cfg, "/douyin/publish/list", list);
 }

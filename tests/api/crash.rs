@@ -470,7 +470,11 @@ async fn redis_killed_and_restarted_empty_under_load_loses_nothing() {
     let c = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..200 {
-        let r = c.get(format!("{}/readyz", server.base)).send().await.unwrap();
+        let r = c
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 200 {
             ready = true;
             break;

@@ -7,6 +7,7 @@ mod hostile;
 mod interact;
 mod media;
 mod near;
+mod openapi;
 mod resilience;
 mod social;
 mod users;
