@@ -153,15 +153,20 @@ pub async fn run(
     ntex::rt::spawn(async move {
         shutdown.await;
         let st = drain_state;
-        st.draining.store(true, Ordering::Release);
         tracing::info!(
             in_flight = st.in_flight.load(Ordering::Acquire),
             "shutting down: refusing new connections, answering what has arrived"
         );
+        // Stop accepting, give the acceptor thread a moment to take that (shutting the socket
+        // under it would make it log a failed accept), then shut the socket so that new
+        // connections are refused instead of waiting in the backlog to be reset. Only then
+        // tell clients to close: those that reconnect are refused at once.
         srv.pause().await;
+        ntex::time::sleep(Duration::from_millis(5)).await;
         if let Err(e) = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Both) {
             tracing::warn!(error = %e, "could not shut the listening socket; new connections wait in the backlog");
         }
+        st.draining.store(true, Ordering::Release);
         let deadline = Instant::now() + grace;
         let mut quiet_since: Option<Instant> = None;
         while Instant::now() < deadline {
@@ -172,7 +177,8 @@ pub async fn run(
             }
             ntex::time::sleep(Duration::from_millis(10)).await;
         }
-        srv.stop(true).await;
+        // nothing in flight: stop now rather than wait out idle kept-alive connections
+        srv.stop(false).await;
     });
     if let Err(e) = server.await {
         tracing::error!(error = ?e, "server stopped with an error");

@@ -408,3 +408,102 @@ mod tests {
         );
     }
 }
+
+/// Random inputs for the parsers (the project's own fuzzing, deterministic and quick): none
+/// may panic, and what they accept keeps its invariants.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    /// xorshift64*: a reproducible stream of pseudo-random numbers.
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Bytes that look like JSON, urlencoded text or garbage, in random proportions.
+    fn input(r: &mut Rng) -> Vec<u8> {
+        const PIECES: &[&[u8]] = &[
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"\"",
+            b":",
+            b",",
+            b"\\",
+            b"\\u",
+            b"d83d",
+            b"1",
+            b"-",
+            b"e+",
+            b".5",
+            b"null",
+            b"true",
+            b"\"token\"",
+            b"\"video_id\"",
+            b"=",
+            b"&",
+            b"%",
+            b"%E4",
+            b"+",
+            b"\xff",
+            b"\x00",
+            b" ",
+            b"\n",
+        ];
+        let n = r.below(64);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            if r.below(4) == 0 {
+                out.push(r.next() as u8);
+            } else {
+                out.extend_from_slice(PIECES[r.below(PIECES.len())]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn parsers_take_any_bytes() {
+        let mut r = Rng(0x5eed_1234_abcd_ef01);
+        for _ in 0..30_000 {
+            let b = input(&mut r);
+            let depth = json_depth(&b, 8);
+            match parse_json(b.clone(), 8) {
+                Ok(pairs) => {
+                    assert!(depth <= 8);
+                    for (k, v) in pairs {
+                        let _ = (k.len(), v.len());
+                    }
+                }
+                Err(e) => assert_eq!(e.code(), 10001),
+            }
+            let _ = parse_urlencoded(&b);
+            let _ = parse_int(&String::from_utf8_lossy(&b));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_of_any_shape_is_measured_not_parsed() {
+        let mut r = Rng(42);
+        for _ in 0..200 {
+            let depth = 33 + r.below(50_000);
+            let mut b = b"{\"a\":".to_vec();
+            for _ in 0..depth {
+                b.extend_from_slice(if r.below(2) == 0 { b"[" } else { b"{\"k\":" });
+            }
+            let e = parse_json(b, 32).unwrap_err();
+            assert!(e.message().contains("nested too deeply"));
+        }
+    }
+}

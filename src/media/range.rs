@@ -145,3 +145,52 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    #[test]
+    fn any_header_gives_a_range_inside_the_file() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const PIECES: &[&str] = &[
+            "bytes",
+            "=",
+            "-",
+            ",",
+            " ",
+            "0",
+            "1",
+            "9",
+            "18446744073709551615",
+            "99999999999",
+            "a",
+            "Bytes",
+            "items",
+            "\u{0}",
+            "+",
+            "--",
+        ];
+        for _ in 0..50_000 {
+            let h: String = (0..next() % 8)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let size = [0, 1, 2, 100, 1 << 40][(next() % 5) as usize];
+            match parse(Some(&h), size) {
+                RangeAnswer::Partial { start, len } => {
+                    assert!(
+                        len >= 1 && start.checked_add(len).is_some_and(|e| e <= size),
+                        "{h:?} {size}"
+                    );
+                }
+                RangeAnswer::Full | RangeAnswer::Unsatisfiable => {}
+            }
+        }
+    }
+}

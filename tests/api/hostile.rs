@@ -501,3 +501,106 @@ async fn login_and_register_are_rate_limited_across_instances() {
     other.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_multipart_body_cut_or_corrupted_anywhere_is_answered() {
+    let app = spawn_app().await;
+    let whole = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nnobody\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nsecret123\r\n--{BOUNDARY}--\r\n"
+    )
+    .into_bytes();
+    // every prefix, declared as the whole body
+    for cut in (0..whole.len()).step_by(3) {
+        let a = raw(
+            &app,
+            &multipart_head("/douyin/user/login/", cut),
+            &whole[..cut],
+            Duration::from_secs(5),
+        )
+        .await;
+        let v = envelope(&a);
+        assert!(code(&v) > 0, "cut at {cut}: {v}");
+    }
+    // single-byte corruptions
+    let mut x: u64 = 0xdead_beef_cafe_f00d;
+    for _ in 0..40 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut body = whole.clone();
+        let at = (x % body.len() as u64) as usize;
+        body[at] = (x >> 32) as u8;
+        let a = raw(
+            &app,
+            &multipart_head("/douyin/user/login/", body.len()),
+            &body,
+            Duration::from_secs(5),
+        )
+        .await;
+        let v = envelope(&a);
+        assert!(v["status_code"].is_i64(), "{v}");
+    }
+    alive(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn abusive_headers_are_answered_or_refused_and_the_server_lives() {
+    let app = spawn_app().await;
+    let cases: Vec<String> = vec![
+        // a huge header
+        format!("GET /douyin/feed/ HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)),
+        // very many headers
+        format!(
+            "GET /douyin/feed/ HTTP/1.1\r\nHost: t\r\n{}\r\n",
+            (0..500).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+        ),
+        // a huge bearer token
+        format!(
+            "GET /douyin/user/?user_id=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\r\n",
+            "x".repeat(60_000)
+        ),
+        // contradictory and malformed lengths
+        "POST /douyin/user/login/ HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nabcde".into(),
+        "POST /douyin/user/login/ HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n".into(),
+        "POST /douyin/user/login/ HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999999\r\n\r\n".into(),
+        // a broken chunked body
+        "POST /douyin/user/login/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\nzz\r\nusername=a\r\n0\r\n\r\n".into(),
+        // a multipart content type without a boundary, and with a huge one
+        "POST /douyin/user/login/ HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data\r\nContent-Length: 4\r\n\r\nabcd".into(),
+        format!(
+            "POST /douyin/user/login/ HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary={}\r\nContent-Length: 4\r\n\r\nabcd",
+            "b".repeat(10_000)
+        ),
+        // ten thousand ranges
+        format!(
+            "GET /static/videos/1.mp4 HTTP/1.1\r\nHost: t\r\nRange: bytes={}\r\n\r\n",
+            (0..10_000).map(|i| format!("{i}-{i},")).collect::<String>()
+        ),
+        // not UTF-8 in a header and in the query
+        "GET /douyin/feed/?token=\u{ff}\u{fe} HTTP/1.1\r\nHost: t\r\nX-Bin: \u{1}\u{2}\r\n\r\n".into(),
+    ];
+    for (i, head) in cases.iter().enumerate() {
+        let addr = app.base.trim_start_matches("http://").to_string();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(head.as_bytes()).await;
+        let started = Instant::now();
+        // an answer of some kind or a closed connection, promptly: never a hang
+        let mut buf = [0u8; 1024];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(r.is_ok(), "case {i}: no answer and not closed within 5 s");
+        if let Ok(Ok(n)) = r {
+            if n > 0 {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(text.starts_with("HTTP/1.1 "), "case {i}: {text}");
+                assert!(
+                    !text.starts_with("HTTP/1.1 5"),
+                    "case {i}: a server error: {text}"
+                );
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        alive(&app).await;
+    }
+    app.stop().await;
+}
