@@ -45,7 +45,8 @@ passed=0
 failed=0
 for auth in anonymous token; do
   headers=()
-  [ "$auth" = token ] && headers=(-H "Authorization: Bearer $TOKEN")
+  # with the token, logout is left out: it would log the token out for the rest of the run
+  [ "$auth" = token ] && headers=(-H "Authorization: Bearer $TOKEN" --exclude-path /douyin/user/logout/)
   echo "== schemathesis ($auth)" >&2
   (cd "$WORK" && "$VENV/bin/st" run "$BASE/openapi.json" "${headers[@]}" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \

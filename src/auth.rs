@@ -15,6 +15,24 @@ struct Claims {
     user_id: i64,
     iat: u64,
     exp: u64,
+    /// The token's own id (a logout revokes it).
+    #[serde(default)]
+    jti: u64,
+    /// The user's session generation when it was issued ("log out everywhere" bumps it).
+    #[serde(default)]
+    gen: i64,
+}
+
+/// What a valid token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub user_id: i64,
+    /// The token's id.
+    pub id: u64,
+    /// The session generation it belongs to.
+    pub generation: i64,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
 }
 
 /// Issues and checks tokens; hashes and checks passwords.
@@ -67,24 +85,37 @@ impl Auth {
         })
     }
 
-    /// A token for `user_id`, valid for `token_ttl_secs`.
-    pub fn issue(&self, user_id: i64) -> Result<String, AppError> {
+    /// A token for `user_id` in session generation `generation`, valid for `token_ttl_secs`.
+    pub fn issue(&self, user_id: i64, generation: i64) -> Result<String, AppError> {
         let now = crate::ids::now_ms() as u64 / 1000;
-        self.issue_with_times(user_id, now, now + self.cfg.token_ttl_secs)
+        self.encode(Claims {
+            user_id,
+            iat: now,
+            exp: now + self.cfg.token_ttl_secs,
+            jti: rand::random(),
+            gen: generation,
+        })
     }
 
-    /// A token with explicit times (tests use it to make expired tokens).
+    /// A token of generation 0 with explicit times (tests use it to make expired tokens).
     pub fn issue_with_times(&self, user_id: i64, iat: u64, exp: u64) -> Result<String, AppError> {
-        encode(
-            &Header::new(Algorithm::HS256),
-            &Claims { user_id, iat, exp },
-            &self.enc,
-        )
-        .map_err(|e| AppError::Internal(format!("jwt encode: {e}")))
+        self.encode(Claims {
+            user_id,
+            iat,
+            exp,
+            jti: rand::random(),
+            gen: 0,
+        })
     }
 
-    /// The user id of a valid token; [`AppError::InvalidToken`] for anything else.
-    pub fn verify(&self, token: &str) -> Result<i64, AppError> {
+    fn encode(&self, c: Claims) -> Result<String, AppError> {
+        encode(&Header::new(Algorithm::HS256), &c, &self.enc)
+            .map_err(|e| AppError::Internal(format!("jwt encode: {e}")))
+    }
+
+    /// What a validly signed, unexpired token says; [`AppError::InvalidToken`] for anything
+    /// else. Whether its session still allows it is the caller's check (`api::views`).
+    pub fn verify(&self, token: &str) -> Result<Token, AppError> {
         if token.len() > 4096 {
             return Err(AppError::InvalidToken);
         }
@@ -98,7 +129,12 @@ impl Auth {
         if c.iat > now + leeway || c.exp > c.iat.saturating_add(self.cfg.token_ttl_secs + leeway) {
             return Err(AppError::InvalidToken);
         }
-        Ok(c.user_id)
+        Ok(Token {
+            user_id: c.user_id,
+            id: c.jti,
+            generation: c.gen,
+            exp: c.exp,
+        })
     }
 
     /// argon2id hash of `password`, computed on the hashing threads.
@@ -249,8 +285,14 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_forgery_and_expiry() {
         let a = auth();
-        let t = a.issue(42).unwrap();
-        assert_eq!(a.verify(&t).unwrap(), 42);
+        let t = a.issue(42, 3).unwrap();
+        let v = a.verify(&t).unwrap();
+        assert_eq!((v.user_id, v.generation), (42, 3));
+        assert_ne!(
+            a.verify(&a.issue(42, 3).unwrap()).unwrap().id,
+            v.id,
+            "ids differ"
+        );
         let other = Auth::new(b"another-secret-of-32-bytes-long!", AuthConfig::default()).unwrap();
         assert!(matches!(other.verify(&t), Err(AppError::InvalidToken)));
         let expired = a.issue_with_times(42, 1_000, 2_000).unwrap();
@@ -268,7 +310,7 @@ mod tests {
             Err(AppError::InvalidToken)
         ));
         let at_the_limit = a.issue_with_times(42, now, now + ttl).unwrap();
-        assert_eq!(a.verify(&at_the_limit).unwrap(), 42);
+        assert_eq!(a.verify(&at_the_limit).unwrap().user_id, 42);
         assert!(Auth::new(b"short", AuthConfig::default()).is_err());
     }
 

@@ -75,7 +75,7 @@ struct ListReply {
 
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let viewer = views::viewer(st, p.token())?;
+    let viewer = views::viewer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
     let ids = st
         .cache

@@ -31,7 +31,7 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
 
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let (uid, viewer) = views::subject(st, p)?;
+    let (uid, viewer) = views::subject(st, p).await?;
     let ids = st
         .cache
         .user_liked_ids(uid, MAX_LIST)

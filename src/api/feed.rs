@@ -48,7 +48,7 @@ pub fn cut_page(mut ids: Vec<i64>, limit: usize) -> Option<Vec<i64>> {
 
 async fn feed(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let viewer = views::viewer(st, p.token())?;
+    let viewer = views::viewer(st, p.token()).await?;
     let before = parse_latest_time(p.i64("latest_time")?)?.map(floor_for_ms);
     let limit = st.cfg.server.feed_page_size;
     let candidates = st.cache.feed_page(before, limit + 1).await?;

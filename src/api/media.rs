@@ -28,7 +28,11 @@ fn not_found() -> HttpResponse {
 /// Who is watching: `u:<id>` for a valid token, else `ip:<address>`.
 fn viewer(st: &AppState, req: &HttpRequest) -> String {
     let p = Params::from_query(req);
-    if let Some(uid) = p.token().and_then(|t| st.auth.verify(t).ok()) {
+    if let Some(uid) = p
+        .token()
+        .and_then(|t| st.auth.verify(t).ok())
+        .map(|t| t.user_id)
+    {
         return format!("u:{uid}");
     }
     match super::ctx::client_ip(st, req) {

@@ -212,7 +212,7 @@ async fn action_url(ctx: Ctx) -> Result<HttpResponse, AppError> {
 /// GET /douyin/publish/list/: a user's videos, newest first (at most 1000).
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let (uid, viewer) = views::subject(st, p)?;
+    let (uid, viewer) = views::subject(st, p).await?;
     let ids = st
         .cache
         .user_video_ids(uid, MAX_LIST)

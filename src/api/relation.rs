@@ -58,7 +58,7 @@ fn paging(st: &AppState, p: &Params) -> Result<(Option<i64>, usize), AppError> {
 
 async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let (uid, viewer) = views::subject(st, p)?;
+    let (uid, viewer) = views::subject(st, p).await?;
     let (cursor, count) = paging(st, p)?;
     let page = if followers {
         st.cache.followers_page(uid, cursor, count).await?

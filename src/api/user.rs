@@ -19,6 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/user/register", register);
     super::ctx::route(cfg, "/douyin/user/login", login);
     super::ctx::route(cfg, "/douyin/user", info);
+    super::ctx::route_write(cfg, "/douyin/user/logout", logout);
 }
 
 #[derive(Serialize)]
@@ -116,7 +117,7 @@ async fn register(ctx: Ctx) -> Result<HttpResponse, AppError> {
     )
     .await?;
     let user_id = create_user(st, nu).await?;
-    let token = st.auth.issue(user_id)?;
+    let token = st.auth.issue(user_id, 0)?;
     Ok(ok(&AuthReply { user_id, token }))
 }
 
@@ -155,7 +156,8 @@ async fn login(ctx: Ctx) -> Result<HttpResponse, AppError> {
         return Err(AppError::WrongCredentials);
     }
     let user_id = user.map(|u| u.id).ok_or(AppError::WrongCredentials)?;
-    let token = st.auth.issue(user_id)?;
+    let generation = st.store.session(user_id).await?.generation;
+    let token = st.auth.issue(user_id, generation)?;
     Ok(ok(&AuthReply { user_id, token }))
 }
 
@@ -166,10 +168,23 @@ struct InfoReply {
 
 async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
-    let (id, viewer) = views::subject(st, p)?;
+    let (id, viewer) = views::subject(st, p).await?;
     let user = views::users(st, viewer, &[id])
         .await?
         .pop()
         .ok_or(AppError::UserNotFound)?;
     Ok(ok(&InfoReply { user }))
+}
+
+/// Our extension: logs out the token used (or, with `everywhere=1`, every token of the user).
+async fn logout(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let (st, p) = (&ctx.st, &ctx.params);
+    let token = views::caller(st, p.token()).await?;
+    let everywhere = match p.get("everywhere") {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(_) => return Err(AppError::param("everywhere must be 0 or 1")),
+    };
+    crate::write::accounts::logout(st, &token, everywhere).await?;
+    Ok(ok(&crate::api::reply::Empty {}))
 }

@@ -6,6 +6,7 @@
 
 use crate::api::params::Params;
 use crate::api::reply::{ok_close, ok_open, User};
+use crate::auth::Token;
 use crate::error::AppError;
 use crate::model::UserData;
 use crate::near::write_video;
@@ -121,19 +122,44 @@ pub async fn user_after_write(st: &AppState, viewer: i64, id: i64) -> Result<Use
     }
 }
 
+/// What `token` proves, once its user's session still allows it (not logged out, one by one
+/// or everywhere). The session comes from the near-cache when warm: no round trip.
+/// While Redis is unavailable the session is read from the durable store instead (counted in
+/// `douyin_session_store_fallbacks_total`), so that writes, which are durable first, go on.
+pub async fn authenticate(st: &AppState, token: &str) -> Result<Token, AppError> {
+    let t = st.auth.verify(token)?;
+    let allowed = match st.cache.session(t.user_id).await {
+        Ok(s) => s.allows(t.id, t.generation),
+        Err(AppError::Unavailable(e)) => {
+            tracing::debug!(error = %e, "session read from the durable store: redis unavailable");
+            metrics::counter!("douyin_session_store_fallbacks_total").increment(1);
+            let s = st.store.session(t.user_id).await?;
+            s.generation == t.generation && !s.revoked.iter().any(|(id, _)| *id == t.id)
+        }
+        Err(e) => return Err(e),
+    };
+    if !allowed {
+        return Err(AppError::InvalidToken);
+    }
+    Ok(t)
+}
+
 /// The viewer of a read: None when no token was given; an invalid token is an error.
-pub fn viewer(st: &AppState, token: Option<&str>) -> Result<Option<i64>, AppError> {
-    token.map(|t| st.auth.verify(t)).transpose()
+pub async fn viewer(st: &AppState, token: Option<&str>) -> Result<Option<i64>, AppError> {
+    match token {
+        None => Ok(None),
+        Some(t) => Ok(Some(authenticate(st, t).await?.user_id)),
+    }
 }
 
 /// The caller of a write: a valid token is required.
-pub fn caller(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
-    st.auth.verify(token.ok_or(AppError::Unauthenticated)?)
+pub async fn caller(st: &AppState, token: Option<&str>) -> Result<Token, AppError> {
+    authenticate(st, token.ok_or(AppError::Unauthenticated)?).await
 }
 
 /// The caller of a write: a valid token of a user that exists.
 pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError> {
-    let uid = caller(st, token)?;
+    let uid = caller(st, token).await?.user_id;
     // a user once seen exists (users are never deleted): no round trip
     if st.cache.near.user_exists(uid) {
         return Ok(uid);
@@ -145,8 +171,8 @@ pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError>
 }
 
 /// The user a read is about and the viewer: `user_id`, or the viewer for a missing or 0 one.
-pub fn subject(st: &AppState, p: &Params) -> Result<(i64, Option<i64>), AppError> {
-    let viewer = viewer(st, p.token())?;
+pub async fn subject(st: &AppState, p: &Params) -> Result<(i64, Option<i64>), AppError> {
+    let viewer = viewer(st, p.token()).await?;
     let uid = match p.i64("user_id")? {
         Some(id) if id != 0 => id,
         _ => viewer.ok_or_else(|| {

@@ -120,6 +120,10 @@ impl Keys {
     pub fn feed(&self) -> String {
         format!("{}feed:{{feed}}", self.prefix)
     }
+    /// Hash: a user's session state (`ver`, `gen`, `rvk`), in the user's slot.
+    pub fn session(&self, id: i64) -> String {
+        format!("{}ses:{{{id}}}", self.prefix)
+    }
     /// String: the attempts counter of `kind` (e.g. `login-ip`) for `subject` in the current
     /// window (expires with it).
     pub fn rate(&self, kind: &str, subject: &str) -> String {

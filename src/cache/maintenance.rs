@@ -45,6 +45,7 @@ impl Cache {
                 k.extend(self.keys.user_keys_all(*followee));
                 k
             }
+            OutboxOp::SessionChanged { user_id } => vec![self.keys.session(*user_id)],
             OutboxOp::MessageSent { from, to } => {
                 vec![
                     self.keys.conversation(*from, *to),

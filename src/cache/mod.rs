@@ -20,6 +20,7 @@ mod limits;
 mod maintenance;
 mod reload;
 mod scripts;
+mod sessions;
 mod social;
 mod users;
 pub mod versioned;

@@ -20,6 +20,7 @@ pub struct Scripts {
     pub feed_since: Script,
     pub flags: Script,
     pub rate: Script,
+    pub session_set: Script,
 }
 
 impl Scripts {
@@ -40,9 +41,10 @@ impl Scripts {
             feed_since: Script::from_lua(include_str!("../../lua/feed_since.lua")),
             flags: Script::from_lua(include_str!("../../lua/flags.lua")),
             rate: Script::from_lua(include_str!("../../lua/rate.lua")),
+            session_set: Script::from_lua(include_str!("../../lua/session_set.lua")),
         }
     }
-    pub(super) fn all(&self) -> [&Script; 15] {
+    pub(super) fn all(&self) -> [&Script; 16] {
         [
             &self.lease,
             &self.load_user,
@@ -59,6 +61,7 @@ impl Scripts {
             &self.feed_since,
             &self.flags,
             &self.rate,
+            &self.session_set,
         ]
     }
 }

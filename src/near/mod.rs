@@ -46,6 +46,8 @@ pub enum NearKey {
     Likes(i64),
     /// Whom user N follows (for the viewer's `is_follow` flags).
     Follows(i64),
+    /// User N's session: which of their tokens are still good.
+    Session(i64),
 }
 
 impl NearKey {
@@ -55,6 +57,7 @@ impl NearKey {
             NearKey::User(i) => (0xc2b2_ae3d_27d4_eb4fu64, *i as u64),
             NearKey::Likes(i) => (0x1656_67b1_9e37_79f9u64, *i as u64),
             NearKey::Follows(i) => (0x27d4_eb2f_1656_67c5u64, *i as u64),
+            NearKey::Session(i) => (0x94d0_49bb_1331_11ebu64, *i as u64),
         };
         ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
     }
@@ -66,6 +69,22 @@ pub enum NearVal {
     User(Arc<UserEntry>),
     /// A viewer's liked videos or followed users, sorted.
     Set(Arc<IdSet>),
+    Session(Arc<SessionEntry>),
+}
+
+/// A user's session: tokens of `generation` are good unless their id is in `revoked`.
+#[derive(Debug)]
+pub struct SessionEntry {
+    pub generation: i64,
+    pub revoked: Vec<u64>,
+    fetched: Instant,
+}
+
+impl SessionEntry {
+    /// Whether a token with id `jti` of generation `generation` is still good.
+    pub fn allows(&self, jti: u64, generation: i64) -> bool {
+        generation == self.generation && !self.revoked.contains(&jti)
+    }
 }
 
 /// A sorted set of ids, fetched whole.
@@ -107,6 +126,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
                     + 240
             }
             NearVal::Set(e) => e.ids.len() * 8 + 96,
+            NearVal::Session(e) => e.revoked.len() * 8 + 96,
         };
         w as u64
     }
@@ -271,6 +291,7 @@ impl NearCache {
                 NearVal::Video(e) => e.fetched,
                 NearVal::User(e) => e.fetched,
                 NearVal::Set(e) => e.fetched,
+                NearVal::Session(e) => e.fetched,
             })
         });
         self.hit(found.is_some());
@@ -297,6 +318,34 @@ impl NearCache {
             Some(NearVal::Set(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// User `id`'s session, if held and fresh.
+    pub fn session(&self, id: i64) -> Option<Arc<SessionEntry>> {
+        match self.lookup(NearKey::Session(id)) {
+            Some(NearVal::Session(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Wraps a fetched session, installing it unless an invalidation came after `t`.
+    pub fn install_session(
+        &self,
+        id: i64,
+        generation: i64,
+        revoked: Vec<u64>,
+        t: Ticket,
+    ) -> Arc<SessionEntry> {
+        let e = Arc::new(SessionEntry {
+            generation,
+            revoked,
+            fetched: Instant::now(),
+        });
+        let key = NearKey::Session(id);
+        if self.installable(&key, t) {
+            self.entries.insert(key, NearVal::Session(e.clone()));
+        }
+        e
     }
 
     /// Wraps a fetched set, installing it unless an invalidation came after `t`.

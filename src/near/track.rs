@@ -76,7 +76,7 @@ async fn subscribe(
         .map_err(|e| format!("SUBSCRIBE: {e}"))?;
     let owner = build()?;
     let mut owner_conn = connect(&owner).await?;
-    let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:"]
+    let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:", "ses:"]
         .iter()
         .map(|p| format!("{prefix}{p}"))
         .collect();
@@ -157,6 +157,7 @@ fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
         "u" => Some(Parsed::Key(NearKey::User(id))),
         "fav" => Some(Parsed::Key(NearKey::Likes(id))),
         "fo" => Some(Parsed::Key(NearKey::Follows(id))),
+        "ses" => Some(Parsed::Key(NearKey::Session(id))),
         _ => None,
     }
 }
@@ -190,6 +191,10 @@ mod tests {
         assert!(matches!(
             parse_key("dl:", "dl:fo:{7}"),
             Some(Parsed::Key(NearKey::Follows(7)))
+        ));
+        assert!(matches!(
+            parse_key("dl:", "dl:ses:{7}"),
+            Some(Parsed::Key(NearKey::Session(7)))
         ));
         assert!(parse_key("dl:", "dl:fr:{7}").is_none());
         assert!(parse_key("dl:", "other:v:{1}").is_none());

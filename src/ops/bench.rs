@@ -298,7 +298,7 @@ pub async fn seed_bench_cli(
         if i == fresh_from {
             users.push_str("# fresh\n");
         }
-        users.push_str(&format!("{id} {}\n", st.auth.issue(*id)?));
+        users.push_str(&format!("{id} {}\n", st.auth.issue(*id, 0)?));
     }
     std::fs::write(out.join("users.txt"), users).map_err(io)?;
     let videos: String = seeded

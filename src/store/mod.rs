@@ -68,6 +68,9 @@ pub enum OutboxOp {
         from: i64,
         to: i64,
     },
+    SessionChanged {
+        user_id: i64,
+    },
 }
 
 /// A chat message (CQL table `messages`, partitioned by conversation).
@@ -159,6 +162,56 @@ pub struct LikeChange {
     /// Version of this (user, video) pair: grows with every like or unlike of it, so that two
     /// changes of one pair are told apart when they reach Redis out of order.
     pub pair_version: i64,
+}
+
+/// Which of a user's tokens are still good (CQL table `user_sessions`): those of the current
+/// `generation` whose id is not in `revoked`. `version` grows with every change, so Redis keeps
+/// the newest state whatever order changes arrive in.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct SessionState {
+    pub version: i64,
+    /// Bumped by "log out everywhere": every token issued before is refused.
+    pub generation: i64,
+    /// (token id, expiry in Unix seconds) of tokens logged out one by one and not yet expired.
+    pub revoked: Vec<(u64, u64)>,
+}
+
+/// What a logout revokes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoke {
+    /// One token: its id and expiry (Unix seconds).
+    Token { id: u64, exp: u64 },
+    /// Every token of the user (a new generation).
+    All,
+}
+
+/// Most tokens revoked one by one that a user's session keeps; past it a logout revokes all.
+pub const MAX_REVOKED: usize = 256;
+
+impl SessionState {
+    /// The state after `r` at Unix second `now`: expired revocations are dropped, and a list
+    /// grown past [`MAX_REVOKED`] becomes a new generation (logging out everywhere is safe).
+    pub fn revoked_by(mut self, r: Revoke, now: u64) -> SessionState {
+        self.version += 1;
+        self.revoked.retain(|(_, exp)| *exp > now);
+        match r {
+            Revoke::Token { id, exp } => {
+                if !self.revoked.iter().any(|(j, _)| *j == id) {
+                    self.revoked.push((id, exp));
+                }
+                if self.revoked.len() > MAX_REVOKED {
+                    self.generation += 1;
+                    self.revoked.clear();
+                }
+            }
+            Revoke::All => {
+                self.generation += 1;
+                self.revoked.clear();
+            }
+        }
+        self
+    }
 }
 
 /// An outbox entry: its id orders entries and names them for [`Store::outbox_done`].
@@ -281,6 +334,17 @@ pub trait Store: Send + Sync + 'static {
     /// The conversation between `a` and `b` (both directions), oldest first.
     async fn conversation(&self, a: i64, b: i64) -> StoreResult<Vec<MessageRecord>>;
     /// The largest id stored anywhere (seeds the ID generator).
+    /// User `user_id`'s session state (default when the user never logged out).
+    async fn session(&self, user_id: i64) -> StoreResult<SessionState>;
+    /// Revokes tokens of `user_id` at Unix second `now`; returns the new state.
+    async fn revoke(
+        &self,
+        user_id: i64,
+        what: Revoke,
+        now: u64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<SessionState>;
+
     async fn max_id(&self) -> StoreResult<i64>;
     /// Outbox entries not yet marked done, oldest first.
     async fn pending_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;

@@ -190,7 +190,7 @@ async fn tokens_are_checked_everywhere() {
         .await;
     assert_eq!(code(&v), 10002);
     // a valid token of a user that does not exist cannot write
-    let ghost = app.state.auth.issue(424242).unwrap();
+    let ghost = app.state.auth.issue(424242, 0).unwrap();
     let v = app
         .post_json(
             "/douyin/publish/actionUrl",
@@ -364,5 +364,74 @@ async fn graceful_shutdown_loses_no_acknowledged_write() {
             .await;
         assert_eq!(v["user_id"], uid);
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logout_revokes_one_token_or_all_and_survives_a_redis_flush() {
+    let app = spawn_app().await;
+    let (uid, first) = app.register("leaver").await;
+    let login = || async {
+        let v = app
+            .post_query(
+                "/douyin/user/login/",
+                &[
+                    ("username", "leaver".into()),
+                    ("password", "secret123".into()),
+                ],
+            )
+            .await;
+        assert_eq!(code(&v), 0, "{v}");
+        v["token"].as_str().unwrap().to_string()
+    };
+    let second = login().await;
+    let info = |t: String| {
+        let app = &app;
+        async move {
+            code(
+                &app.get(
+                    "/douyin/user/",
+                    &[("user_id", uid.to_string()), ("token", t)],
+                )
+                .await,
+            )
+        }
+    };
+    let logout = |t: String, everywhere: bool| {
+        let app = &app;
+        async move {
+            let mut q = vec![("token", t)];
+            if everywhere {
+                q.push(("everywhere", "1".into()));
+            }
+            code(&app.post_query("/douyin/user/logout/", &q).await)
+        }
+    };
+    // one token out: that one is refused on reads and writes, the other still works
+    assert_eq!(logout(first.clone(), false).await, 0);
+    assert_eq!(info(first.clone()).await, 10003);
+    assert_eq!(info(second.clone()).await, 0);
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            json!({"token": first, "url": "https://cdn.example.com/x.mp4", "title": "x"}),
+        )
+        .await;
+    assert_eq!(code(&v), 10003, "{v}");
+    assert_eq!(logout(first.clone(), false).await, 10003, "already out");
+    // what is revoked stays revoked when Redis loses everything
+    app.flush_redis().await;
+    assert_eq!(info(first.clone()).await, 10003);
+    assert_eq!(info(second.clone()).await, 0);
+    // everywhere: every token issued so far is refused; a new login works
+    let third = login().await;
+    assert_eq!(logout(second.clone(), true).await, 0);
+    assert_eq!(info(second.clone()).await, 10003);
+    assert_eq!(info(third.clone()).await, 10003);
+    let fourth = login().await;
+    assert_eq!(info(fourth.clone()).await, 0);
+    app.flush_redis().await;
+    assert_eq!(info(third).await, 10003);
+    assert_eq!(info(fourth).await, 0);
     app.stop().await;
 }

@@ -49,6 +49,8 @@ struct Inner {
     followers_by_user: Keyspace,
     /// (low user, high user, message id) -> message
     messages: Keyspace,
+    /// user -> SessionState
+    sessions: Keyspace,
     /// Serialises read-modify-write of likes, comments and counters.
     counter_lock: Mutex<()>,
     /// Serialises the check-then-insert on `usernames` (the embedded `IF NOT EXISTS`).
@@ -125,6 +127,7 @@ impl EmbeddedStore {
             following_by_user: ks("following_by_user")?,
             followers_by_user: ks("followers_by_user")?,
             messages: ks("messages")?,
+            sessions: ks("sessions")?,
             counter_lock: Mutex::new(()),
             name_lock: Mutex::new(()),
             sync_tx: Mutex::new(Some(tx)),

@@ -293,6 +293,35 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn session(&self, user_id: i64) -> StoreResult<SessionState> {
+        self.blocking(move |i| get_json(&i.sessions, be(user_id)))
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        user_id: i64,
+        what: Revoke,
+        now: u64,
+        outbox: &OutboxEntry,
+    ) -> StoreResult<SessionState> {
+        let outbox = outbox.clone();
+        let state = self
+            .blocking(move |i| {
+                let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let s: SessionState = get_json(&i.sessions, be(user_id))?;
+                let s = s.revoked_by(what, now);
+                let mut b = i.db.batch();
+                b.insert(&i.sessions, be(user_id).to_vec(), encode(&s));
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)?;
+                Ok(s)
+            })
+            .await?;
+        self.sync_write().await?;
+        Ok(state)
+    }
+
     async fn max_id(&self) -> StoreResult<i64> {
         self.blocking(|i| {
             let mut max = 0;
