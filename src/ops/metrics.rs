@@ -49,12 +49,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 }
 
 /// Every route of the API, as its metrics label.
-const ROUTES: [&str; 21] = [
+const ROUTES: [&str; 24] = [
     "/douyin/feed",
     "/douyin/user",
     "/douyin/user/register",
     "/douyin/user/login",
+    "/douyin/user/logout",
     "/douyin/publish/action",
+    "/douyin/publish/actionUrl",
     "/douyin/publish/list",
     "/douyin/favorite/action",
     "/douyin/favorite/list",
@@ -69,6 +71,7 @@ const ROUTES: [&str; 21] = [
     "/healthz",
     "/readyz",
     "/metrics",
+    "/openapi.json",
     "/static",
     "/play",
 ];

@@ -34,6 +34,18 @@ async fn the_openapi_document_lists_exactly_the_route_table() {
         documented, served,
         "documented (left) and served (right) paths differ"
     );
+    // every route has a metrics label of its own (labels stay a fixed set: others are "other")
+    for path in &served {
+        let sample = path
+            .replace("{dir}", "videos")
+            .replace("{file}", "1.mp4")
+            .replace("{id}", "1");
+        assert_ne!(
+            douyin_lite::ops::metrics::route_label(&sample),
+            "other",
+            "{path} has no metrics label"
+        );
+    }
     // every envelope answer documents every status code the API can send
     let every = [
         AppError::InvalidParam(String::new()),
