@@ -63,6 +63,8 @@ case "${1:-}" in
     else
       cargo test --all-targets "$@"
     fi
+    # static checks of the deployment files
+    bash deploy/check.sh
     # every endpoint of /openapi.json fuzzed against the binary the tests just built
     bash deploy/schemathesis.sh
     ;;

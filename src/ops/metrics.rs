@@ -162,6 +162,8 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
     metrics::counter!("douyin_cache_reloads_total").absolute(c.reloads.load(Ordering::Relaxed));
     metrics::counter!("douyin_store_durable_writes_total").absolute(store.durable_writes);
     metrics::counter!("douyin_store_fsyncs_total").absolute(store.fsyncs);
+    // exported from the start (at 0) so that dashboards and alerts find it
+    metrics::counter!("douyin_session_store_fallbacks_total").increment(0);
     metrics::counter!("douyin_auth_password_checks_total")
         .absolute(st.auth.password_checks.load(Ordering::Relaxed));
     metrics::gauge!("douyin_requests_in_flight").set(st.in_flight.load(Ordering::Relaxed) as f64);

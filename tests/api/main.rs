@@ -2,6 +2,7 @@
 //! temp dir, real ffmpeg.
 
 mod crash;
+mod deploy;
 mod helpers;
 mod hostile;
 mod interact;
