@@ -23,42 +23,13 @@ READS="feed_anon feed_user user_info publish_list favorite_list comment_list fol
 WRITES="like_toggle comment_post follow message_send register_login mixed"
 SCENARIOS=${BENCH_SCENARIOS:-"$READS like $WRITES"}
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need redis-server || ! need curl; then
-  echo "installing wrk, redis-server, curl" >&2
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk redis-server redis-tools curl >/dev/null
-fi
-
-echo "== building (release)" >&2
-cargo build --release --bins -q
-BIN=$ROOT/target/release
-
-WORK=$(mktemp -d /tmp/douyin-bench.XXXXXX)
+# shellcheck source=bench/lib.sh
+source bench/lib.sh douyin-bench
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(free_port)
-PORT=$(free_port)
 BPORT=$(free_port)
-REDIS=redis://127.0.0.1:$RPORT
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-  --zset-max-listpack-entries 32 \
-  --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 export DOUYIN_LOG__LEVEL=${DOUYIN_LOG__LEVEL:-warn}
-# wrk is one client address: the login/register scenarios measure speed, not the rate limits
-export DOUYIN_LIMITS__LOGIN_PER_IP_PER_MIN=0 DOUYIN_LIMITS__LOGIN_PER_NAME_PER_MIN=0 DOUYIN_LIMITS__REGISTER_PER_IP_PER_HOUR=0
 SERVE=("$BIN/douyin-lite" --data-dir "$WORK/data" --redis-url "$REDIS" --bind "127.0.0.1:$PORT")
 
 echo "== seeding (scale $SCALE)" >&2

@@ -328,47 +328,40 @@ async fn get(c: &reqwest::Client, base: &str, path: &str, q: &[(&str, String)]) 
     v
 }
 
+/// The ids in `field` of what `path` lists.
+async fn listed(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    q: &[(&str, String)],
+    field: &str,
+) -> Vec<i64> {
+    ids(&get(c, base, path, q).await[field])
+}
+
 /// Every acknowledged write is visible through `base`.
 async fn all_there(base: &str, a: &Acked) {
     let c = reqwest::Client::new();
     for (token, vid) in &a.likes {
-        let v = get(
+        let liked = listed(
             &c,
             base,
             "/douyin/favorite/list/",
             &[("token", token.clone())],
+            "video_list",
         )
         .await;
-        assert!(
-            ids(&v["video_list"]).contains(vid),
-            "acknowledged like of {vid} lost"
-        );
+        assert!(liked.contains(vid), "acknowledged like of {vid} lost");
     }
     for (vid, cid) in &a.comments {
-        let v = get(
-            &c,
-            base,
-            "/douyin/comment/list/",
-            &[("video_id", vid.to_string())],
-        )
-        .await;
-        assert!(
-            ids(&v["comment_list"]).contains(cid),
-            "acknowledged comment {cid} lost"
-        );
+        let q = [("video_id", vid.to_string())];
+        let comments = listed(&c, base, "/douyin/comment/list/", &q, "comment_list").await;
+        assert!(comments.contains(cid), "acknowledged comment {cid} lost");
     }
     for (token, to) in &a.follows {
-        let v = get(
-            &c,
-            base,
-            "/douyin/relation/follow/list/",
-            &[("token", token.clone())],
-        )
-        .await;
-        assert!(
-            ids(&v["user_list"]).contains(to),
-            "acknowledged follow of {to} lost"
-        );
+        let q = [("token", token.clone())];
+        let follows = listed(&c, base, "/douyin/relation/follow/list/", &q, "user_list").await;
+        assert!(follows.contains(to), "acknowledged follow of {to} lost");
     }
     for (token, to, content) in &a.messages {
         let v = get(
