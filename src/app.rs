@@ -32,7 +32,12 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&data_dir.join("store")).map_err(|e| format!("durable store: {e}"))?,
+        EmbeddedStore::open_with(
+            &data_dir.join("store"),
+            cfg.store.memtable_bytes,
+            cfg.store.cache_bytes,
+        )
+        .map_err(|e| format!("durable store: {e}"))?,
     );
     let media_dir = cfg.media_dir();
     let media: Arc<dyn MediaStore> = Arc::new(

@@ -241,6 +241,12 @@ pub struct StoreConfig {
     pub backend: String,
     /// Directory for the embedded store, local media, the generated JWT secret and temp files.
     pub data_dir: PathBuf,
+    /// Embedded store: the largest memtable of each table before it is flushed to disk. The
+    /// store keeps one per table (19), so this bounds their memory (fjall's own default is
+    /// 64 MiB each).
+    pub memtable_bytes: u64,
+    /// Embedded store: the block cache.
+    pub cache_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -248,6 +254,8 @@ impl Default for StoreConfig {
         Self {
             backend: "embedded".into(),
             data_dir: PathBuf::from("./data"),
+            memtable_bytes: 8 << 20,
+            cache_bytes: 32 << 20,
         }
     }
 }
@@ -402,6 +410,9 @@ impl Config {
         for p in &self.server.trusted_proxies {
             p.parse::<std::net::IpAddr>()
                 .map_err(|_| format!("server.trusted_proxies: {p:?} is not an IP address"))?;
+        }
+        if self.store.memtable_bytes < (1 << 20) || self.store.cache_bytes < (1 << 20) {
+            return Err("store.memtable_bytes and store.cache_bytes must be at least 1 MiB".into());
         }
         if self.server.feed_page_size == 0 || self.server.feed_page_size > 30 {
             return Err("server.feed_page_size must be 1..=30".into());

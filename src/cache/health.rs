@@ -71,7 +71,19 @@ impl Health {
                     return;
                 }
             };
-            let _conn = client.init().await;
+            // connect, retrying while Redis is away (the server may start it before Redis
+            // is back, and a client whose first connection failed does not reconnect by itself)
+            let _conn = loop {
+                match client.init().await {
+                    Ok(conn) => break conn,
+                    Err(e) => {
+                        if up.send_replace(false) {
+                            tracing::warn!(error = %e, "redis prober cannot connect; requests that need redis answer \"unavailable\"");
+                        }
+                        tokio::time::sleep(interval).await;
+                    }
+                }
+            };
             let opts = Options {
                 timeout: Some(timeout),
                 fail_fast: true,

@@ -162,6 +162,7 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
     metrics::counter!("douyin_cache_reloads_total").absolute(c.reloads.load(Ordering::Relaxed));
     metrics::counter!("douyin_store_durable_writes_total").absolute(store.durable_writes);
     metrics::counter!("douyin_store_fsyncs_total").absolute(store.fsyncs);
+    metrics::gauge!("douyin_redis_up").set(if st.cache.health.is_up() { 1.0 } else { 0.0 });
     // exported from the start (at 0) so that dashboards and alerts find it
     metrics::counter!("douyin_session_store_fallbacks_total").increment(0);
     metrics::counter!("douyin_auth_password_checks_total")

@@ -98,13 +98,25 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir` with 8 MiB memtables and a 32 MiB block cache.
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with(dir, 8 << 20, 32 << 20)
+    }
+
+    /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
+    /// `memtable_bytes`, and blocks are cached up to `cache_bytes`, so that the store's memory
+    /// stays bounded however much is written.
+    pub fn open_with(dir: &Path, memtable_bytes: u64, cache_bytes: u64) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let db = Database::builder(dir).open().map_err(unavailable)?;
+        let db = Database::builder(dir)
+            .cache_size(cache_bytes)
+            .open()
+            .map_err(unavailable)?;
         let ks = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(unavailable)
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
+            })
+            .map_err(unavailable)
         };
         let (tx, rx) = mpsc::channel::<SyncWaiter>();
         let fsyncs = Arc::new(AtomicU64::new(0));
