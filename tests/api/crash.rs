@@ -394,15 +394,40 @@ async fn until(acked: &Arc<Mutex<Acked>>, writes: usize) {
     panic!("the load made too few writes");
 }
 
-#[tokio::test]
-async fn kill_9_under_write_load_loses_no_acknowledged_write() {
+/// A server of its own (keys under `prefix`) on a Redis of its own, with writers loading it.
+struct UnderLoad {
+    redis: OwnRedis,
+    server: Server,
+    acked: Arc<Mutex<Acked>>,
+    stop: Arc<tokio::sync::Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn under_load(prefix: &str) -> UnderLoad {
     let redis = OwnRedis::start().await;
-    let dir = Opts::new().data_dir;
-    let server = Server::start(dir, &redis.url, "k9:").await;
+    let server = Server::start(Opts::new().data_dir, &redis.url, prefix).await;
     let w = world(&server.base, 6).await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     let stop = Arc::new(tokio::sync::Notify::new());
     let tasks = load(&server.base, &w, acked.clone(), stop.clone());
+    UnderLoad {
+        redis,
+        server,
+        acked,
+        stop,
+        tasks,
+    }
+}
+
+#[tokio::test]
+async fn kill_9_under_write_load_loses_no_acknowledged_write() {
+    let UnderLoad {
+        redis: _redis,
+        server,
+        acked,
+        stop: _,
+        tasks,
+    } = under_load("k9:").await;
     until(&acked, 150).await;
     server.signal("-KILL");
     for t in tasks {
@@ -417,13 +442,13 @@ async fn kill_9_under_write_load_loses_no_acknowledged_write() {
 
 #[tokio::test]
 async fn sigterm_under_load_answers_every_request_it_received() {
-    let redis = OwnRedis::start().await;
-    let dir = Opts::new().data_dir;
-    let mut server = Server::start(dir, &redis.url, "term:").await;
-    let w = world(&server.base, 6).await;
-    let acked = Arc::new(Mutex::new(Acked::default()));
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let tasks = load(&server.base, &w, acked.clone(), stop.clone());
+    let UnderLoad {
+        redis: _redis,
+        mut server,
+        acked,
+        stop: _,
+        tasks,
+    } = under_load("term:").await;
     until(&acked, 150).await;
     server.signal("-TERM");
     let status = server.exited(Duration::from_secs(15)).await;
@@ -440,13 +465,13 @@ async fn sigterm_under_load_answers_every_request_it_received() {
 
 #[tokio::test]
 async fn redis_killed_and_restarted_empty_under_load_loses_nothing() {
-    let mut redis = OwnRedis::start().await;
-    let dir = Opts::new().data_dir;
-    let server = Server::start(dir, &redis.url, "rk:").await;
-    let w = world(&server.base, 6).await;
-    let acked = Arc::new(Mutex::new(Acked::default()));
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let tasks = load(&server.base, &w, acked.clone(), stop.clone());
+    let UnderLoad {
+        mut redis,
+        server,
+        acked,
+        stop,
+        tasks,
+    } = under_load("rk:").await;
     until(&acked, 100).await;
     redis.kill();
     tokio::time::sleep(Duration::from_millis(700)).await;
