@@ -8,13 +8,14 @@
 #                                  # prints the server settings that point at it
 #   deploy/cql-node.sh stop DIR    # stops it
 #
-# Settings (environment): CQL_NODE_VERSION (5.0.8), CQL_NODE_HEAP (768m),
+# Settings (environment): CQL_NODE_VERSION (5.0.8), CQL_NODE_HEAP (2g: the test suite makes a
+# keyspace per test, and every table costs heap),
 # CQL_NODE_CACHE (~/.cache/douyin-lite/cassandra-VERSION), CQL_NODE_TIMEOUT (180 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=${CQL_NODE_VERSION:-5.0.8}
-HEAP=${CQL_NODE_HEAP:-768m}
+HEAP=${CQL_NODE_HEAP:-2g}
 CACHE=${CQL_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/cassandra-$VERSION}
 TIMEOUT=${CQL_NODE_TIMEOUT:-180}
 KEYSPACE=douyin_lite
@@ -105,6 +106,8 @@ saved_caches_directory: $DIR/saved_caches
 hints_directory: $DIR/hints
 cdc_raw_directory: $DIR/cdc_raw
 concurrent_compactors: 1
+# test keyspaces come and go: no snapshot of each dropped or truncated table
+auto_snapshot: false
 EOF
   cat >"$DIR/logback.xml" <<EOF
 <configuration>

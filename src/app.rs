@@ -11,7 +11,7 @@ use crate::media::{local::LocalMedia, staging::Staging, MediaStore};
 use crate::model::Urls;
 use crate::near::NearCache;
 use crate::state::AppState;
-use crate::store::{embedded::EmbeddedStore, Store};
+use crate::store::{cql::CqlStore, embedded::EmbeddedStore, Store};
 use crate::write::outbox;
 use ntex::web;
 use std::future::Future;
@@ -31,14 +31,17 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     let data_dir = cfg.store.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open_with(
-            &data_dir.join("store"),
-            cfg.store.memtable_bytes,
-            cfg.store.cache_bytes,
-        )
-        .map_err(|e| format!("durable store: {e}"))?,
-    );
+    let store: Arc<dyn Store> = match cfg.store.backend.as_str() {
+        "scylla" => Arc::new(CqlStore::connect(&cfg.store.cql).await?),
+        _ => Arc::new(
+            EmbeddedStore::open_with(
+                &data_dir.join("store"),
+                cfg.store.memtable_bytes,
+                cfg.store.cache_bytes,
+            )
+            .map_err(|e| format!("durable store: {e}"))?,
+        ),
+    };
     let media_dir = cfg.media_dir();
     let media: Arc<dyn MediaStore> = Arc::new(
         LocalMedia::new(media_dir.clone())

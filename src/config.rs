@@ -237,7 +237,8 @@ impl Default for NearConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `embedded` (fjall in `data_dir`); `scylla` comes with the cluster work.
+    /// `embedded` (fjall in `data_dir`, one process) or `scylla` (ScyllaDB or Cassandra, shared
+    /// by every instance; see `cql`).
     pub backend: String,
     /// Directory for the embedded store, local media, the generated JWT secret and temp files.
     pub data_dir: PathBuf,
@@ -247,6 +248,67 @@ pub struct StoreConfig {
     pub memtable_bytes: u64,
     /// Embedded store: the block cache.
     pub cache_bytes: u64,
+    /// The CQL cluster, when `backend = "scylla"`.
+    pub cql: CqlConfig,
+}
+
+/// The ScyllaDB (or Cassandra) cluster of `store.backend = "scylla"`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CqlConfig {
+    /// Nodes to discover the cluster from, `host:port`, comma-separated in the environment.
+    pub contact_points: Vec<String>,
+    /// The datacenter this instance runs in: its nodes are preferred (token-aware within it).
+    pub local_datacenter: String,
+    /// Keyspace holding the tables (`migrate` creates it).
+    pub keyspace: String,
+    /// Consistency of reads and writes: `local_quorum` (default), `quorum`, `one`, `local_one`
+    /// or `all`. Lightweight transactions use the matching serial level.
+    pub consistency: String,
+    /// Replication `migrate` creates the keyspace with, as CQL map text, e.g.
+    /// `{'class': 'NetworkTopologyStrategy', 'dc1': 3}`. Empty: NetworkTopologyStrategy with
+    /// `replication_factor` in `local_datacenter`.
+    pub replication: String,
+    /// Replicas per datacenter when `replication` is empty (3 in production; 1 on a one-node
+    /// test cluster).
+    pub replication_factor: u32,
+    /// Longest wait for one request before it counts as failed ("unavailable" for the client).
+    pub request_timeout_ms: u64,
+    /// Longest wait for a connection to a node.
+    pub connect_timeout_ms: u64,
+    /// Username for PasswordAuthenticator; empty: no authentication.
+    pub username: String,
+    /// File holding the password (secrets never sit in the config file).
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for CqlConfig {
+    fn default() -> Self {
+        Self {
+            contact_points: vec!["127.0.0.1:9042".into()],
+            local_datacenter: "datacenter1".into(),
+            keyspace: "douyin_lite".into(),
+            consistency: "local_quorum".into(),
+            replication: String::new(),
+            replication_factor: 1,
+            request_timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            username: String::new(),
+            password_file: None,
+        }
+    }
+}
+
+impl CqlConfig {
+    /// The password, read from `password_file` when set.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        match &self.password_file {
+            None => Ok(None),
+            Some(f) => std::fs::read_to_string(f)
+                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+                .map_err(|e| format!("store.cql.password_file {}: {e}", f.display())),
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -256,6 +318,7 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("./data"),
             memtable_bytes: 8 << 20,
             cache_bytes: 32 << 20,
+            cql: CqlConfig::default(),
         }
     }
 }
@@ -372,7 +435,9 @@ impl Config {
             config::Environment::with_prefix("DOUYIN")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("store.cql.contact_points"),
         );
         let cfg: Config = b
             .build()
@@ -387,11 +452,20 @@ impl Config {
         if self.ids.node_id > crate::ids::MAX_NODE {
             return Err(format!("ids.node_id must be 0..={}", crate::ids::MAX_NODE));
         }
-        if self.store.backend != "embedded" {
-            return Err(format!(
-                "store.backend {:?} is not available; use \"embedded\"",
-                self.store.backend
-            ));
+        match self.store.backend.as_str() {
+            "embedded" => {}
+            "scylla" => {
+                crate::store::cql::consistency(&self.store.cql.consistency)?;
+                if self.store.cql.contact_points.is_empty() {
+                    return Err("store.cql.contact_points is empty".into());
+                }
+                crate::store::cql::check_keyspace_name(&self.store.cql.keyspace)?;
+            }
+            other => {
+                return Err(format!(
+                    "store.backend {other:?} is not available; use \"embedded\" or \"scylla\""
+                ))
+            }
         }
         if self.media.backend != "local" {
             return Err(format!(

@@ -1,4 +1,4 @@
-//! The `douyin-lite` command: `serve` (default), `rebuild-cache`, `seed`.
+//! The `douyin-lite` command: `serve` (default), `migrate`, `rebuild-cache`, `seed`, `check`.
 
 use clap::{Parser, Subcommand};
 use douyin_lite::{build, run, Config};
@@ -34,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (the default).
     Serve,
+    /// Create the CQL keyspace and apply the schema files of cql/ not yet applied
+    /// (store.backend = "scylla"; safe to run from several instances at once).
+    Migrate,
     /// Reload every user, video and the feed from the durable store into Redis.
     RebuildCache,
     /// Create the demo users and videos; with --bench, load the benchmark data set instead.
@@ -109,6 +112,30 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
             run(app, listener, douyin_lite::app::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
+        }
+        Command::Migrate => {
+            if cfg.store.backend != "scylla" {
+                return Err(format!(
+                    "migrate is for store.backend = \"scylla\"; this config uses {:?}, \
+                     which needs no migration",
+                    cfg.store.backend
+                ));
+            }
+            let done = douyin_lite::store::cql::migrate(&cfg.store.cql).await?;
+            if done.is_empty() {
+                println!(
+                    "keyspace {} is at schema version {}: nothing to apply",
+                    cfg.store.cql.keyspace,
+                    douyin_lite::store::cql::SCHEMA_VERSION
+                );
+            } else {
+                println!(
+                    "keyspace {}: applied {}",
+                    cfg.store.cql.keyspace,
+                    done.join(", ")
+                );
+            }
+            Ok(())
         }
         Command::RebuildCache => {
             let app = build(cfg).await?;

@@ -8,6 +8,7 @@
 //! replayed (the scripts are idempotent) at start-up and periodically, so Redis never silently
 //! misses a durable change.
 
+pub mod cql;
 pub mod embedded;
 
 use async_trait::async_trait;
@@ -259,7 +260,8 @@ pub struct Import {
     pub messages: Vec<MessageRecord>,
 }
 
-/// The durable store. Implementations: [`embedded::EmbeddedStore`]; ScyllaDB later.
+/// The durable store. Implementations: [`embedded::EmbeddedStore`] (one process) and
+/// [`cql::CqlStore`] (ScyllaDB or Cassandra, shared by many instances).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts the user if the name is free (`INSERT ... IF NOT EXISTS` on `usernames`).
@@ -349,6 +351,12 @@ pub trait Store: Send + Sync + 'static {
     /// Outbox entries not yet marked done, oldest first.
     async fn pending_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
     async fn outbox_done(&self, id: i64) -> StoreResult<()>;
+    /// Finishes the durable side of a pending entry whose writer may have died before it was
+    /// done (the CQL store's counters); called by the replay before the Redis side. The
+    /// embedded store writes each change in one batch, so it has nothing to finish.
+    async fn complete(&self, _entry: &OutboxEntry) -> StoreResult<()> {
+        Ok(())
+    }
     /// Makes everything written so far durable.
     async fn flush(&self) -> StoreResult<()>;
     /// Writes a bulk [`Import`] and makes it durable. The caller guarantees that its ids are new

@@ -43,6 +43,7 @@ pub async fn replay(st: &AppState, min_age: Duration) -> Result<usize, AppError>
         if crate::ids::time_ms(e.id) > cutoff {
             break;
         }
+        st.store.complete(&e).await?;
         st.cache.replay(&e.op).await?;
         st.store.outbox_done(e.id).await?;
         n += 1;

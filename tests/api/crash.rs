@@ -37,6 +37,16 @@ fn command(data_dir: &PathBuf, redis_url: &str, prefix: &str) -> Command {
         .env("DOUYIN_SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
         .env("DOUYIN_LOG__LEVEL", "warn")
         .stdout(Stdio::null());
+    if crate::helpers::cql_enabled() {
+        let cql = crate::helpers::cql_config(data_dir);
+        c.env("DOUYIN_STORE__BACKEND", "scylla")
+            .env("DOUYIN_STORE__CQL__CONTACT_POINTS", &cql.contact_points[0])
+            .env("DOUYIN_STORE__CQL__KEYSPACE", &cql.keyspace)
+            .env(
+                "DOUYIN_STORE__CQL__REQUEST_TIMEOUT_MS",
+                cql.request_timeout_ms.to_string(),
+            );
+    }
     c
 }
 
@@ -47,6 +57,13 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        if crate::helpers::cql_enabled() {
+            let ok = command(&data_dir, redis_url, prefix)
+                .arg("migrate")
+                .status()
+                .expect("the douyin-lite binary");
+            assert!(ok.success(), "douyin-lite migrate failed");
+        }
         let child = command(&data_dir, redis_url, prefix)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .spawn()

@@ -13,6 +13,75 @@ pub fn redis_url() -> String {
     std::env::var("DOUYIN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Whether the suite runs against the CQL store too: `CQL_TEST_NODE` holds the node's
+/// contact point (deploy/local.sh starts one with deploy/cql-node.sh).
+pub fn cql_enabled() -> bool {
+    std::env::var("CQL_TEST_NODE").is_ok_and(|v| !v.is_empty())
+}
+
+/// The CQL settings of a test: the node of `CQL_TEST_NODE`, and a keyspace of the test's
+/// own, named in its data dir (an app restarted on the same dir finds the same keyspace).
+/// The name carries its creation time, so [`prepare_keyspace`] can drop old ones.
+pub fn cql_config(data_dir: &std::path::Path) -> douyin_lite::config::CqlConfig {
+    let file = data_dir.join("cql_keyspace");
+    let keyspace = match std::fs::read_to_string(&file) {
+        Ok(k) => k,
+        Err(_) => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let k = format!("t{secs}_{:x}", rand_u64() >> 16);
+            std::fs::create_dir_all(data_dir).unwrap();
+            std::fs::write(&file, &k).unwrap();
+            k
+        }
+    };
+    douyin_lite::config::CqlConfig {
+        contact_points: vec![std::env::var("CQL_TEST_NODE").unwrap()],
+        keyspace,
+        request_timeout_ms: 10_000,
+        ..Default::default()
+    }
+}
+
+/// Test keyspaces live this long: every table costs the one test node heap.
+const KEYSPACE_LIFETIME_SECS: u64 = 240;
+
+/// Drops test keyspaces older than [`KEYSPACE_LIFETIME_SECS`], then migrates `cfg`'s.
+pub async fn prepare_keyspace(cfg: &douyin_lite::config::CqlConfig) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let s = douyin_lite::store::cql::session(cfg, false).await.unwrap();
+    let rows = s
+        .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let names: Vec<String> = rows
+        .rows::<(String,)>()
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    for k in names {
+        let born = k
+            .strip_prefix('t')
+            .and_then(|r| r.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        if born.is_some_and(|b| b + KEYSPACE_LIFETIME_SECS < now) && k != cfg.keyspace {
+            let _ = s
+                .query_unpaged(format!("DROP KEYSPACE IF EXISTS {k}"), ())
+                .await;
+        }
+    }
+    douyin_lite::store::cql::migrate(cfg)
+        .await
+        .expect("migrate the test keyspace");
+}
+
 /// A redis-server of the test's own, on a free port; killed on drop.
 pub struct OwnRedis {
     child: Child,
@@ -163,7 +232,14 @@ pub async fn spawn_with(o: Opts) -> TestApp {
     cfg.limits.login_per_ip_per_min = 0;
     cfg.limits.login_per_name_per_min = 0;
     cfg.limits.register_per_ip_per_hour = 0;
+    if cql_enabled() {
+        cfg.store.backend = "scylla".into();
+        cfg.store.cql = cql_config(&o.data_dir);
+    }
     (o.tweak)(&mut cfg);
+    if cfg.store.backend == "scylla" {
+        prepare_keyspace(&cfg.store.cql).await;
+    }
     douyin_lite::telemetry::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
     let (state_tx, state_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

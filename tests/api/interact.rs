@@ -520,9 +520,20 @@ async fn likes_abandoned_by_the_client_still_reach_redis_at_once() {
         tokio::time::sleep(std::time::Duration::from_micros(100 + 50 * (i as u64 % 40))).await;
         drop(s);
     }
+    // once the durable likes stop changing (the server finishes each like on its own), and
     // well before the outbox replayer (5 s) could mend anything
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let liked = app.state.store.likes_by_user(b).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut liked = app.state.store.likes_by_user(b).await.unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = app.state.store.likes_by_user(b).await.unwrap();
+        let pending = app.state.store.pending_outbox(100).await.unwrap().len();
+        if (now == liked && pending == 0) || started.elapsed().as_millis() > 3500 {
+            liked = now;
+            break;
+        }
+        liked = now;
+    }
     assert!(!liked.is_empty());
     let pl = app
         .get("/douyin/favorite/list/", &[("user_id", b.to_string())])

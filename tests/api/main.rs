@@ -11,4 +11,5 @@ mod near;
 mod openapi;
 mod resilience;
 mod social;
+mod store;
 mod users;

@@ -1,0 +1,464 @@
+//! The store trait suite: one set of tests run against every backend (the embedded store in a
+//! temp dir, and the CQL store in a keyspace of its own on the real node when
+//! `CQL_TEST_NODE` names one; see deploy/local.sh).
+
+use crate::helpers::{cql_config, cql_enabled, prepare_keyspace};
+use douyin_lite::store::cql::CqlStore;
+use douyin_lite::store::embedded::EmbeddedStore;
+use douyin_lite::store::*;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Ids for the suite: time-ordered like snowflakes, unique within the process.
+fn next_id() -> i64 {
+    static SEQ: AtomicI64 = AtomicI64::new(0);
+    let s = SEQ.fetch_add(1, Ordering::Relaxed) & 0xfff;
+    let ms = douyin_lite::ids::now_ms() - douyin_lite::ids::EPOCH_MS;
+    (ms << 12) | s
+}
+
+fn entry(op: OutboxOp) -> OutboxEntry {
+    OutboxEntry { id: next_id(), op }
+}
+
+/// Every backend the suite runs against, each empty.
+async fn backends() -> Vec<(&'static str, Arc<dyn Store>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("store-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    let mut out: Vec<(&'static str, Arc<dyn Store>)> =
+        vec![("embedded", Arc::new(EmbeddedStore::open(&dir).unwrap()))];
+    if cql_enabled() {
+        let cfg = cql_config(&dir);
+        prepare_keyspace(&cfg).await;
+        out.push(("cql", Arc::new(CqlStore::connect(&cfg).await.unwrap())));
+    }
+    out
+}
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        id: next_id(),
+        name: name.into(),
+        password_hash: "$argon2id$x".into(),
+        avatar: String::new(),
+        background_image: String::new(),
+        signature: "hi".into(),
+        created_ms: douyin_lite::ids::now_ms(),
+    }
+}
+
+async fn new_user(s: &dyn Store, name: &str) -> i64 {
+    let u = user(name);
+    let e = entry(OutboxOp::UserCreated { user_id: u.id });
+    assert!(s.create_user(&u, &e).await.unwrap());
+    s.outbox_done(e.id).await.unwrap();
+    u.id
+}
+
+async fn new_video(s: &dyn Store, author: i64) -> i64 {
+    let v = VideoRecord {
+        id: next_id(),
+        author_id: author,
+        title: "t".into(),
+        desc: String::new(),
+        play: "videos/x.mp4".into(),
+        cover: String::new(),
+        created_ms: douyin_lite::ids::now_ms(),
+    };
+    let e = entry(OutboxOp::VideoPublished {
+        video_id: v.id,
+        author_id: author,
+    });
+    s.put_video(&v, &e).await.unwrap();
+    s.outbox_done(e.id).await.unwrap();
+    v.id
+}
+
+async fn like(s: &dyn Store, u: i64, v: i64, a: i64, on: bool) -> LikeChange {
+    let e = entry(OutboxOp::LikeChanged {
+        user_id: u,
+        video_id: v,
+        author_id: a,
+    });
+    let c = s.set_like(u, v, a, on, next_id(), &e).await.unwrap();
+    s.outbox_done(e.id).await.unwrap();
+    c
+}
+
+#[tokio::test]
+async fn users_are_unique_by_name_and_scan_in_id_order() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "alice").await;
+        let dup = user("alice");
+        let e = entry(OutboxOp::UserCreated { user_id: dup.id });
+        assert!(!s.create_user(&dup, &e).await.unwrap(), "{name}");
+        assert_eq!(s.get_user(dup.id).await.unwrap(), None, "{name}");
+        assert_eq!(s.user_id_by_name("alice").await.unwrap(), Some(a), "{name}");
+        assert_eq!(s.get_user(a).await.unwrap().unwrap().name, "alice");
+        let b = new_user(&*s, "bob").await;
+        let ids: Vec<i64> = s
+            .scan_users(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, vec![a, b], "{name}");
+        let ids: Vec<i64> = s
+            .scan_users(a, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, vec![b], "{name}");
+        assert!(s.get_user(next_id()).await.unwrap().is_none());
+        assert!(s.max_id().await.unwrap() >= b, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn videos_list_newest_first_in_feed_and_by_author() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "author").await;
+        let v1 = new_video(&*s, a).await;
+        let v2 = new_video(&*s, a).await;
+        assert_eq!(
+            s.video_ids_by_author(a).await.unwrap(),
+            vec![v2, v1],
+            "{name}"
+        );
+        assert_eq!(s.feed_ids(1).await.unwrap(), vec![v2], "{name}");
+        assert_eq!(s.feed_ids(10).await.unwrap(), vec![v2, v1], "{name}");
+        let scanned: Vec<i64> = s
+            .scan_videos(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(scanned, vec![v1, v2], "{name}");
+        assert_eq!(s.get_video(v1).await.unwrap().unwrap().author_id, a);
+        s.add_play(v1, "ip:1").await.unwrap();
+        s.add_play(v1, "ip:1").await.unwrap();
+        s.add_play(v1, "u:7").await.unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(s.plays(v1).await.unwrap().len(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn likes_count_once_and_version_every_change() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "a").await;
+        let u = new_user(&*s, "u").await;
+        let v = new_video(&*s, a).await;
+        let c = like(&*s, u, v, a, true).await;
+        assert!(c.changed, "{name}");
+        assert_eq!((c.video.favorite_count, c.video.favorite_version), (1, 1));
+        assert_eq!((c.liker.favorite_count, c.liker.like_version), (1, 1));
+        assert_eq!(c.author.total_favorited, 1);
+        assert_eq!(c.pair_version, 1);
+        let again = like(&*s, u, v, a, true).await;
+        assert!(!again.changed, "{name}: liking twice changes nothing");
+        assert_eq!(again.video.favorite_count, 1);
+        assert_eq!(s.likes_by_user(u).await.unwrap().len(), 1);
+        assert_eq!(s.count_likers(v).await.unwrap(), 1);
+        let off = like(&*s, u, v, a, false).await;
+        assert!(off.changed);
+        assert_eq!(
+            (off.video.favorite_count, off.video.favorite_version),
+            (0, 2)
+        );
+        assert_eq!(off.pair_version, 2);
+        assert!(s.likes_by_user(u).await.unwrap().is_empty(), "{name}");
+        assert_eq!(s.count_likers(v).await.unwrap(), 0);
+        // a self-like moves both of the author's groups
+        let own = like(&*s, a, v, a, true).await;
+        assert_eq!(own.liker.favorite_count, 1, "{name}");
+        assert_eq!(own.author.total_favorited, 1, "{name}");
+        let uc = s.user_counters(a).await.unwrap();
+        assert_eq!((uc.favorite_count, uc.total_favorited), (1, 1), "{name}");
+        let vc = s.video_counters(v).await.unwrap();
+        assert_eq!((vc.favorite_count, vc.favorite_version), (1, 3), "{name}");
+        assert_eq!(
+            s.scan_likes((0, 0), 10).await.unwrap(),
+            vec![(a, v)],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_likes_of_one_video_are_exact() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "hot").await;
+        let v = new_video(&*s, a).await;
+        let mut users = Vec::new();
+        for i in 0..24 {
+            users.push(new_user(&*s, &format!("fan{i}")).await);
+        }
+        // every fan likes, and the first eight also toggle twice more, all at once
+        let mut jobs = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            let rounds = if i < 8 { 3 } else { 1 };
+            for r in 0..rounds {
+                let s = s.clone();
+                let u = *u;
+                jobs.push(tokio::spawn(async move {
+                    like(&*s, u, v, a, r % 2 == 0).await;
+                }));
+            }
+        }
+        for j in jobs {
+            j.await.unwrap();
+        }
+        let vc = s.video_counters(v).await.unwrap();
+        let likers = s.count_likers(v).await.unwrap();
+        assert_eq!(
+            vc.favorite_count, likers,
+            "{name}: counter equals the like records"
+        );
+        let ac = s.user_counters(a).await.unwrap();
+        assert_eq!(ac.total_favorited, likers, "{name}");
+        let mut sum = 0;
+        for u in &users {
+            let c = s.user_counters(*u).await.unwrap();
+            assert_eq!(
+                c.favorite_count,
+                s.likes_by_user(*u).await.unwrap().len() as i64
+            );
+            sum += c.favorite_count;
+        }
+        assert_eq!(sum, likers, "{name}");
+        assert!(likers >= 16, "{name}: the 16 single likes count ({likers})");
+    }
+}
+
+#[tokio::test]
+async fn follows_keep_both_lists_and_counters() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "a").await;
+        let b = new_user(&*s, "b").await;
+        let e = entry(OutboxOp::FollowChanged {
+            follower: a,
+            followee: b,
+        });
+        let c = s.set_follow(a, b, true, next_id(), &e).await.unwrap();
+        assert!(c.changed, "{name}");
+        assert_eq!((c.follower.follow_count, c.followee.follower_count), (1, 1));
+        let again = s.set_follow(a, b, true, next_id(), &e).await.unwrap();
+        assert!(!again.changed, "{name}");
+        assert_eq!(s.following(a).await.unwrap()[0].1, b, "{name}");
+        assert_eq!(s.followers(b).await.unwrap()[0].1, a, "{name}");
+        let e2 = entry(OutboxOp::FollowChanged {
+            follower: a,
+            followee: b,
+        });
+        let off = s.set_follow(a, b, false, next_id(), &e2).await.unwrap();
+        assert_eq!(
+            (off.follower.follow_count, off.pair_version),
+            (0, 2),
+            "{name}"
+        );
+        assert!(s.following(a).await.unwrap().is_empty());
+        assert!(s.followers(b).await.unwrap().is_empty());
+        assert_eq!(
+            s.user_counters(b).await.unwrap().follower_version,
+            2,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn comments_count_once_and_delete_once() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "a").await;
+        let v = new_video(&*s, a).await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let c = CommentRecord {
+                id: next_id(),
+                video_id: v,
+                user_id: a,
+                content: format!("c{i}"),
+                reply_id: 0,
+                created_ms: 0,
+            };
+            let e = entry(OutboxOp::CommentChanged {
+                video_id: v,
+                comment_id: c.id,
+            });
+            let vc = s.add_comment(&c, &e).await.unwrap();
+            assert_eq!(vc.comment_count, i + 1, "{name}");
+            ids.push(c.id);
+        }
+        let listed = s.comment_ids_by_video(v).await.unwrap();
+        assert_eq!(
+            listed,
+            ids.iter().rev().copied().collect::<Vec<_>>(),
+            "{name}"
+        );
+        let e = entry(OutboxOp::CommentChanged {
+            video_id: v,
+            comment_id: ids[1],
+        });
+        let vc = s.delete_comment(ids[1], &e).await.unwrap().unwrap();
+        assert_eq!((vc.comment_count, vc.comment_version), (2, 4), "{name}");
+        assert!(
+            s.delete_comment(ids[1], &e).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert!(s.get_comment(ids[1]).await.unwrap().is_none(), "{name}");
+        assert_eq!(s.get_comment(ids[0]).await.unwrap().unwrap().content, "c0");
+        assert_eq!(s.comment_ids_by_video(v).await.unwrap().len(), 2, "{name}");
+        assert_eq!(s.video_counters(v).await.unwrap().comment_count, 2);
+    }
+}
+
+#[tokio::test]
+async fn messages_and_sessions() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "a").await;
+        let b = new_user(&*s, "b").await;
+        let mut sent = Vec::new();
+        for (from, to) in [(a, b), (b, a), (a, b)] {
+            let m = MessageRecord {
+                id: next_id(),
+                from_user_id: from,
+                to_user_id: to,
+                content: "hi".into(),
+                created_ms: 0,
+            };
+            let e = entry(OutboxOp::MessageSent { from, to });
+            s.add_message(&m, &e).await.unwrap();
+            sent.push(m.id);
+        }
+        let got: Vec<i64> = s
+            .conversation(b, a)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(got, sent, "{name}: oldest first, both directions");
+        assert_eq!(s.session(a).await.unwrap(), SessionState::default());
+        let e = entry(OutboxOp::SessionChanged { user_id: a });
+        let st = s
+            .revoke(
+                a,
+                Revoke::Token {
+                    id: 9,
+                    exp: u64::MAX,
+                },
+                1,
+                &e,
+            )
+            .await
+            .unwrap();
+        assert_eq!(st.revoked, vec![(9, u64::MAX)], "{name}");
+        let st = s.revoke(a, Revoke::All, 1, &e).await.unwrap();
+        assert_eq!((st.generation, st.version), (1, 2), "{name}");
+        assert_eq!(s.session(a).await.unwrap(), st, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn outbox_keeps_entries_until_done_and_replays_harmlessly() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "a").await;
+        let u = new_user(&*s, "u").await;
+        let v = new_video(&*s, a).await;
+        let e = entry(OutboxOp::LikeChanged {
+            user_id: u,
+            video_id: v,
+            author_id: a,
+        });
+        s.set_like(u, v, a, true, next_id(), &e).await.unwrap();
+        let pending = s.pending_outbox(100).await.unwrap();
+        assert!(pending.iter().any(|p| p.id == e.id), "{name}: {pending:?}");
+        // finishing an already finished change again counts nothing twice
+        s.complete(&e).await.unwrap();
+        s.complete(&e).await.unwrap();
+        assert_eq!(
+            s.video_counters(v).await.unwrap().favorite_count,
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            s.user_counters(u).await.unwrap().favorite_count,
+            1,
+            "{name}"
+        );
+        s.outbox_done(e.id).await.unwrap();
+        let pending = s.pending_outbox(100).await.unwrap();
+        assert!(!pending.iter().any(|p| p.id == e.id), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn import_loads_a_consistent_data_set() {
+    for (name, s) in backends().await {
+        let u1 = user("i1");
+        let u2 = user("i2");
+        let v = VideoRecord {
+            id: next_id(),
+            author_id: u1.id,
+            title: "t".into(),
+            desc: String::new(),
+            play: "p".into(),
+            cover: String::new(),
+            created_ms: 0,
+        };
+        let like_id = next_id();
+        let data = Import {
+            users: vec![u1.clone(), u2.clone()],
+            user_counters: vec![
+                (
+                    u1.id,
+                    UserCounters {
+                        total_favorited: 1,
+                        follower_count: 1,
+                        ..Default::default()
+                    },
+                ),
+                (
+                    u2.id,
+                    UserCounters {
+                        favorite_count: 1,
+                        follow_count: 1,
+                        ..Default::default()
+                    },
+                ),
+            ],
+            videos: vec![v.clone()],
+            video_counters: vec![(
+                v.id,
+                VideoCounters {
+                    favorite_count: 1,
+                    ..Default::default()
+                },
+            )],
+            likes: vec![(u2.id, v.id, like_id)],
+            follows: vec![(u2.id, u1.id, next_id())],
+            comments: vec![],
+            messages: vec![],
+        };
+        s.import(data).await.unwrap();
+        assert_eq!(
+            s.user_id_by_name("i2").await.unwrap(),
+            Some(u2.id),
+            "{name}"
+        );
+        assert_eq!(s.likes_by_user(u2.id).await.unwrap(), vec![(like_id, v.id)]);
+        assert_eq!(s.video_counters(v.id).await.unwrap().favorite_count, 1);
+        assert_eq!(s.followers(u1.id).await.unwrap()[0].1, u2.id, "{name}");
+        // a change after the import counts on top of it
+        let c = like(&*s, u1.id, v.id, u1.id, true).await;
+        assert_eq!(c.video.favorite_count, 2, "{name}");
+    }
+}
