@@ -16,6 +16,8 @@ struct Server {
     data_dir: PathBuf,
     redis_url: String,
     prefix: String,
+    /// Snowflake node id (`ids.node_id`): instances sharing a store need their own.
+    node: u16,
 }
 
 fn bin() -> &'static str {
@@ -52,6 +54,10 @@ fn command(data_dir: &PathBuf, redis_url: &str, prefix: &str) -> Command {
 
 impl Server {
     async fn start(data_dir: PathBuf, redis_url: &str, prefix: &str) -> Server {
+        Server::start_node(data_dir, redis_url, prefix, 0).await
+    }
+
+    async fn start_node(data_dir: PathBuf, redis_url: &str, prefix: &str, node: u16) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -65,6 +71,7 @@ impl Server {
             assert!(ok.success(), "douyin-lite migrate failed");
         }
         let child = command(&data_dir, redis_url, prefix)
+            .env("DOUYIN_IDS__NODE_ID", node.to_string())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .spawn()
             .expect("the douyin-lite binary");
@@ -74,6 +81,7 @@ impl Server {
             data_dir,
             redis_url: redis_url.to_string(),
             prefix: prefix.to_string(),
+            node,
         };
         let c = reqwest::Client::new();
         for _ in 0..200 {
@@ -89,7 +97,13 @@ impl Server {
 
     async fn restart(mut self) -> Server {
         let _ = self.child.wait();
-        Server::start(self.data_dir.clone(), &self.redis_url, &self.prefix).await
+        Server::start_node(
+            self.data_dir.clone(),
+            &self.redis_url,
+            &self.prefix,
+            self.node,
+        )
+        .await
     }
 
     fn signal(&self, sig: &str) {
@@ -520,4 +534,113 @@ async fn redis_killed_and_restarted_empty_under_load_loses_nothing() {
     all_there(&server.base, &a).await;
     server.stop_and_check().await;
     drop(redis);
+}
+
+/// Likes and unlikes, follows and unfollows of the same pairs through both instances at once.
+async fn toggle_storm(bases: [&str; 2], w: &World, rounds: usize) {
+    let mut tasks = Vec::new();
+    for (k, (me, token)) in w.users[1..].iter().enumerate() {
+        let me = *me;
+        for (j, vid) in w.videos.iter().enumerate() {
+            let (token, vid) = (token.clone(), *vid);
+            let bases = [bases[0].to_string(), bases[1].to_string()];
+            let other = w.users[(k + j) % w.users.len()].0;
+            tasks.push(tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                for r in 0..rounds {
+                    let base = &bases[(r + j) % 2];
+                    let on = if (r + k) % 3 == 2 { "2" } else { "1" };
+                    let v = post(
+                        &c,
+                        base,
+                        "/douyin/favorite/action/",
+                        &[
+                            ("token", token.clone()),
+                            ("video_id", vid.to_string()),
+                            ("action_type", on.into()),
+                        ],
+                    )
+                    .await;
+                    assert_eq!(code(&v), 0, "{v}");
+                    let v = post(
+                        &c,
+                        base,
+                        "/douyin/relation/action/",
+                        &[
+                            ("token", token.clone()),
+                            ("to_user_id", other.to_string()),
+                            ("action_type", on.into()),
+                        ],
+                    )
+                    .await;
+                    // following oneself is refused; everything else succeeds
+                    assert_eq!(code(&v) == 0, other != me, "{v}");
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Runs `douyin-lite check` against the shared store and Redis (the CQL store can be checked
+/// while instances run).
+fn check(s: &Server) {
+    let out = command(&s.data_dir, &s.redis_url, &s.prefix)
+        .arg("check")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "check failed: {report}");
+    assert!(report.contains("\"mismatches\":0"), "{report}");
+}
+
+#[tokio::test]
+async fn two_instances_on_one_cql_store_stay_exact_and_lose_nothing_to_a_kill_9() {
+    if !cql_enabled() {
+        return; // the embedded store belongs to one process
+    }
+    let redis = OwnRedis::start().await;
+    let (dir_a, dir_b) = (Opts::new().data_dir, Opts::new().data_dir);
+    // one keyspace for both
+    let keyspace = cql_config(&dir_a).keyspace;
+    std::fs::write(dir_b.join("cql_keyspace"), keyspace).unwrap();
+    let a = Server::start_node(dir_a.clone(), &redis.url, "two:", 1).await;
+    // instances behind one load balancer share the token secret
+    std::fs::copy(dir_a.join("jwt.secret"), dir_b.join("jwt.secret")).unwrap();
+    let b = Server::start_node(dir_b, &redis.url, "two:", 2).await;
+    let w = world(&a.base, 5).await;
+
+    // storms of toggles through both, then every counter agrees with its records
+    toggle_storm([&a.base, &b.base], &w, 12).await;
+    check(&b);
+
+    // never-undone writes through both; one instance dies in the middle
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = load(&a.base, &w, acked.clone(), stop.clone());
+    let acked_b = Arc::new(Mutex::new(Acked::default()));
+    tasks.extend(load(&b.base, &w, acked_b.clone(), stop.clone()));
+    until(&acked, 120).await;
+    a.signal("-KILL");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.notify_waiters();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // the survivor replays what the dead one left (entries older than 5 s, every 5 s)
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut all = std::mem::take(&mut *acked.lock().unwrap());
+    let from_b = std::mem::take(&mut *acked_b.lock().unwrap());
+    assert!(total(&all) >= 120 && total(&from_b) > 0);
+    all.likes.extend(from_b.likes);
+    all.comments.extend(from_b.comments);
+    all.follows.extend(from_b.follows);
+    all.messages.extend(from_b.messages);
+    all_there(&b.base, &all).await;
+    check(&b);
+    drop(a);
+    b.stop_and_check().await;
 }

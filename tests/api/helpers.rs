@@ -488,3 +488,15 @@ pub async fn send_message(app: &TestApp, token: &str, to: i64, content: &str) ->
     )
     .await
 }
+
+/// Publishes a video by URL as `token`'s user; its id.
+pub async fn publish_url(app: &TestApp, token: &str, title: &str) -> i64 {
+    let v = app
+        .post_json(
+            "/douyin/publish/actionUrl",
+            serde_json::json!({"token": token, "url": "https://cdn.example.com/v.mp4", "title": title}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    v["vid"].as_i64().unwrap()
+}

@@ -1,17 +1,6 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 
-async fn publish_url(app: &TestApp, token: &str, title: &str) -> i64 {
-    let v = app
-        .post_json(
-            "/douyin/publish/actionUrl",
-            json!({"token": token, "url": "https://cdn.example.com/v.mp4", "title": title}),
-        )
-        .await;
-    assert_eq!(code(&v), 0, "{v}");
-    v["vid"].as_i64().unwrap()
-}
-
 #[tokio::test]
 async fn likes_are_idempotent_and_counted_everywhere() {
     let app = spawn_app().await;

@@ -851,3 +851,123 @@ async fn changes_applied_out_of_order_end_in_the_newest_state() {
     assert_eq!(app.user(u).await["favorite_count"], 0);
     app.stop().await;
 }
+
+/// A CQL node of the test's own (deploy/cql-node.sh), stopped on drop.
+struct OwnCqlNode {
+    dir: tempfile::TempDir,
+    contact_point: String,
+}
+
+impl OwnCqlNode {
+    async fn start() -> OwnCqlNode {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cql-node.sh"))
+                .arg("start")
+                .arg(&d)
+                .env("CQL_NODE_HEAP", "512m")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let contact_point = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("DOUYIN_STORE__CQL__CONTACT_POINTS="))
+            .expect("the node's contact point")
+            .to_string();
+        OwnCqlNode { dir, contact_point }
+    }
+
+    /// Sends a signal to the node's JVM (STOP freezes it: the worst case, a node that hangs).
+    fn signal(&self, sig: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("node.pid")).unwrap();
+        assert!(Command::new("kill")
+            .args([sig, pid.trim()])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for OwnCqlNode {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cql-node.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn a_hung_cql_node_is_unavailable_at_once_and_service_comes_back() {
+    if !cql_enabled() {
+        return; // the CQL store's outage; the embedded store has none
+    }
+    let node = OwnCqlNode::start().await;
+    let mut o = Opts::new();
+    let contact = node.contact_point.clone();
+    o.tweak = Box::new(move |c| {
+        c.store.cql.contact_points = vec![contact];
+        c.store.cql.request_timeout_ms = 1000;
+    });
+    let app = spawn_with(o).await;
+    let (uid, token) = app.register("cql_outage").await;
+    let vid = publish_url(&app, &token, "v").await;
+    let like = |on: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.post_query(
+                "/douyin/favorite/action/",
+                &[
+                    ("token", token),
+                    ("video_id", vid.to_string()),
+                    ("action_type", on.into()),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(code(&like("1").await), 0);
+    let warm = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(warm["video_list"][0]["favorite_count"], 1, "{warm}");
+
+    node.signal("-STOP");
+    let started = Instant::now();
+    let v = like("2").await;
+    assert_eq!(code(&v), 10012, "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a hung node must not hang the request ({:?})",
+        started.elapsed()
+    );
+    // reads served by Redis keep working
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(code(&feed), 0, "{feed}");
+
+    node.signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = like("2").await;
+        if code(&v) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not come back: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // the unlike that failed was not half-applied: one like, then one unlike
+    let info = app.user(uid).await;
+    assert_eq!(info["favorite_count"], 0, "{info}");
+    let video = app.get("/douyin/feed/", &[]).await["video_list"][0].clone();
+    assert_eq!(video["favorite_count"], 0, "{video}");
+    app.stop().await;
+}
