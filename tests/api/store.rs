@@ -462,3 +462,38 @@ async fn import_loads_a_consistent_data_set() {
         assert_eq!(c.video.favorite_count, 2, "{name}");
     }
 }
+
+#[tokio::test]
+async fn migrate_runs_once_from_many_at_once_and_serve_refuses_an_old_schema() {
+    if !cql_enabled() {
+        return; // the embedded store has no schema to migrate
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("migrate-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    let cfg = cql_config(&dir);
+    // a keyspace nobody migrated: the store will not serve from it
+    let err = match CqlStore::connect(&cfg).await {
+        Ok(_) => panic!("connected to a keyspace that does not exist"),
+        Err(e) => e,
+    };
+    assert!(err.contains("keyspace") || err.contains("cql"), "{err}");
+    let three =
+        futures_util::future::join_all((0..3).map(|_| douyin_lite::store::cql::migrate(&cfg)))
+            .await;
+    let applied: Vec<Vec<String>> = three.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        applied.iter().filter(|a| !a.is_empty()).count(),
+        1,
+        "exactly one migrator applied: {applied:?}"
+    );
+    assert!(douyin_lite::store::cql::migrate(&cfg)
+        .await
+        .unwrap()
+        .is_empty());
+    CqlStore::connect(&cfg)
+        .await
+        .expect("a migrated keyspace serves");
+}
