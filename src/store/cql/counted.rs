@@ -4,14 +4,15 @@
 //! (user, video) pair, the (follower, followee) pair, or the comment), which also names the
 //! change's outbox entry as `pending`. Its effects then follow, each idempotent: list rows,
 //! and one conditional batch per counter partition (`tallies`) that moves the counter and
-//! leaves a marker of the change, so a change is counted once however often it is finished.
+//! leaves a marker of the change, so a change is counted once however often it is finished
+//! (`tally.rs`, which folds the changes waiting for one counter into one batch).
 //! Whoever meets a pending change (the next change of the same pair, or the outbox replay of
 //! any instance) finishes it first. See ARCHITECTURE.md ("Exact counters on CQL").
 
 use super::lists::Kind;
+use super::tally::Guard;
 use super::{applied, unavailable, CqlStore};
 use crate::store::*;
-use scylla::statement::batch::{Batch, BatchType};
 
 /// A group of counted state: one `tallies` partition per (entity, group).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,97 +68,6 @@ fn contended(what: &str) -> StoreError {
 }
 
 impl CqlStore {
-    /// (count, version) of a counter group; (0, 0) when never counted.
-    pub(super) async fn tally(&self, owner: i64, grp: Grp) -> StoreResult<(i64, i64)> {
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_tally, (owner, grp as i8))
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<(Option<i64>, Option<i64>)>()
-            .map_err(unavailable)?;
-        Ok(row.map_or((0, 0), |(c, v)| (c.unwrap_or(0), v.unwrap_or(0))))
-    }
-
-    async fn marked(&self, owner: i64, grp: Grp, change: i64) -> StoreResult<bool> {
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_marker, (owner, grp as i8, change))
-            .await
-            .map_err(unavailable)?;
-        Ok(r.into_rows_result().map_err(unavailable)?.rows_num() > 0)
-    }
-
-    /// Counts change `change` (`delta`) in the group once, however often it is called, as
-    /// long as `still_pending` says the change is not finished yet. Returns the group's
-    /// (count, version) after it.
-    async fn count_once<F, Fut>(
-        &self,
-        owner: i64,
-        grp: Grp,
-        change: i64,
-        delta: i64,
-        still_pending: F,
-    ) -> StoreResult<(i64, i64)>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = StoreResult<bool>>,
-    {
-        for _ in 0..CAS_ATTEMPTS {
-            let (cur, marked) = futures_util::future::try_join(
-                self.tally(owner, grp),
-                self.marked(owner, grp, change),
-            )
-            .await?;
-            if marked {
-                return Ok(cur);
-            }
-            // read after the counter: a finisher that cleared the change (and may have
-            // removed its marker) did so before this read, so it shows here
-            if !still_pending().await? {
-                return self.tally(owner, grp).await;
-            }
-            let mut b = Batch::new(BatchType::Logged);
-            b.append_statement(self.q.cas_tally.clone());
-            b.append_statement(self.q.ins_marker.clone());
-            let expected = if cur.1 == 0 { None } else { Some(cur.1) };
-            let next = (cur.0 + delta, cur.1 + 1);
-            let r = self
-                .s
-                .batch(
-                    &b,
-                    (
-                        (next.0, next.1, owner, grp as i8, expected),
-                        (owner, grp as i8, change),
-                    ),
-                )
-                .await
-                .map_err(unavailable)?;
-            if applied(r)? {
-                return Ok(next);
-            }
-            metrics::counter!("douyin_store_cas_retries_total", "what" => "counter").increment(1);
-        }
-        Err(contended("a counter"))
-    }
-
-    /// Drops the markers of a finished change (it can no longer be counted again: whoever
-    /// finishes it checks `pending` first).
-    async fn unmark(&self, change: i64, groups: &[(i64, Grp)]) {
-        for (owner, grp) in groups {
-            if let Err(e) = self
-                .s
-                .execute_unpaged(&self.q.del_marker, (*owner, *grp as i8, change))
-                .await
-            {
-                tracing::debug!(error = %e, "could not drop a counter marker; it stays harmless");
-            }
-        }
-    }
-
     pub(super) async fn pair(&self, kind: PairKind, a: i64, b: i64) -> StoreResult<Option<Pair>> {
         let r = self
             .s
@@ -226,32 +136,10 @@ impl CqlStore {
         }
         let delta = if p.active { 1 } else { -1 };
         let groups = Self::pair_groups(kind, a, b, p.other);
-        let still = || async move {
-            let mut st = self.q.get_pair.clone();
-            st.set_consistency(scylla::statement::Consistency::Serial);
-            let r = self
-                .s
-                .execute_unpaged(&st, (kind as i8, a, b))
-                .await
-                .map_err(unavailable)?;
-            let row = r
-                .into_rows_result()
-                .map_err(unavailable)?
-                .maybe_first_row::<(
-                    Option<bool>,
-                    Option<i64>,
-                    Option<i64>,
-                    Option<i64>,
-                    Option<i64>,
-                )>()
-                .map_err(unavailable)?;
-            Ok(row.and_then(|r| r.4) == Some(change))
-        };
-        let counted = futures_util::future::try_join_all(
-            groups
-                .iter()
-                .map(|(owner, grp)| self.count_once(*owner, *grp, change, delta, still)),
-        )
+        let counted = futures_util::future::try_join_all(groups.iter().map(|(owner, grp)| {
+            self.tallier
+                .count_once(*owner, *grp, change, delta, Guard::Pair(kind, a, b))
+        }))
         .await?;
         let r = self
             .s
@@ -259,7 +147,7 @@ impl CqlStore {
             .await
             .map_err(unavailable)?;
         let _ = applied(r)?; // false: another finisher cleared it
-        self.unmark(change, &groups).await;
+        self.tallier.unmark(change, &groups).await;
         Ok(counted)
     }
 
@@ -508,24 +396,10 @@ impl CqlStore {
             self.list_add(Kind::VideoComments, video, id, c.record.user_id)
                 .await?;
         }
-        let still = || async move {
-            let mut st = self.q.get_comment_serial.clone();
-            st.set_consistency(scylla::statement::Consistency::Serial);
-            let r = self
-                .s
-                .execute_unpaged(&st, (id,))
-                .await
-                .map_err(unavailable)?;
-            let row = r
-                .into_rows_result()
-                .map_err(unavailable)?
-                .maybe_first_row::<(Option<bool>, Option<i64>)>()
-                .map_err(unavailable)?;
-            Ok(row.and_then(|r| r.1) == Some(change))
-        };
         let delta = if c.deleted { -1 } else { 1 };
         let counted = self
-            .count_once(video, Grp::VideoComments, change, delta, still)
+            .tallier
+            .count_once(video, Grp::VideoComments, change, delta, Guard::Comment(id))
             .await?;
         let r = self
             .s
@@ -533,7 +407,9 @@ impl CqlStore {
             .await
             .map_err(unavailable)?;
         let _ = applied(r)?;
-        self.unmark(change, &[(video, Grp::VideoComments)]).await;
+        self.tallier
+            .unmark(change, &[(video, Grp::VideoComments)])
+            .await;
         Ok(counted)
     }
 

@@ -40,10 +40,10 @@ pub fn statements(text: &str) -> Vec<String> {
     out
 }
 
-/// The newest migration applied to the session's keyspace (0 when none).
-pub async fn applied_version(s: &Session) -> Result<i32, String> {
+/// The newest migration applied to keyspace `ks` (0 when none).
+pub async fn applied_version(s: &Session, ks: &str) -> Result<i32, String> {
     match s
-        .query_unpaged("SELECT version FROM schema_migrations", ())
+        .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), ())
         .await
     {
         Ok(r) => {
@@ -54,7 +54,12 @@ pub async fn applied_version(s: &Session) -> Result<i32, String> {
             }
             Ok(max)
         }
-        Err(e) if e.to_string().contains("unconfigured table") => Ok(0),
+        Err(e)
+            if e.to_string().contains("unconfigured table")
+                || e.to_string().contains("does not exist") =>
+        {
+            Ok(0)
+        }
         Err(e) => Err(format!("cql: {e}")),
     }
 }
@@ -95,7 +100,7 @@ pub async fn migrate(cfg: &CqlConfig) -> Result<Vec<String>, String> {
     let me = format!("{}-{:x}", std::process::id(), rand::random::<u64>());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(LEASE_SECS as u64 * 3);
     loop {
-        if applied_version(&s).await? >= SCHEMA_VERSION {
+        if applied_version(&s, ks).await? >= SCHEMA_VERSION {
             return Ok(Vec::new());
         }
         let r = s
@@ -115,7 +120,7 @@ pub async fn migrate(cfg: &CqlConfig) -> Result<Vec<String>, String> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let result = apply_pending(&s).await;
+    let result = apply_pending(&s, ks).await;
     let _ = s
         .query_unpaged(
             "DELETE FROM schema_lease WHERE id = 0 IF holder = ?",
@@ -125,8 +130,8 @@ pub async fn migrate(cfg: &CqlConfig) -> Result<Vec<String>, String> {
     result
 }
 
-async fn apply_pending(s: &Session) -> Result<Vec<String>, String> {
-    let have = applied_version(s).await?;
+async fn apply_pending(s: &Session, ks: &str) -> Result<Vec<String>, String> {
+    let have = applied_version(s, ks).await?;
     let mut done = Vec::new();
     for (version, name, text) in MIGRATIONS {
         if *version <= have {

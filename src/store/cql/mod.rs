@@ -12,6 +12,7 @@ mod lists;
 pub mod migrate;
 mod outbox;
 mod stmts;
+mod tally;
 
 use super::*;
 use crate::config::CqlConfig;
@@ -130,7 +131,8 @@ const MISSING_AFTER_MS: i64 = 30_000;
 /// The CQL store.
 pub struct CqlStore {
     s: Arc<Session>,
-    q: Stmts,
+    q: Arc<Stmts>,
+    tallier: tally::Tallier,
     /// Ids (users, videos, comments) known not to exist: a flood of requests for them does
     /// not reach the cluster. Only ids older than [`MISSING_AFTER_MS`] are remembered, so an
     /// id being created right now is never hidden.
@@ -144,8 +146,8 @@ impl CqlStore {
     /// Connects to the keyspace of `cfg` and prepares every statement. Refuses a keyspace
     /// whose schema is older than this build needs (run `douyin-lite migrate`).
     pub async fn connect(cfg: &CqlConfig) -> Result<CqlStore, String> {
-        let s = session(cfg, true).await?;
-        let have = migrate::applied_version(&s).await?;
+        let s = session(cfg, false).await?;
+        let have = migrate::applied_version(&s, &cfg.keyspace).await?;
         if have < SCHEMA_VERSION {
             return Err(format!(
                 "cql keyspace {} has schema version {have}, this build needs {SCHEMA_VERSION}: \
@@ -153,9 +155,15 @@ impl CqlStore {
                 cfg.keyspace
             ));
         }
-        let q = Stmts::prepare(&s).await.map_err(|e| format!("cql: {e}"))?;
+        let q = Arc::new(
+            Stmts::prepare(&s, &cfg.keyspace)
+                .await
+                .map_err(|e| format!("cql: {e}"))?,
+        );
+        let s = Arc::new(s);
         Ok(CqlStore {
-            s: Arc::new(s),
+            tallier: tally::Tallier::new(s.clone(), q.clone()),
+            s,
             q,
             missing: quick_cache::sync::Cache::new(100_000),
             registered: quick_cache::sync::Cache::new(100_000),
@@ -409,10 +417,10 @@ impl Store for CqlStore {
     async fn user_counters(&self, user_id: i64) -> StoreResult<UserCounters> {
         use counted::Grp;
         let (l, r, fo, fr) = futures_util::future::try_join4(
-            self.tally(user_id, Grp::UserLikes),
-            self.tally(user_id, Grp::UserReceived),
-            self.tally(user_id, Grp::UserFollows),
-            self.tally(user_id, Grp::UserFollowers),
+            self.tallier.read(user_id, Grp::UserLikes),
+            self.tallier.read(user_id, Grp::UserReceived),
+            self.tallier.read(user_id, Grp::UserFollows),
+            self.tallier.read(user_id, Grp::UserFollowers),
         )
         .await?;
         Ok(UserCounters {
@@ -430,8 +438,8 @@ impl Store for CqlStore {
     async fn video_counters(&self, video_id: i64) -> StoreResult<VideoCounters> {
         use counted::Grp;
         let (f, c) = futures_util::future::try_join(
-            self.tally(video_id, Grp::VideoFavorites),
-            self.tally(video_id, Grp::VideoComments),
+            self.tallier.read(video_id, Grp::VideoFavorites),
+            self.tallier.read(video_id, Grp::VideoComments),
         )
         .await?;
         Ok(VideoCounters {

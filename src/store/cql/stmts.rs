@@ -6,6 +6,27 @@ use scylla::client::session::Session;
 use scylla::errors::PrepareError;
 use scylla::statement::prepared::PreparedStatement;
 
+/// `cql` with the table after FROM, INTO or UPDATE prefixed by `ks.`.
+fn qualify(cql: &str, ks: &str) -> String {
+    let mut out = String::with_capacity(cql.len() + 3 * ks.len());
+    let mut words = cql.split(' ').peekable();
+    while let Some(w) = words.next() {
+        out.push_str(w);
+        if matches!(w, "FROM" | "INTO" | "UPDATE") {
+            if let Some(table) = words.next() {
+                out.push(' ');
+                out.push_str(ks);
+                out.push('.');
+                out.push_str(table);
+            }
+        }
+        if words.peek().is_some() {
+            out.push(' ');
+        }
+    }
+    out
+}
+
 macro_rules! stmts {
     ($($name:ident: $idem:literal $cql:literal;)*) => {
         /// The prepared statements (see the CQL text of each).
@@ -14,10 +35,12 @@ macro_rules! stmts {
         }
 
         impl Stmts {
-            pub async fn prepare(s: &Session) -> Result<Stmts, PrepareError> {
+            /// Prepares every statement with its tables qualified by keyspace `ks` (a
+            /// session-wide `USE` is ambiguous for prepared statements).
+            pub async fn prepare(s: &Session, ks: &str) -> Result<Stmts, PrepareError> {
                 Ok(Stmts {
                     $($name: {
-                        let mut p = s.prepare($cql).await?;
+                        let mut p = s.prepare(qualify($cql, ks)).await?;
                         p.set_is_idempotent($idem);
                         p.set_page_size(1000);
                         p
@@ -40,7 +63,7 @@ stmts! {
 
     ins_comment: true "INSERT INTO comments (id, video_id, user_id, content, reply_id, created_ms, deleted, pending) VALUES (?, ?, ?, ?, ?, ?, false, ?)";
     get_comment: true "SELECT id, video_id, user_id, content, reply_id, created_ms, deleted, pending FROM comments WHERE id = ?";
-    get_comment_serial: true "SELECT deleted, pending FROM comments WHERE id = ?";
+    get_comment_pending: true "SELECT pending FROM comments WHERE id = ?";
     del_comment: false "UPDATE comments SET deleted = true, pending = ? WHERE id = ? IF deleted = false AND pending = 0";
     clear_comment: false "UPDATE comments SET pending = 0 WHERE id = ? IF pending = ?";
 
@@ -61,13 +84,14 @@ stmts! {
     sel_plays: true "SELECT viewer FROM video_plays WHERE video_id = ? AND bucket = ?";
 
     get_pair: true "SELECT active, id, version, other, pending FROM pairs WHERE kind = ? AND a = ? AND b = ?";
+    get_pair_pending: true "SELECT pending FROM pairs WHERE kind = ? AND a = ? AND b = ?";
     new_pair: false "INSERT INTO pairs (kind, a, b, active, id, version, other, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
     cas_pair: false "UPDATE pairs SET active = ?, id = ?, version = ?, other = ?, pending = ? WHERE kind = ? AND a = ? AND b = ? IF version = ? AND pending = 0";
     clear_pair: false "UPDATE pairs SET pending = 0 WHERE kind = ? AND a = ? AND b = ? IF pending = ?";
     put_pair: true "INSERT INTO pairs (kind, a, b, active, id, version, other, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 0)";
 
     get_tally: true "SELECT count, version FROM tallies WHERE owner = ? AND grp = ? LIMIT 1";
-    get_marker: true "SELECT change FROM tallies WHERE owner = ? AND grp = ? AND change = ?";
+    get_markers: true "SELECT change FROM tallies WHERE owner = ? AND grp = ? AND change IN ?";
     cas_tally: false "UPDATE tallies SET count = ?, version = ? WHERE owner = ? AND grp = ? IF version = ?";
     ins_marker: false "INSERT INTO tallies (owner, grp, change) VALUES (?, ?, ?)";
     del_marker: true "DELETE FROM tallies WHERE owner = ? AND grp = ? AND change = ?";
@@ -82,4 +106,23 @@ stmts! {
     ins_open: true "INSERT INTO outbox_open (shard, minute) VALUES (?, ?)";
     sel_open: true "SELECT minute FROM outbox_open WHERE shard = ?";
     del_open: true "DELETE FROM outbox_open WHERE shard = ? AND minute = ?";
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_are_qualified_by_keyspace() {
+        assert_eq!(
+            super::qualify("DELETE FROM lists WHERE kind = ?", "ks"),
+            "DELETE FROM ks.lists WHERE kind = ?"
+        );
+        assert_eq!(
+            super::qualify("UPDATE pairs SET a = ? WHERE b = ? IF c = ?", "k"),
+            "UPDATE k.pairs SET a = ? WHERE b = ? IF c = ?"
+        );
+        assert_eq!(
+            super::qualify("INSERT INTO users (id) VALUES (?)", "k"),
+            "INSERT INTO k.users (id) VALUES (?)"
+        );
+    }
 }
