@@ -10,7 +10,9 @@
 #
 # Settings (environment): CQL_NODE_VERSION (5.0.8), CQL_NODE_HEAP (2g: the test suite makes a
 # keyspace per test, and every table costs heap),
-# CQL_NODE_CACHE (~/.cache/douyin-lite/cassandra-VERSION), CQL_NODE_TIMEOUT (180 s).
+# CQL_NODE_CACHE (~/.cache/douyin-lite/cassandra-VERSION), CQL_NODE_TIMEOUT (180 s),
+# CQL_NODE_TLS (0; 1: clients must use TLS, with a test CA made here; its PEM is printed as
+# DOUYIN_STORE__CQL__TLS_CA_FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,8 @@ HEAP=${CQL_NODE_HEAP:-2g}
 CACHE=${CQL_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/cassandra-$VERSION}
 TIMEOUT=${CQL_NODE_TIMEOUT:-180}
 KEYSPACE=douyin_lite
+TLS=${CQL_NODE_TLS:-0}
+TLS_PASS=douyin-lite-test
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
@@ -58,18 +62,42 @@ EOF
   touch "$CACHE/.complete"
 }
 
-# True once the node answers a CQL OPTIONS request (protocol v4) with SUPPORTED.
+# True once the node answers a CQL OPTIONS request (protocol v4) with SUPPORTED ($2 = 1: over
+# TLS, without checking the certificate).
 answers_cql() {
-  python3 - "$1" <<'EOF'
-import socket, struct, sys
+  python3 - "$1" "${2:-0}" <<'EOF'
+import socket, ssl, struct, sys
 try:
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+    if sys.argv[2] == "1":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s)
     s.sendall(struct.pack(">BBhBi", 0x04, 0, 1, 0x05, 0))
     head = s.recv(9)
     sys.exit(0 if len(head) == 9 and head[0] == 0x84 and head[4] == 0x06 else 1)
 except OSError:
     sys.exit(1)
 EOF
+}
+
+# A test CA and the node's certificate (for 127.0.0.1) signed by it, made with the JDK's
+# keytool: tls/node.p12 for the node, tls/ca.pem for clients.
+tls_files() {
+  local t="$DIR/tls" k=(-storepass "$TLS_PASS" -keypass "$TLS_PASS" -storetype PKCS12)
+  rm -rf "$t" && mkdir -p "$t"
+  keytool -genkeypair -alias ca -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=douyin-lite test CA" \
+    -ext bc:c -keystore "$t/ca.p12" "${k[@]}" >/dev/null 2>&1
+  keytool -exportcert -rfc -alias ca -keystore "$t/ca.p12" -storepass "$TLS_PASS" -file "$t/ca.pem" >/dev/null 2>&1
+  keytool -genkeypair -alias node -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=127.0.0.1" \
+    -keystore "$t/node.p12" "${k[@]}" >/dev/null 2>&1
+  keytool -certreq -alias node -keystore "$t/node.p12" -storepass "$TLS_PASS" -file "$t/node.csr" >/dev/null 2>&1
+  keytool -gencert -alias ca -keystore "$t/ca.p12" -storepass "$TLS_PASS" -infile "$t/node.csr" \
+    -outfile "$t/node.pem" -rfc -validity 3650 -ext SAN=ip:127.0.0.1 -ext KU=digitalSignature,keyEncipherment \
+    -ext EKU=serverAuth >/dev/null 2>&1
+  keytool -importcert -noprompt -alias ca -file "$t/ca.pem" -keystore "$t/node.p12" "${k[@]}" >/dev/null 2>&1
+  keytool -importcert -noprompt -alias node -file "$t/node.pem" -keystore "$t/node.p12" "${k[@]}" >/dev/null 2>&1
 }
 
 start() {
@@ -109,6 +137,17 @@ concurrent_compactors: 1
 # test keyspaces come and go: no snapshot of each dropped or truncated table
 auto_snapshot: false
 EOF
+  if [ "$TLS" = 1 ]; then
+    tls_files
+    cat >>"$DIR/cassandra.yaml" <<EOF
+client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: $DIR/tls/node.p12
+  keystore_password: $TLS_PASS
+  store_type: PKCS12
+EOF
+  fi
   cat >"$DIR/logback.xml" <<EOF
 <configuration>
   <appender name="FILE" class="ch.qos.logback.core.FileAppender">
@@ -164,7 +203,7 @@ EOF
   echo $! >"$DIR/node.pid"
   local pid waited=0
   pid=$(cat "$DIR/node.pid")
-  until answers_cql "$cql"; do
+  until answers_cql "$cql" "$TLS"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "the CQL node exited during start-up; the end of its log:" >&2
       tail -30 "$DIR/system.log" "$DIR/stdout.log" >&2 2>/dev/null || true
@@ -188,6 +227,7 @@ DOUYIN_STORE__CQL__CONTACT_POINTS=127.0.0.1:$cql
 DOUYIN_STORE__CQL__LOCAL_DATACENTER=datacenter1
 DOUYIN_STORE__CQL__KEYSPACE=$KEYSPACE
 EOF
+  if [ "$TLS" = 1 ]; then echo "DOUYIN_STORE__CQL__TLS_CA_FILE=$DIR/tls/ca.pem" >>"$DIR/settings.env"; fi
   cat "$DIR/settings.env"
 }
 

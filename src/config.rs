@@ -280,6 +280,14 @@ pub struct CqlConfig {
     pub username: String,
     /// File holding the password (secrets never sit in the config file).
     pub password_file: Option<PathBuf>,
+    /// PEM file of the CA certificates that signed the nodes' certificates: set, connections
+    /// use TLS, and a node must present a certificate for its IP address signed by one of them.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for nodes that require client certificates (with
+    /// `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for CqlConfig {
@@ -295,6 +303,9 @@ impl Default for CqlConfig {
             connect_timeout_ms: 2000,
             username: String::new(),
             password_file: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

@@ -856,10 +856,16 @@ async fn changes_applied_out_of_order_end_in_the_newest_state() {
 struct OwnCqlNode {
     dir: tempfile::TempDir,
     contact_point: String,
+    /// The CA of its certificate, when it requires TLS.
+    tls_ca: Option<String>,
 }
 
 impl OwnCqlNode {
     async fn start() -> OwnCqlNode {
+        OwnCqlNode::start_with(false).await
+    }
+
+    async fn start_with(tls: bool) -> OwnCqlNode {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
         let out = tokio::task::spawn_blocking(move || {
@@ -868,6 +874,7 @@ impl OwnCqlNode {
                 .arg("start")
                 .arg(&d)
                 .env("CQL_NODE_HEAP", "512m")
+                .env("CQL_NODE_TLS", if tls { "1" } else { "0" })
                 .output()
                 .unwrap()
         })
@@ -878,12 +885,19 @@ impl OwnCqlNode {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let contact_point = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("DOUYIN_STORE__CQL__CONTACT_POINTS="))
-            .expect("the node's contact point")
-            .to_string();
-        OwnCqlNode { dir, contact_point }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let setting = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::to_string)
+        };
+        OwnCqlNode {
+            contact_point: setting("DOUYIN_STORE__CQL__CONTACT_POINTS=")
+                .expect("the node's contact point"),
+            tls_ca: setting("DOUYIN_STORE__CQL__TLS_CA_FILE="),
+            dir,
+        }
     }
 
     /// Sends a signal to the node's JVM (STOP freezes it: the worst case, a node that hangs).
@@ -969,5 +983,46 @@ async fn a_hung_cql_node_is_unavailable_at_once_and_service_comes_back() {
     assert_eq!(info["favorite_count"], 0, "{info}");
     let video = app.get("/douyin/feed/", &[]).await["video_list"][0].clone();
     assert_eq!(video["favorite_count"], 0, "{video}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_cql_store_speaks_tls_and_checks_the_node_certificate() {
+    if !cql_enabled() {
+        return; // the CQL store's connection; the embedded store has none
+    }
+    let node = OwnCqlNode::start_with(true).await;
+    let ca = node.tls_ca.clone().expect("a TLS node prints its CA");
+    let dir = Opts::new().data_dir;
+    let mut cfg = cql_config(&dir);
+    cfg.contact_points = vec![node.contact_point.clone()];
+    cfg.connect_timeout_ms = 3000;
+    // plain TCP to a node that requires TLS: refused, with a clear error
+    assert!(douyin_lite::store::cql::migrate(&cfg).await.is_err());
+    // TLS, but the node's certificate is signed by none of the trusted CAs: refused
+    cfg.tls_ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
+    assert!(douyin_lite::store::cql::migrate(&cfg).await.is_err());
+    // TLS with the node's CA: the whole app works over it
+    cfg.tls_ca_file = Some(ca.into());
+    douyin_lite::store::cql::migrate(&cfg).await.unwrap();
+    let mut o = Opts::new();
+    o.data_dir = dir;
+    let tls = cfg.clone();
+    o.tweak = Box::new(move |c| c.store.cql = tls);
+    let app = spawn_with(o).await;
+    let (uid, token) = app.register("tls_user").await;
+    let vid = publish_url(&app, &token, "v").await;
+    let v = app
+        .post_query(
+            "/douyin/favorite/action/",
+            &[
+                ("token", token.clone()),
+                ("video_id", vid.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(app.user(uid).await["favorite_count"], 1);
     app.stop().await;
 }

@@ -100,6 +100,9 @@ pub async fn session(cfg: &CqlConfig, keyspace: bool) -> Result<Session, String>
     if !cfg.username.is_empty() {
         b = b.user(cfg.username.clone(), cfg.password()?.unwrap_or_default());
     }
+    if let Some(tls) = tls_config(cfg)? {
+        b = b.tls_context(Some(tls));
+    }
     if keyspace {
         b = b.use_keyspace(&cfg.keyspace, false);
     }
@@ -110,6 +113,44 @@ pub async fn session(cfg: &CqlConfig, keyspace: bool) -> Result<Session, String>
     .await
     .map_err(|_| "cql: no node answered".to_string())?
     .map_err(|e| format!("cql: {e}"))
+}
+
+/// The TLS settings of `cfg` (None: plain TCP).
+fn tls_config(cfg: &CqlConfig) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(ca) = &cfg.tls_ca_file else {
+        return Ok(None);
+    };
+    let bad = |what: &str, f: &std::path::Path, e: &dyn std::fmt::Display| {
+        format!("store.cql.{what} {}: {e}", f.display())
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad("tls_ca_file", ca, &e))? {
+        roots
+            .add(cert.map_err(|e| bad("tls_ca_file", ca, &e))?)
+            .map_err(|e| bad("tls_ca_file", ca, &e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("tls_ca_file", ca, &"no certificate in it"));
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| bad("tls_cert_file", cert, &e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("tls_cert_file", cert, &e))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| bad("tls_key_file", key, &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("store.cql client certificate: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("store.cql.tls_cert_file and tls_key_file go together".into()),
+    };
+    Ok(Some(Arc::new(config)))
 }
 
 /// Whether a lightweight transaction applied (its first column, `[applied]`).
