@@ -5,13 +5,15 @@
 #
 #   bash bench/cql.sh                          # about 5 minutes
 #
-# Settings (environment): BENCH_DURATION (10s), BENCH_CONNECTIONS (64, split between the two
+# Settings (environment): BENCH_DURATION (10s), BENCH_WARMUP (8s of comment posts first, for
+# the node's JIT and the caches), BENCH_CONNECTIONS (64, split between the two
 # instances), BENCH_SCALE (0.05), BENCH_OUT (bench/CQL.md), CQL_NODE_HEAP (2g).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-8s}
 CONNS=${BENCH_CONNECTIONS:-64}
 SCALE=${BENCH_SCALE:-0.05}
 OUT=${BENCH_OUT:-bench/CQL.md}
@@ -58,6 +60,16 @@ serve() { # serve DIR PORT NODE: a server in the background; waits until it is r
   echo "server on $2 did not become ready" >&2; tail -20 "$WORK/server-$2.log" >&2; exit 1
 }
 
+warm() { # warm PORT...: comments for a few seconds through each (JIT, caches, connections)
+  local pids=()
+  for port in "$@"; do
+    BENCH_WRK=$ROOT/bench/wrk wrk -t2 -c16 -d"$WARMUP" -s bench/wrk/comment_post.lua \
+      "http://127.0.0.1:$port" >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+}
+
 metric() { # metric PORT NAME: the sum of a metric's samples on /metrics
   curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"($|\\{)" {s += $2} END {print s + 0}'
 }
@@ -70,6 +82,7 @@ export DOUYIN_REDIS__KEY_PREFIX=e:
 export BENCH_DATA=$WORK/data-emb
 EPORT=$(free_port)
 serve "$WORK/emb" "$EPORT"
+warm "$EPORT"
 for s in $SCENARIOS; do echo "== embedded $s" >&2; run embedded "$s" "$EPORT"; done
 kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 EMB_CHECK=$("$BIN/douyin-lite" --data-dir "$WORK/emb" --redis-url "$REDIS" check || true)
@@ -91,6 +104,7 @@ APORT=$(free_port)
 BPORT=$(free_port)
 DOUYIN_IDS__NODE_ID=1 serve "$WORK/a" "$APORT"
 DOUYIN_IDS__NODE_ID=2 serve "$WORK/b" "$BPORT"
+warm "$APORT" "$BPORT"
 for s in $SCENARIOS; do echo "== cql $s" >&2; run cql "$s" "$APORT" "$BPORT"; done
 ROUNDS=$(( $(metric "$APORT" douyin_store_counter_round_changes_count) + $(metric "$BPORT" douyin_store_counter_round_changes_count) ))
 CHANGES=$(( $(metric "$APORT" douyin_store_counter_round_changes_sum) + $(metric "$BPORT" douyin_store_counter_round_changes_sum) ))

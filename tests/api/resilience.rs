@@ -954,8 +954,23 @@ async fn a_hung_cql_node_is_unavailable_at_once_and_service_comes_back() {
     assert_eq!(code(&like("1").await), 0);
     let warm = app.get("/douyin/feed/", &[]).await;
     assert_eq!(warm["video_list"][0]["favorite_count"], 1, "{warm}");
+    // an id that never existed (minted long ago): looked up once
+    let ghost = [("user_id", "4242".to_string())];
+    assert_ne!(code(&app.get("/douyin/user/", &ghost).await), 0);
 
     node.signal("-STOP");
+    // a flood of lookups of it no longer reaches the (now hung) cluster: each answers at once
+    let started = Instant::now();
+    for _ in 0..50 {
+        let v = app.get("/douyin/user/", &ghost).await;
+        assert_ne!(code(&v), 10012, "the unknown id went to the cluster: {v}");
+        assert_ne!(code(&v), 0, "{v}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     let v = like("2").await;
     assert_eq!(code(&v), 10012, "{v}");

@@ -40,6 +40,16 @@ pub fn statements(text: &str) -> Vec<String> {
     out
 }
 
+/// `CREATE TABLE IF NOT EXISTS t` of a migration file, made `... ks.t` (no session-wide
+/// `USE`: it is ambiguous for prepared statements).
+fn in_keyspace(statement: &str, ks: &str) -> String {
+    const CREATE: &str = "CREATE TABLE IF NOT EXISTS ";
+    match statement.strip_prefix(CREATE) {
+        Some(rest) => format!("{CREATE}{ks}.{rest}"),
+        None => statement.to_string(),
+    }
+}
+
 /// The newest migration applied to keyspace `ks` (0 when none).
 pub async fn applied_version(s: &Session, ks: &str) -> Result<i32, String> {
     match s
@@ -84,17 +94,14 @@ pub async fn migrate(cfg: &CqlConfig) -> Result<Vec<String>, String> {
         &format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}"),
     )
     .await?;
-    s.use_keyspace(ks, false)
-        .await
-        .map_err(|e| format!("cql: {e}"))?;
     run(
         &s,
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text, applied_ms bigint)",
+        &format!("CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, name text, applied_ms bigint)"),
     )
     .await?;
     run(
         &s,
-        "CREATE TABLE IF NOT EXISTS schema_lease (id int PRIMARY KEY, holder text)",
+        &format!("CREATE TABLE IF NOT EXISTS {ks}.schema_lease (id int PRIMARY KEY, holder text)"),
     )
     .await?;
     let me = format!("{}-{:x}", std::process::id(), rand::random::<u64>());
@@ -106,7 +113,7 @@ pub async fn migrate(cfg: &CqlConfig) -> Result<Vec<String>, String> {
         let r = s
             .query_unpaged(
                 format!(
-                    "INSERT INTO schema_lease (id, holder) VALUES (0, ?) IF NOT EXISTS USING TTL {LEASE_SECS}"
+                    "INSERT INTO {ks}.schema_lease (id, holder) VALUES (0, ?) IF NOT EXISTS USING TTL {LEASE_SECS}"
                 ),
                 (&me,),
             )
@@ -138,10 +145,12 @@ async fn apply_pending(s: &Session, ks: &str) -> Result<Vec<String>, String> {
             continue;
         }
         for st in statements(text) {
-            run(s, &st).await?;
+            run(s, &in_keyspace(&st, ks)).await?;
         }
         s.query_unpaged(
-            "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
+            format!(
+                "INSERT INTO {ks}.schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)"
+            ),
             (*version, *name, crate::ids::now_ms()),
         )
         .await
@@ -171,5 +180,6 @@ mod tests {
             .iter()
             .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
         assert!(st.iter().all(|s| !s.contains(';')));
+        assert!(in_keyspace(&st[0], "ks").starts_with("CREATE TABLE IF NOT EXISTS ks."));
     }
 }

@@ -4,8 +4,8 @@
 //! A hot video's likes all move the video's (and its author's) counter partition. One
 //! lightweight transaction per like would serialise them on that partition's Paxos rounds;
 //! instead the first change to arrive leads: it takes every change queued for the partition,
-//! reads the counter and the changes' markers, re-reads (SERIAL) that each unmarked change is
-//! still pending, and writes `count`, `version` (`IF version = v`) plus one marker per change
+//! reads the counter and the changes' markers, re-reads that each unmarked change is still
+//! pending, and writes `count`, `version` (`IF version = v`) plus one marker per change
 //! in one batch. Changes arriving meanwhile queue for the next round. A round costs the same
 //! whether it carries one change or a hundred, so the partition's rate grows with its load.
 
@@ -15,7 +15,6 @@ use super::{applied, unavailable};
 use crate::store::{StoreError, StoreResult};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
-use scylla::statement::Consistency;
 use scylla::value::CqlValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +26,9 @@ const MAX_ROUND: usize = 100;
 /// Rounds a batch may lose to another instance's before the caller hears "unavailable".
 const CAS_ATTEMPTS: usize = 64;
 
-/// What proves a change is not finished yet (read at SERIAL, after the counter).
+/// What proves a change is not finished yet (read after the counter). A plain quorum read is
+/// enough: a change's markers are dropped only after the lightweight transaction that clears
+/// its `pending` has committed, so a reader that finds a marker gone finds the clear too.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Guard {
     /// `pending` of the pair row still names the change.
@@ -151,7 +152,7 @@ impl Tallier {
     }
 
     async fn still_pending(&self, guard: Guard, change: i64) -> StoreResult<bool> {
-        let (mut st, values) = match guard {
+        let (st, values) = match guard {
             Guard::Pair(kind, a, b) => (
                 self.q.get_pair_pending.clone(),
                 vec![
@@ -165,7 +166,6 @@ impl Tallier {
                 vec![CqlValue::BigInt(id)],
             ),
         };
-        st.set_consistency(Consistency::Serial);
         let r = self
             .s
             .execute_unpaged(&st, values)
