@@ -146,6 +146,9 @@ lines += ["",
     "lightweight transaction is a Paxos round (4 round trips inside the node) at LOCAL_SERIAL.",
     "- The hot-video row is the counter partition's limit: its likes are folded into one conditional batch per "
     "round per instance (`src/store/cql/tally.rs`), so the rate follows the number of likes waiting, not one Paxos round per like.",
+    "- Distinct pairs cost more than the hot video here: each such like creates its pair row (`IF NOT EXISTS`), "
+    "registers new list hours and moves three counter partitions that nobody else is moving, so nothing is folded; "
+    "the hot video's likes share the video's and the author's counter rounds.",
     "- The embedded store fsyncs (grouped); the node runs with `commitlog_sync: periodic` (10 s), Cassandra's default, "
     "so its writes are acknowledged before they reach its disk: durability on a cluster comes from replication (RF 3), which one node cannot show.",
 ]
