@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files (no container engine runs on the CI machines): the
-# compose file must be valid for docker-compose, and the Dockerfile must pass checkov. That the
+# compose file must be valid for docker-compose, the Dockerfile and the Kubernetes manifests
+# must pass checkov, and the manifests must match the Kubernetes API schemas
+# (kubernetes-validate, offline) of the oldest and newest versions they are for. That the
 # Grafana dashboard queries only metrics the server exports is a test of the suite
 # (tests/api/deploy.rs).
 set -euo pipefail
@@ -18,11 +20,46 @@ if [ ! -x "$VENV/bin/checkov" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "checkov==$CHECKOV_VERSION"
 fi
+KV_VERSION=1.37.0
+KV=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/kubernetes-validate-$KV_VERSION
+if [ ! -x "$KV/bin/kubernetes-validate" ]; then
+  echo "installing kubernetes-validate $KV_VERSION into $KV" >&2
+  python3 -m venv "$KV"
+  "$KV/bin/pip" install -q "kubernetes-validate==$KV_VERSION"
+fi
 passed=0
-echo "== docker-compose config (deploy/compose.yaml)" >&2
-docker-compose -f deploy/compose.yaml config -q
+for f in compose.yaml compose.single.yaml; do
+  echo "== docker-compose config (deploy/$f)" >&2
+  docker-compose -f "deploy/$f" config -q
+  passed=$((passed + 1))
+done
+echo "== docker-compose config (deploy/compose.yaml, profile scylla3)" >&2
+docker-compose -f deploy/compose.yaml --profile scylla3 config -q
 passed=$((passed + 1))
 echo "== checkov (deploy/Dockerfile)" >&2
 "$VENV/bin/checkov" -f deploy/Dockerfile --framework dockerfile --compact --quiet --skip-download >&2
+passed=$((passed + 1))
+mapfile -t manifests < <(find deploy/k8s -name '*.yaml' ! -name kustomization.yaml | sort)
+for k8s in 1.30.0 1.37.0; do
+  echo "== kubernetes-validate --strict, Kubernetes $k8s (${#manifests[@]} manifests)" >&2
+  "$KV/bin/kubernetes-validate" -k "$k8s" --strict --quiet "${manifests[@]}"
+  passed=$((passed + 1))
+done
+echo "== kustomizations name files that exist" >&2
+"$KV/bin/python" - <<'EOF'
+import pathlib, sys, yaml
+bad = []
+for k in pathlib.Path("deploy/k8s").rglob("kustomization.yaml"):
+    doc = yaml.safe_load(k.read_text())
+    for r in doc.get("resources", []):
+        p = k.parent / r
+        if not (p.is_file() or (p / "kustomization.yaml").is_file()):
+            bad.append(f"{k}: {r}")
+if bad:
+    sys.exit("missing: " + ", ".join(bad))
+EOF
+passed=$((passed + 1))
+echo "== checkov (deploy/k8s)" >&2
+"$VENV/bin/checkov" -d deploy/k8s --framework kubernetes --compact --quiet --skip-download >&2
 passed=$((passed + 1))
 echo "deploy checks: $passed passed, 0 failed"

@@ -28,6 +28,8 @@ pub struct Application {
 /// replays any outbox entries left by a previous run.
 pub async fn build(cfg: Config) -> Result<Application, String> {
     cfg.validate()?;
+    // first: the stores register their metrics as they open
+    crate::ops::metrics::install();
     let data_dir = cfg.store.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
@@ -65,7 +67,6 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
         cfg.server.public_url.trim_end_matches('/').to_string()
     };
     let urls = Urls { base };
-    crate::ops::metrics::install();
     let near = Arc::new(NearCache::new(
         cfg.near.enabled,
         cfg.near.max_bytes,

@@ -448,7 +448,8 @@ impl Config {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("store.cql.contact_points"),
+                .with_list_parse_key("store.cql.contact_points")
+                .with_list_parse_key("server.trusted_proxies"),
         );
         let cfg: Config = b
             .build()

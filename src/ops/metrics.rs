@@ -36,6 +36,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         Matcher::Full("douyin_store_group_commit_writes".into()),
                         &BATCH_BUCKETS,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("douyin_store_counter_round_changes".into()),
+                        &BATCH_BUCKETS,
+                    )
                 });
             match b.and_then(|b| b.install_recorder()) {
                 Ok(h) => Some(h),
