@@ -80,6 +80,8 @@ case "${1:-}" in
     trap - EXIT
     # static checks of the deployment files
     bash deploy/check.sh
+    # the image, built with podman from a base made here, serving the binary the tests built
+    bash deploy/image-smoke.sh
     # every endpoint of /openapi.json fuzzed against the binary the tests just built
     bash deploy/schemathesis.sh
     ;;
