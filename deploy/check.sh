@@ -36,6 +36,24 @@ done
 echo "== docker-compose config (deploy/compose.yaml, profile scylla3)" >&2
 docker-compose -f deploy/compose.yaml --profile scylla3 config -q
 passed=$((passed + 1))
+echo "== .dockerignore keeps everything the Dockerfile copies" >&2
+python3 - <<'EOF'
+import fnmatch, pathlib, sys
+ignored = [l.strip().rstrip("/") for l in open(".dockerignore") if l.strip() and not l.startswith("#")]
+bad = []
+for line in open("deploy/Dockerfile"):
+    words = line.split()
+    if not words or words[0] != "COPY" or any(w.startswith("--from") for w in words):
+        continue
+    for src in words[1:-1]:
+        if any(fnmatch.fnmatch(src, p) or src.startswith(p + "/") for p in ignored):
+            bad.append(src)
+        elif not pathlib.Path(src).exists():
+            bad.append(src + " (missing)")
+if bad:
+    sys.exit("the Dockerfile copies what .dockerignore leaves out: " + ", ".join(bad))
+EOF
+passed=$((passed + 1))
 echo "== checkov (deploy/Dockerfile)" >&2
 "$VENV/bin/checkov" -f deploy/Dockerfile --framework dockerfile --compact --quiet --skip-download >&2
 passed=$((passed + 1))
