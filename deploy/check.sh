@@ -13,20 +13,19 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
-CHECKOV_VERSION=3.3.30
-VENV=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/checkov-$CHECKOV_VERSION
-if [ ! -x "$VENV/bin/checkov" ]; then
-  echo "installing checkov $CHECKOV_VERSION into $VENV" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "checkov==$CHECKOV_VERSION"
-fi
-KV_VERSION=1.37.0
-KV=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/kubernetes-validate-$KV_VERSION
-if [ ! -x "$KV/bin/kubernetes-validate" ]; then
-  echo "installing kubernetes-validate $KV_VERSION into $KV" >&2
-  python3 -m venv "$KV"
-  "$KV/bin/pip" install -q "kubernetes-validate==$KV_VERSION"
-fi
+# pip_tool NAME VERSION: NAME==VERSION from PyPI in a venv of its own (once, in the cache);
+# prints the venv's directory
+pip_tool() {
+  local venv=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/$1-$2
+  if [ ! -x "$venv/bin/$1" ]; then
+    echo "installing $1 $2 into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "$1==$2"
+  fi
+  echo "$venv"
+}
+VENV=$(pip_tool checkov 3.3.30)
+KV=$(pip_tool kubernetes-validate 1.37.0)
 passed=0
 for f in compose.yaml compose.single.yaml; do
   echo "== docker-compose config (deploy/$f)" >&2

@@ -56,16 +56,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     app.get("/douyin/user/", &[("user_id", "424242".into())])
         .await;
     let vid = publish_url(&app, &token, "dashboard").await;
-    let liked = app
-        .post_query(
-            "/douyin/favorite/action/",
-            &[
-                ("token", token.clone()),
-                ("video_id", vid.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
+    let liked = like(&app, &token, vid, "1").await;
     assert_eq!(code(&liked), 0, "{liked}");
     let text = app
         .client

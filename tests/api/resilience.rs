@@ -937,20 +937,7 @@ async fn a_hung_cql_node_is_unavailable_at_once_and_service_comes_back() {
     let app = spawn_with(o).await;
     let (uid, token) = app.register("cql_outage").await;
     let vid = publish_url(&app, &token, "v").await;
-    let like = |on: &'static str| {
-        let (app, token) = (&app, token.clone());
-        async move {
-            app.post_query(
-                "/douyin/favorite/action/",
-                &[
-                    ("token", token),
-                    ("video_id", vid.to_string()),
-                    ("action_type", on.into()),
-                ],
-            )
-            .await
-        }
-    };
+    let like = |on: &'static str| like(&app, &token, vid, on);
     assert_eq!(code(&like("1").await), 0);
     let warm = app.get("/douyin/feed/", &[]).await;
     assert_eq!(warm["video_list"][0]["favorite_count"], 1, "{warm}");
@@ -1027,16 +1014,7 @@ async fn the_cql_store_speaks_tls_and_checks_the_node_certificate() {
     let app = spawn_with(o).await;
     let (uid, token) = app.register("tls_user").await;
     let vid = publish_url(&app, &token, "v").await;
-    let v = app
-        .post_query(
-            "/douyin/favorite/action/",
-            &[
-                ("token", token.clone()),
-                ("video_id", vid.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
+    let v = like(&app, &token, vid, "1").await;
     assert_eq!(code(&v), 0, "{v}");
     assert_eq!(app.user(uid).await["favorite_count"], 1);
     app.stop().await;

@@ -4,7 +4,7 @@
 
 use super::counted::{Grp, PairKind};
 use super::lists::Kind;
-use super::{bucket, low_high, unavailable, CqlStore};
+use super::{unavailable, CqlStore};
 use crate::store::*;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::future::Future;
@@ -37,19 +37,7 @@ impl CqlStore {
         let mut jobs: Vec<Job<'_>> = Vec::new();
         for u in &d.users {
             jobs.push(Box::pin(async move {
-                self.exec(
-                    &self.q.ins_user,
-                    (
-                        u.id,
-                        &u.name,
-                        &u.password_hash,
-                        &u.avatar,
-                        &u.background_image,
-                        &u.signature,
-                        u.created_ms,
-                    ),
-                )
-                .await?;
+                self.put_user_row(u).await?;
                 self.exec(&self.q.ins_name, (&u.name, u.id)).await?;
                 self.list_add(Kind::Users, 0, u.id, 0).await
             }));
@@ -69,23 +57,8 @@ impl CqlStore {
         }
         for v in &d.videos {
             jobs.push(Box::pin(async move {
-                self.exec(
-                    &self.q.ins_video,
-                    (
-                        v.id,
-                        v.author_id,
-                        &v.title,
-                        &v.desc,
-                        &v.play,
-                        &v.cover,
-                        v.created_ms,
-                    ),
-                )
-                .await?;
-                self.list_add(Kind::AuthorVideos, v.author_id, v.id, 0)
-                    .await?;
-                self.list_add(Kind::Feed, 0, v.id, v.author_id).await?;
-                self.list_add(Kind::Videos, 0, v.id, v.author_id).await
+                self.put_video_row(v).await?;
+                self.list_video(v).await
             }));
         }
         for (id, c) in &d.video_counters {
@@ -136,43 +109,13 @@ impl CqlStore {
         }
         for c in &d.comments {
             jobs.push(Box::pin(async move {
-                self.exec(
-                    &self.q.ins_comment,
-                    (
-                        c.id,
-                        c.video_id,
-                        c.user_id,
-                        &c.content,
-                        c.reply_id,
-                        c.created_ms,
-                        0i64,
-                    ),
-                )
-                .await?;
+                self.put_comment_row(c, 0).await?;
                 self.list_add(Kind::VideoComments, c.video_id, c.id, c.user_id)
                     .await
             }));
         }
         for m in &d.messages {
-            jobs.push(Box::pin(async move {
-                let (lo, hi) = low_high(m.from_user_id, m.to_user_id);
-                let b = bucket(m.id);
-                self.register(Kind::Conversation, lo, hi, b).await?;
-                self.exec(
-                    &self.q.ins_msg,
-                    (
-                        lo,
-                        hi,
-                        b,
-                        m.id,
-                        m.from_user_id,
-                        m.to_user_id,
-                        &m.content,
-                        m.created_ms,
-                    ),
-                )
-                .await
-            }));
+            jobs.push(Box::pin(async move { self.put_message(m).await }));
         }
         self.run_all(jobs).await
     }

@@ -10,8 +10,9 @@
 //! any instance) finishes it first. See ARCHITECTURE.md ("Exact counters on CQL").
 
 use super::lists::Kind;
+use super::rows::first_row;
 use super::tally::Guard;
-use super::{applied, unavailable, CqlStore};
+use super::{applied, unavailable, CqlStore, Table};
 use crate::store::*;
 
 /// A group of counted state: one `tallies` partition per (entity, group).
@@ -69,11 +70,6 @@ fn contended(what: &str) -> StoreError {
 
 impl CqlStore {
     pub(super) async fn pair(&self, kind: PairKind, a: i64, b: i64) -> StoreResult<Option<Pair>> {
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_pair, (kind as i8, a, b))
-            .await
-            .map_err(unavailable)?;
         type Row = (
             Option<bool>,
             Option<i64>,
@@ -81,11 +77,7 @@ impl CqlStore {
             Option<i64>,
             Option<i64>,
         );
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<Row>()
-            .map_err(unavailable)?;
+        let row = first_row::<Row>(&self.s, &self.q.get_pair, (kind as i8, a, b)).await?;
         Ok(row.map(|(active, id, version, other, pending)| Pair {
             active: active.unwrap_or(false),
             id: id.unwrap_or(0),
@@ -352,23 +344,14 @@ impl CqlStore {
     }
 
     pub(super) async fn comment_row(&self, id: i64) -> StoreResult<Option<CommentRow>> {
-        if self.known_missing(2, id) {
+        if self.known_missing(Table::Comments, id) {
             return Ok(None);
         }
         type Row = (i64, i64, i64, String, i64, i64, Option<bool>, Option<i64>);
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_comment, (id,))
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<Row>()
-            .map_err(unavailable)?;
+        let row = first_row::<Row>(&self.s, &self.q.get_comment, (id,)).await?;
         let Some((id, video_id, user_id, content, reply_id, created_ms, deleted, pending)) = row
         else {
-            self.note_missing(2, id);
+            self.note_missing(Table::Comments, id);
             return Ok(None);
         };
         Ok(Some(CommentRow {
@@ -419,22 +402,8 @@ impl CqlStore {
         outbox: &OutboxEntry,
     ) -> StoreResult<VideoCounters> {
         self.outbox_put(outbox).await?;
-        self.s
-            .execute_unpaged(
-                &self.q.ins_comment,
-                (
-                    c.id,
-                    c.video_id,
-                    c.user_id,
-                    &c.content,
-                    c.reply_id,
-                    c.created_ms,
-                    outbox.id,
-                ),
-            )
-            .await
-            .map_err(unavailable)?;
-        self.missing.remove(&(2, c.id));
+        self.put_comment_row(c, outbox.id).await?;
+        self.missing.remove(&(Table::Comments, c.id));
         let row = CommentRow {
             record: c.clone(),
             deleted: false,
@@ -490,16 +459,12 @@ impl CqlStore {
     }
 
     pub(super) async fn session_row(&self, user_id: i64) -> StoreResult<Option<SessionState>> {
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_session, (user_id,))
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<(Option<i64>, Option<i64>, Option<String>)>()
-            .map_err(unavailable)?;
+        let row = first_row::<(Option<i64>, Option<i64>, Option<String>)>(
+            &self.s,
+            &self.q.get_session,
+            (user_id,),
+        )
+        .await?;
         let Some((version, generation, revoked)) = row else {
             return Ok(None);
         };

@@ -11,6 +11,7 @@ mod counted;
 mod lists;
 pub mod migrate;
 mod outbox;
+mod rows;
 mod stmts;
 mod tally;
 
@@ -169,6 +170,14 @@ pub(crate) fn applied(r: QueryResult) -> StoreResult<bool> {
 /// finished (requests time out well before), so they are remembered as absent.
 const MISSING_AFTER_MS: i64 = 30_000;
 
+/// The tables of the missing-id set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Table {
+    Users,
+    Videos,
+    Comments,
+}
+
 /// The CQL store.
 pub struct CqlStore {
     s: Arc<Session>,
@@ -177,7 +186,7 @@ pub struct CqlStore {
     /// Ids (users, videos, comments) known not to exist: a flood of requests for them does
     /// not reach the cluster. Only ids older than [`MISSING_AFTER_MS`] are remembered, so an
     /// id being created right now is never hidden.
-    missing: quick_cache::sync::Cache<(u8, i64), ()>,
+    missing: quick_cache::sync::Cache<(Table, i64), ()>,
     /// List buckets already registered in `buckets` by this process.
     registered: quick_cache::sync::Cache<(u8, i64, i64, i32), ()>,
     writes: AtomicU64,
@@ -220,34 +229,25 @@ impl CqlStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn known_missing(&self, table: u8, id: i64) -> bool {
+    fn known_missing(&self, table: Table, id: i64) -> bool {
         self.missing.get(&(table, id)).is_some()
     }
 
-    fn note_missing(&self, table: u8, id: i64) {
+    fn note_missing(&self, table: Table, id: i64) {
         if crate::ids::time_ms(id) < crate::ids::now_ms() - MISSING_AFTER_MS {
             self.missing.insert((table, id), ());
         }
     }
 
     async fn user(&self, id: i64) -> StoreResult<Option<UserRecord>> {
-        if self.known_missing(0, id) {
+        if self.known_missing(Table::Users, id) {
             return Ok(None);
         }
         type Row = (i64, String, String, String, String, String, i64);
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_user, (id,))
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<Row>()
-            .map_err(unavailable)?;
+        let row = rows::first_row::<Row>(&self.s, &self.q.get_user, (id,)).await?;
         let Some((id, name, password_hash, avatar, background_image, signature, created_ms)) = row
         else {
-            self.note_missing(0, id);
+            self.note_missing(Table::Users, id);
             return Ok(None);
         };
         Ok(Some(UserRecord {
@@ -262,22 +262,13 @@ impl CqlStore {
     }
 
     async fn video(&self, id: i64) -> StoreResult<Option<VideoRecord>> {
-        if self.known_missing(1, id) {
+        if self.known_missing(Table::Videos, id) {
             return Ok(None);
         }
         type Row = (i64, i64, String, String, String, String, i64);
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_video, (id,))
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<Row>()
-            .map_err(unavailable)?;
+        let row = rows::first_row::<Row>(&self.s, &self.q.get_video, (id,)).await?;
         let Some((id, author_id, title, desc, play, cover, created_ms)) = row else {
-            self.note_missing(1, id);
+            self.note_missing(Table::Videos, id);
             return Ok(None);
         };
         Ok(Some(VideoRecord {
@@ -320,21 +311,7 @@ impl Store for CqlStore {
         // name points at, which the outbox replay removes (see `outbox::complete`)
         self.outbox_put(outbox).await?;
         let u = user;
-        self.s
-            .execute_unpaged(
-                &self.q.ins_user,
-                (
-                    u.id,
-                    &u.name,
-                    &u.password_hash,
-                    &u.avatar,
-                    &u.background_image,
-                    &u.signature,
-                    u.created_ms,
-                ),
-            )
-            .await
-            .map_err(unavailable)?;
+        self.put_user_row(u).await?;
         let r = self
             .s
             .execute_unpaged(&self.q.ins_name, (&u.name, u.id))
@@ -352,7 +329,7 @@ impl Store for CqlStore {
             }
         }
         self.list_add(Kind::Users, 0, u.id, 0).await?;
-        self.missing.remove(&(0, u.id));
+        self.missing.remove(&(Table::Users, u.id));
         self.wrote();
         Ok(true)
     }
@@ -362,42 +339,18 @@ impl Store for CqlStore {
     }
 
     async fn user_id_by_name(&self, name: &str) -> StoreResult<Option<i64>> {
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_name, (name,))
-            .await
-            .map_err(unavailable)?;
-        Ok(r.into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<(i64,)>()
-            .map_err(unavailable)?
-            .map(|(id,)| id))
+        Ok(
+            rows::first_row::<(i64,)>(&self.s, &self.q.get_name, (name,))
+                .await?
+                .map(|(id,)| id),
+        )
     }
 
     async fn put_video(&self, v: &VideoRecord, outbox: &OutboxEntry) -> StoreResult<()> {
         self.outbox_put(outbox).await?;
-        self.s
-            .execute_unpaged(
-                &self.q.ins_video,
-                (
-                    v.id,
-                    v.author_id,
-                    &v.title,
-                    &v.desc,
-                    &v.play,
-                    &v.cover,
-                    v.created_ms,
-                ),
-            )
-            .await
-            .map_err(unavailable)?;
-        futures_util::future::try_join3(
-            self.list_add(Kind::AuthorVideos, v.author_id, v.id, 0),
-            self.list_add(Kind::Feed, 0, v.id, v.author_id),
-            self.list_add(Kind::Videos, 0, v.id, v.author_id),
-        )
-        .await?;
-        self.missing.remove(&(1, v.id));
+        self.put_video_row(v).await?;
+        self.list_video(v).await?;
+        self.missing.remove(&(Table::Videos, v.id));
         self.wrote();
         Ok(())
     }
@@ -571,25 +524,7 @@ impl Store for CqlStore {
 
     async fn add_message(&self, m: &MessageRecord, outbox: &OutboxEntry) -> StoreResult<()> {
         self.outbox_put(outbox).await?;
-        let (lo, hi) = low_high(m.from_user_id, m.to_user_id);
-        let b = bucket(m.id);
-        self.register(Kind::Conversation, lo, hi, b).await?;
-        self.s
-            .execute_unpaged(
-                &self.q.ins_msg,
-                (
-                    lo,
-                    hi,
-                    b,
-                    m.id,
-                    m.from_user_id,
-                    m.to_user_id,
-                    &m.content,
-                    m.created_ms,
-                ),
-            )
-            .await
-            .map_err(unavailable)?;
+        self.put_message(m).await?;
         self.wrote();
         Ok(())
     }

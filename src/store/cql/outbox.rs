@@ -126,12 +126,7 @@ impl CqlStore {
             }
             OutboxOp::VideoPublished { video_id, .. } => {
                 if let Some(v) = self.video(*video_id).await? {
-                    futures_util::future::try_join3(
-                        self.list_add(Kind::AuthorVideos, v.author_id, v.id, 0),
-                        self.list_add(Kind::Feed, 0, v.id, v.author_id),
-                        self.list_add(Kind::Videos, 0, v.id, v.author_id),
-                    )
-                    .await?;
+                    self.list_video(&v).await?;
                 }
             }
             OutboxOp::UserCreated { user_id } => {

@@ -10,6 +10,7 @@
 //! whether it carries one change or a hundred, so the partition's rate grows with its load.
 
 use super::counted::{Grp, PairKind};
+use super::rows::first_row;
 use super::stmts::Stmts;
 use super::{applied, unavailable};
 use crate::store::{StoreError, StoreResult};
@@ -166,16 +167,7 @@ impl Tallier {
                 vec![CqlValue::BigInt(id)],
             ),
         };
-        let r = self
-            .s
-            .execute_unpaged(&st, values)
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(unavailable)?;
+        let row = first_row::<(Option<i64>,)>(&self.s, &st, values).await?;
         Ok(row.and_then(|r| r.0) == Some(change))
     }
 
@@ -258,16 +250,8 @@ impl Tallier {
     }
 
     async fn read_raw(&self, owner: i64, grp: i8) -> StoreResult<(i64, i64)> {
-        let r = self
-            .s
-            .execute_unpaged(&self.q.get_tally, (owner, grp))
-            .await
-            .map_err(unavailable)?;
-        let row = r
-            .into_rows_result()
-            .map_err(unavailable)?
-            .maybe_first_row::<(Option<i64>, Option<i64>)>()
-            .map_err(unavailable)?;
+        let row = first_row::<(Option<i64>, Option<i64>)>(&self.s, &self.q.get_tally, (owner, grp))
+            .await?;
         Ok(row.map_or((0, 0), |(c, v)| (c.unwrap_or(0), v.unwrap_or(0))))
     }
 
