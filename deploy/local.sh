@@ -3,8 +3,9 @@
 # serves (with the embedded defaults and demo content) or runs the tests.
 #
 #   ./deploy/local.sh serve   # build and run the server on 0.0.0.0:8080, data in ./data
-#   ./deploy/local.sh test    # run the whole test suite (embedded store, then again on a real
-#                             # CQL node), then fuzz the API with schemathesis
+#   ./deploy/local.sh test    # run the whole test suite (embedded store and local media, then
+#                             # again on a real CQL node with media in a real S3 server), check
+#                             # the deployment files and the image, then fuzz the API
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,19 +65,23 @@ case "${1:-}" in
     else
       cargo test --all-targets "$@"
     fi
-    # the end-to-end suite and the store trait suite again, on the CQL store of a real node
-    # (Apache Cassandra from Maven Central, started and stopped here)
+    # the end-to-end suite and the store trait suites again on the cluster backends: the CQL
+    # store of a real node (Apache Cassandra from Maven Central) and media in a real S3 server
+    # (s3s-fs from crates.io, signatures checked), both started and stopped here
     cql_dir="$(mktemp -d /tmp/douyin-lite-cql.XXXXXX)"
-    trap 'bash deploy/cql-node.sh stop "$cql_dir" >/dev/null 2>&1 || true' EXIT
+    s3_dir="$(mktemp -d /tmp/douyin-lite-s3.XXXXXX)"
+    trap 'bash deploy/cql-node.sh stop "$cql_dir" >/dev/null 2>&1 || true; bash deploy/s3-server.sh stop "$s3_dir" >/dev/null 2>&1 || true' EXIT
     cql_env="$(bash deploy/cql-node.sh start "$cql_dir")"
     cql_point="$(sed -n 's/^DOUYIN_STORE__CQL__CONTACT_POINTS=//p' <<<"$cql_env")"
-    echo "running the end-to-end suite on the CQL store at $cql_point" >&2
+    bash deploy/s3-server.sh start "$s3_dir" >/dev/null
+    echo "running the end-to-end suite on the CQL store at $cql_point with media in S3 ($s3_dir)" >&2
     if cargo nextest --version >/dev/null 2>&1; then
-      CQL_TEST_NODE="$cql_point" cargo nextest run --no-fail-fast --test api "$@"
+      CQL_TEST_NODE="$cql_point" S3_TEST_DIR="$s3_dir" cargo nextest run --no-fail-fast --test api "$@"
     else
-      CQL_TEST_NODE="$cql_point" cargo test --test api "$@"
+      CQL_TEST_NODE="$cql_point" S3_TEST_DIR="$s3_dir" cargo test --test api "$@"
     fi
     bash deploy/cql-node.sh stop "$cql_dir"
+    bash deploy/s3-server.sh stop "$s3_dir"
     trap - EXIT
     # static checks of the deployment files
     bash deploy/check.sh

@@ -7,8 +7,8 @@
 #                                   # prints the server settings that point at it
 #   deploy/s3-server.sh stop DIR    # stops it
 #
-# The settings are those of the S3 media backend (media.backend = "s3"), which is being built:
-# the server does not read them yet. Settings (environment): S3_SERVER_CACHE
+# The settings are those of the S3 media backend (media.backend = "s3"); the tests read them
+# from DIR/settings.env (S3_TEST_DIR=DIR). Settings (environment): S3_SERVER_CACHE
 # (~/.cache/douyin-lite/s3s-fs-0.14.1), S3_SERVER_TIMEOUT (30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,7 +7,7 @@ use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::ids::IdGenerator;
-use crate::media::{local::LocalMedia, staging::Staging, MediaStore};
+use crate::media::staging::Staging;
 use crate::model::Urls;
 use crate::near::NearCache;
 use crate::state::AppState;
@@ -45,10 +45,7 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
         ),
     };
     let media_dir = cfg.media_dir();
-    let media: Arc<dyn MediaStore> = Arc::new(
-        LocalMedia::new(media_dir.clone())
-            .map_err(|e| format!("media dir {}: {e}", media_dir.display()))?,
-    );
+    let media = crate::media::open(&cfg.media, &media_dir).await?;
     let tmp_dir = media_dir.join("tmp");
     let staging = Staging::open(
         tmp_dir.clone(),
@@ -66,7 +63,15 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     } else {
         cfg.server.public_url.trim_end_matches('/').to_string()
     };
-    let urls = Urls { base };
+    let mut urls = Urls::new(base);
+    if cfg.media.backend == "s3" && !cfg.media.s3.public_base_url.is_empty() {
+        urls.covers = cfg
+            .media
+            .s3
+            .public_base_url
+            .trim_end_matches('/')
+            .to_string();
+    }
     let near = Arc::new(NearCache::new(
         cfg.near.enabled,
         cfg.near.max_bytes,
@@ -156,6 +161,8 @@ pub async fn run(
         }
     });
 
+    let reaper = ntex::rt::spawn(crate::media::reaper::run(st.clone()));
+
     let srv = server.clone();
     let drain_state = st.clone();
     let grace = Duration::from_secs(st.cfg.server.shutdown_timeout_secs.into());
@@ -193,6 +200,7 @@ pub async fn run(
         tracing::error!(error = ?e, "server stopped with an error");
     }
     replayer.cancel();
+    reaper.cancel();
     if let Err(e) = st.store.flush().await {
         tracing::error!(error = %e, "final flush of the durable store failed");
     }

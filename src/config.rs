@@ -338,7 +338,9 @@ impl Default for StoreConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
-    /// `local`: files under `dir`, served at /static/.
+    /// `local`: files under `dir`, served at /static/. `s3`: objects in an S3-compatible bucket
+    /// (`media.s3`), which clients fetch from the bucket (or a CDN) after a redirect from
+    /// /static/.
     pub backend: String,
     /// Media directory; empty means `<data_dir>/media`.
     pub dir: Option<PathBuf>,
@@ -352,6 +354,71 @@ pub struct MediaConfig {
     pub max_title_chars: usize,
     /// Longest description, in characters.
     pub max_desc_chars: usize,
+    /// How often the orphan reaper runs, in seconds (0: never). It deletes media objects whose
+    /// video was never recorded (a publish that failed or crashed halfway).
+    pub reap_interval_secs: u64,
+    /// How old (by its id) an object must be before the reaper may delete it: longer than any
+    /// publish takes from choosing the id to recording the video.
+    pub reap_grace_secs: u64,
+    /// How far back the reaper looks when a process starts, in seconds.
+    pub reap_lookback_secs: u64,
+    /// The S3 backend's settings (`backend = "s3"`).
+    pub s3: S3Config,
+}
+
+/// Media in an S3-compatible bucket, through rust-s3.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The S3 endpoint, e.g. `http://127.0.0.1:8333`; empty means AWS for `region`.
+    pub endpoint: String,
+    /// The region the requests are signed for.
+    pub region: String,
+    /// The bucket (created at start-up when missing and `create_bucket` is set).
+    pub bucket: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as MinIO, SeaweedFS and s3s need;
+    /// false: virtual-host style (`bucket.endpoint/key`).
+    pub path_style: bool,
+    /// File holding the access key id; without it, `AWS_ACCESS_KEY_ID` from the environment.
+    pub access_key_file: Option<PathBuf>,
+    /// File holding the secret key; without it, `AWS_SECRET_ACCESS_KEY` from the environment
+    /// (and `AWS_SESSION_TOKEN` when set).
+    pub secret_key_file: Option<PathBuf>,
+    /// Create the bucket at start-up when it does not exist (else start-up fails).
+    pub create_bucket: bool,
+    /// A public base URL in front of the bucket (a CDN, or the bucket itself when it allows
+    /// anonymous reads), e.g. `https://media.example.com`: clients are sent to
+    /// `<public_base_url>/<key>`. Empty: presigned GET URLs.
+    pub public_base_url: String,
+    /// The endpoint presigned URLs name, when clients reach the store by another address than
+    /// the server does (e.g. `https://s3.example.com` outside, `http://s3:8333` inside); empty
+    /// means `endpoint`.
+    pub presign_endpoint: String,
+    /// Lifetime of a presigned GET URL, in seconds (1..=604800). Each redirect signs a fresh one.
+    pub presign_secs: u32,
+    /// Timeout of one S3 request (one part of a multipart upload), in seconds.
+    pub request_timeout_secs: u64,
+    /// Parts of one multipart upload (8 MiB each) in flight at once.
+    pub upload_concurrency: usize,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: "douyin-lite".into(),
+            path_style: true,
+            access_key_file: None,
+            secret_key_file: None,
+            create_bucket: true,
+            public_base_url: String::new(),
+            presign_endpoint: String::new(),
+            presign_secs: 3600,
+            request_timeout_secs: 60,
+            upload_concurrency: 2,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -364,6 +431,10 @@ impl Default for MediaConfig {
             ffprobe: "ffprobe".into(),
             max_title_chars: 100,
             max_desc_chars: 500,
+            reap_interval_secs: 600,
+            reap_grace_secs: 3600,
+            reap_lookback_secs: 86_400,
+            s3: S3Config::default(),
         }
     }
 }
@@ -479,11 +550,40 @@ impl Config {
                 ))
             }
         }
-        if self.media.backend != "local" {
-            return Err(format!(
-                "media.backend {:?} is not available; use \"local\"",
-                self.media.backend
-            ));
+        match self.media.backend.as_str() {
+            "local" => {}
+            "s3" => {
+                let s3 = &self.media.s3;
+                if s3.bucket.is_empty() || s3.region.is_empty() {
+                    return Err("media.s3.bucket and media.s3.region must be set".into());
+                }
+                if !(1..=604_800).contains(&s3.presign_secs) {
+                    return Err("media.s3.presign_secs must be 1..=604800 (7 days)".into());
+                }
+                if s3.upload_concurrency == 0 || s3.request_timeout_secs == 0 {
+                    return Err(
+                        "media.s3.upload_concurrency and request_timeout_secs must be positive"
+                            .into(),
+                    );
+                }
+                for (what, url) in [
+                    ("endpoint", &s3.endpoint),
+                    ("presign_endpoint", &s3.presign_endpoint),
+                    ("public_base_url", &s3.public_base_url),
+                ] {
+                    if !(url.is_empty()
+                        || url.starts_with("http://")
+                        || url.starts_with("https://"))
+                    {
+                        return Err(format!("media.s3.{what} must be an http(s) URL"));
+                    }
+                }
+            }
+            other => {
+                return Err(format!(
+                    "media.backend {other:?} is not available; use \"local\" or \"s3\""
+                ))
+            }
         }
         if self.server.max_list == 0
             || self.server.message_max_chars == 0
@@ -554,5 +654,26 @@ mod tests {
         assert!(Config::load(Some(&f)).is_err());
         std::fs::write(&f, "[ids]\nnode_id = 16\n").unwrap();
         assert!(Config::load(Some(&f)).is_err());
+    }
+
+    #[test]
+    fn s3_settings_are_checked() {
+        let mut c = Config::default();
+        c.media.backend = "s3".into();
+        c.media.s3.endpoint = "http://127.0.0.1:8333".into();
+        assert!(c.validate().is_ok());
+        for bad in [
+            |c: &mut Config| c.media.s3.presign_secs = 0,
+            |c: &mut Config| c.media.s3.presign_secs = 604_801,
+            |c: &mut Config| c.media.s3.endpoint = "ftp://x".into(),
+            |c: &mut Config| c.media.s3.public_base_url = "cdn.example.com".into(),
+            |c: &mut Config| c.media.s3.bucket = String::new(),
+            |c: &mut Config| c.media.s3.upload_concurrency = 0,
+            |c: &mut Config| c.media.backend = "gcs".into(),
+        ] {
+            let mut c = c.clone();
+            bad(&mut c);
+            assert!(c.validate().is_err());
+        }
     }
 }

@@ -101,9 +101,18 @@ impl From<&MessageRecord> for MessageData {
 pub struct Urls {
     /// e.g. `http://192.168.1.5:8080`, no trailing slash.
     pub base: String,
+    /// Where covers are fetched: `<base>/static`, or the public base URL in front of an S3
+    /// bucket (covers do not count plays, so they need not pass through the server).
+    pub covers: String,
 }
 
 impl Urls {
+    /// URLs for a server at `base` whose covers are served at `<base>/static`.
+    pub fn new(base: String) -> Self {
+        let covers = format!("{base}/static");
+        Urls { base, covers }
+    }
+
     fn is_absolute(s: &str) -> bool {
         s.starts_with("http://") || s.starts_with("https://")
     }
@@ -122,7 +131,7 @@ impl Urls {
         if v.cover.is_empty() || Self::is_absolute(&v.cover) {
             v.cover.clone()
         } else {
-            format!("{}/static/{}", self.base, v.cover)
+            format!("{}/{}", self.covers, v.cover)
         }
     }
 }

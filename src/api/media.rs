@@ -1,6 +1,9 @@
-//! Serving media: `/static/...` with HTTP Range (206, see `media/range.rs`) so players can seek, and `/play/<id>` for
-//! videos hosted elsewhere. Both count plays: the distinct viewers of a video (the user when a
-//! valid token comes along, else the client address), when the file is fetched from its start.
+//! Serving media: `/static/...` with HTTP Range (206, see `media/range.rs`) so players can seek,
+//! and `/play/<id>` for videos hosted elsewhere. Both count plays: the distinct viewers of a
+//! video (the user when a valid token comes along, else the client address), when the file is
+//! fetched from its start. With media in S3, `/static/` counts the same way and answers with a
+//! redirect to the object (a fresh presigned URL, or the public base URL): the bytes, ranged
+//! reads included, come from the bucket, and only the player's first request passes here.
 
 use crate::api::ctx::note;
 use crate::api::params::Params;
@@ -47,13 +50,88 @@ async fn count_play(st: &AppState, req: &HttpRequest, video_id: i64) {
     }
 }
 
-async fn serve_static(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> HttpResponse {
+/// Whether a request for a video's file starts at its beginning (a new play, not a seek).
+fn from_start(answer: &RangeAnswer) -> bool {
+    match answer {
+        RangeAnswer::Full => true,
+        RangeAnswer::Partial { start, .. } => *start == 0,
+        RangeAnswer::Unsatisfiable => false,
+    }
+}
+
+async fn serve_static(
+    req: HttpRequest,
+    st: web::types::State<Arc<AppState>>,
+) -> Result<HttpResponse, AppError> {
     let dir = req.match_info().get("dir").unwrap_or("").to_string();
     let file = req.match_info().get("file").unwrap_or("").to_string();
     let key = format!("{dir}/{file}");
-    let Some(path) = st.media.local_path(&key) else {
-        return not_found();
+    if !media::valid_key(&key) {
+        return Ok(not_found());
+    }
+    match st.media.local_path(&key) {
+        Some(path) => Ok(serve_file(&st, &req, &dir, &key, &path).await),
+        None => serve_remote(&st, &req, &dir, &key).await,
+    }
+}
+
+/// An object in a remote store: counted like a local file, then a redirect to it (HEAD is
+/// answered here, since a presigned GET URL does not sign a HEAD).
+async fn serve_remote(
+    st: &AppState,
+    req: &HttpRequest,
+    dir: &str,
+    key: &str,
+) -> Result<HttpResponse, AppError> {
+    // only the objects of recorded videos: this is not a signing service for the bucket
+    let Some(id) = media::key_id(key) else {
+        return Ok(not_found());
     };
+    match st.cache.video(id).await? {
+        Some(v) if v.play == key || v.cover == key => {}
+        _ => return Ok(not_found()),
+    }
+    if req.method() == Method::HEAD {
+        let Some(size) = st.media.size(key).await? else {
+            return Ok(not_found());
+        };
+        return Ok(HttpResponse::Ok()
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::CONTENT_TYPE, media::content_type(key))
+            .body(SizedStream::new(
+                size,
+                Box::pin(futures_util::stream::empty::<
+                    Result<Bytes, std::rc::Rc<dyn std::error::Error>>,
+                >()),
+            )));
+    }
+    if dir == "videos" && req.method() == Method::GET {
+        let range = req
+            .headers()
+            .get(header::RANGE)
+            .map(|v| v.to_str().unwrap_or(""));
+        // the size is not known here: a range from 0 starts a play, whatever its end
+        if from_start(&range::parse(range, u64::MAX)) {
+            count_play(st, req, id).await;
+        }
+    }
+    let Some(url) = st.media.fetch_url(key).await? else {
+        return Ok(not_found());
+    };
+    Ok(HttpResponse::Found()
+        .header(header::LOCATION, url)
+        // a presigned URL expires, and every viewer must come here to be counted
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish())
+}
+
+async fn serve_file(
+    st: &AppState,
+    req: &HttpRequest,
+    dir: &str,
+    key: &str,
+    path: &std::path::Path,
+) -> HttpResponse {
     let Ok(f) = tokio::fs::File::open(&path).await else {
         return not_found();
     };
@@ -66,14 +144,9 @@ async fn serve_static(req: HttpRequest, st: web::types::State<Arc<AppState>>) ->
         .get(header::RANGE)
         .map(|v| v.to_str().unwrap_or(""));
     let answer = range::parse(header, size);
-    let from_start = match answer {
-        RangeAnswer::Full => true,
-        RangeAnswer::Partial { start, .. } => start == 0,
-        RangeAnswer::Unsatisfiable => false,
-    };
-    if dir == "videos" && req.method() == Method::GET && from_start {
-        if let Some(id) = file.split('.').next().and_then(|s| s.parse::<i64>().ok()) {
-            count_play(&st, &req, id).await;
+    if dir == "videos" && req.method() == Method::GET && from_start(&answer) {
+        if let Some(id) = media::key_id(key) {
+            count_play(st, req, id).await;
         }
     }
     let (mut resp, start, len) = match answer {
@@ -94,7 +167,7 @@ async fn serve_static(req: HttpRequest, st: web::types::State<Arc<AppState>>) ->
         }
     };
     resp.header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_TYPE, media::content_type(&key))
+        .header(header::CONTENT_TYPE, media::content_type(key))
         .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
     let chunks = file_chunks(f, start, len)
         .map_err(|e| -> std::rc::Rc<dyn std::error::Error> { std::rc::Rc::new(e) });

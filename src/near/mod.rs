@@ -487,9 +487,7 @@ pub(super) mod test_support {
     use crate::model::Urls;
 
     pub fn near(max_age: Duration, feed_cap: usize) -> NearCache {
-        let urls = Urls {
-            base: "http://h".into(),
-        };
+        let urls = Urls::new("http://h".into());
         NearCache::new(true, 1 << 20, max_age, feed_cap, urls)
     }
 

@@ -172,9 +172,7 @@ mod tests {
         let mut buf = Vec::new();
         write_video(&mut buf, &v, &u, true, false);
         let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
-        let urls = Urls {
-            base: "http://h".into(),
-        };
+        let urls = Urls::new("http://h".into());
         let want = Video {
             id: 99,
             author: User::from_data(&u.data, false),

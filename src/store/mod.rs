@@ -272,6 +272,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the video, its row in the author's list and in the feed timeline.
     async fn put_video(&self, video: &VideoRecord, outbox: &OutboxEntry) -> StoreResult<()>;
     async fn get_video(&self, id: i64) -> StoreResult<Option<VideoRecord>>;
+    /// Whether video `id` is recorded, asked of the store itself (never of a negative cache):
+    /// the orphan reaper deletes media on a `false`.
+    async fn video_exists(&self, id: i64) -> StoreResult<bool> {
+        Ok(self.get_video(id).await?.is_some())
+    }
     /// The author's video ids, newest first.
     async fn video_ids_by_author(&self, author_id: i64) -> StoreResult<Vec<i64>>;
     /// The newest `limit` video ids of the feed timeline, newest first.

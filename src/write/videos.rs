@@ -27,9 +27,15 @@ pub async fn publish_file(
         .tempfile_in(st.staging.dir())
         .map_err(|e| AppError::Unavailable(format!("staging: {e}")))?;
     probe::make_cover(&st.cfg.media.ffmpeg, file, cover_tmp.path()).await?;
-    st.media.put_file(&cover_key, cover_tmp.path()).await?;
-    if let Err(e) = st.media.put_file(&video_key, file).await {
-        let _ = st.media.delete(&cover_key).await;
+    let stored = async {
+        st.media.put_file(&cover_key, cover_tmp.path()).await?;
+        st.media.put_file(&video_key, file).await
+    }
+    .await;
+    if let Err(e) = stored {
+        // both, whichever failed: a put that timed out may still land (the reaper removes
+        // what this delete misses)
+        forget(st, &video_key, &cover_key);
         return Err(e);
     }
     let rec = VideoRecord {
@@ -41,13 +47,9 @@ pub async fn publish_file(
         cover: cover_key.clone(),
         created_ms: crate::ids::time_ms(id),
     };
-    save_video(st, &rec).await.inspect_err(|_| {
-        let media = st.media.clone();
-        ntex::rt::spawn(async move {
-            let _ = media.delete(&video_key).await;
-            let _ = media.delete(&cover_key).await;
-        });
-    })?;
+    save_video(st, &rec)
+        .await
+        .inspect_err(|_| forget(st, &video_key, &cover_key))?;
     tracing::info!(
         video = id,
         author,
@@ -55,6 +57,19 @@ pub async fn publish_file(
         "published"
     );
     Ok(id)
+}
+
+/// Deletes the media of a publish that failed, in the background.
+fn forget(st: &AppState, video_key: &str, cover_key: &str) {
+    let media = st.media.clone();
+    let keys = [video_key.to_string(), cover_key.to_string()];
+    ntex::rt::spawn(async move {
+        for k in keys {
+            if let Err(e) = media.delete(&k).await {
+                tracing::warn!(key = %k, error = %e, "media of a failed publish not deleted; the reaper will");
+            }
+        }
+    });
 }
 
 /// Publishes a video hosted elsewhere (`url`, optional `cover` URL, both checked by the

@@ -45,6 +45,52 @@ pub fn cql_config(data_dir: &std::path::Path) -> douyin_lite::config::CqlConfig 
     }
 }
 
+/// Whether media go to a real S3 server: `S3_TEST_DIR` names the directory of one started
+/// with `deploy/s3-server.sh start DIR` (deploy/local.sh does).
+pub fn s3_enabled() -> bool {
+    std::env::var("S3_TEST_DIR").is_ok_and(|v| !v.is_empty())
+}
+
+/// The settings deploy/s3-server.sh printed for the server in `dir`, with a bucket of the
+/// test's own (created by the app at start-up), named in `data_dir` so that an app restarted
+/// on the same dir finds the same bucket.
+pub fn s3_config_in(
+    dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> douyin_lite::config::S3Config {
+    let file = data_dir.join("s3_bucket");
+    let bucket = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+        let b = format!("t-{:x}", rand_u64());
+        std::fs::create_dir_all(data_dir).unwrap();
+        std::fs::write(&file, &b).unwrap();
+        b
+    });
+    let env = std::fs::read_to_string(dir.join("settings.env")).unwrap();
+    let get = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("DOUYIN_MEDIA__S3__{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing from settings.env"))
+            .to_string()
+    };
+    douyin_lite::config::S3Config {
+        endpoint: get("ENDPOINT"),
+        region: get("REGION"),
+        bucket,
+        path_style: get("PATH_STYLE") == "true",
+        access_key_file: Some(get("ACCESS_KEY_FILE").into()),
+        secret_key_file: Some(get("SECRET_KEY_FILE").into()),
+        ..Default::default()
+    }
+}
+
+/// [`s3_config_in`] for the server of `S3_TEST_DIR`.
+pub fn s3_config(data_dir: &std::path::Path) -> douyin_lite::config::S3Config {
+    s3_config_in(
+        std::path::Path::new(&std::env::var("S3_TEST_DIR").unwrap()),
+        data_dir,
+    )
+}
+
 /// Test keyspaces live this long: every table costs the one test node heap.
 const KEYSPACE_LIFETIME_SECS: u64 = 240;
 
@@ -165,7 +211,10 @@ impl Drop for OwnRedis {
 /// A running app.
 pub struct TestApp {
     pub base: String,
+    /// Sees redirects as they are.
     pub client: reqwest::Client,
+    /// Follows redirects, as a video player does (media in S3 are one redirect away).
+    pub player: reqwest::Client,
     pub state: Arc<AppState>,
     pub data_dir: PathBuf,
     pub redis_url: String,
@@ -236,6 +285,10 @@ pub async fn spawn_with(o: Opts) -> TestApp {
         cfg.store.backend = "scylla".into();
         cfg.store.cql = cql_config(&o.data_dir);
     }
+    if s3_enabled() {
+        cfg.media.backend = "s3".into();
+        cfg.media.s3 = s3_config(&o.data_dir);
+    }
     (o.tweak)(&mut cfg);
     if cfg.store.backend == "scylla" {
         prepare_keyspace(&cfg.store.cql).await;
@@ -267,6 +320,7 @@ pub async fn spawn_with(o: Opts) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        player: reqwest::Client::new(),
         state,
         data_dir: o.data_dir,
         redis_url: o.redis_url,

@@ -132,7 +132,7 @@ async fn every_range_header_gets_a_proper_answer() {
         .to_string();
     let len = mp4.len();
     let fetch = |range: &'static str| {
-        let (c, u) = (app.client.clone(), play_url.clone());
+        let (c, u) = (app.player.clone(), play_url.clone());
         async move {
             let r = c.get(u).header("Range", range).send().await.unwrap();
             let status = r.status().as_u16();
@@ -143,6 +143,10 @@ async fn every_range_header_gets_a_proper_answer() {
             (status, cr, r.bytes().await.unwrap().to_vec())
         }
     };
+    // With media in S3 the bytes, and the answers to odd ranges, come from the S3 server after
+    // a redirect (s3s-fs refuses a malformed range with 400 where AWS ignores it): the range
+    // parsing below is this server's own, on local media.
+    let local = app.state.media.backend() == "local";
     // malformed or unsupported: ignored, the whole file
     for range in [
         "bytes=",
@@ -151,12 +155,18 @@ async fn every_range_header_gets_a_proper_answer() {
         "bytes=5-1",
         "items=0-5",
         "bytes=0-1,4-5",
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| local)
+    {
         let (status, _, body) = fetch(range).await;
         assert_eq!((status, body.len()), (200, len), "{range}");
     }
     // unsatisfiable
-    for range in ["bytes=-0", "bytes=99999999-"] {
+    for range in ["bytes=-0", "bytes=99999999-"]
+        .into_iter()
+        .filter(|_| local)
+    {
         let (status, cr, body) = fetch(range).await;
         assert_eq!(status, 416, "{range}");
         assert_eq!(cr.as_deref(), Some(format!("bytes */{len}").as_str()));
@@ -173,7 +183,7 @@ async fn every_range_header_gets_a_proper_answer() {
     let (status, _, body) = fetch("bytes=0-0").await;
     assert_eq!((status, body), (206, mp4[..1].to_vec()));
     // HEAD: the headers of the whole file, no body
-    let r = app.client.head(&play_url).send().await.unwrap();
+    let r = app.player.head(&play_url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], len.to_string());
     assert_eq!(r.headers()["accept-ranges"], "bytes");

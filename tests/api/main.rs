@@ -7,6 +7,7 @@ mod helpers;
 mod hostile;
 mod interact;
 mod media;
+mod media_store;
 mod near;
 mod openapi;
 mod resilience;

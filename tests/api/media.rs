@@ -1,5 +1,6 @@
 use crate::helpers::*;
 use douyin_lite::ids::{floor_for_ms, now_ms, time_ms};
+use douyin_lite::media::reaper::{self, Sweep};
 use douyin_lite::store::VideoRecord;
 use serde_json::json;
 
@@ -39,7 +40,7 @@ async fn upload_then_feed_then_play_with_range() {
     );
 
     // the cover is a JPEG
-    let r = app.client.get(cover_url).send().await.unwrap();
+    let r = app.player.get(cover_url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     let jpg = r.bytes().await.unwrap();
@@ -47,7 +48,7 @@ async fn upload_then_feed_then_play_with_range() {
 
     // a ranged fetch (a player seeking) gets 206 with the right bytes and does not count a play
     let r = app
-        .client
+        .player
         .get(play_url)
         .header("Range", "bytes=100-199")
         .send()
@@ -60,17 +61,28 @@ async fn upload_then_feed_then_play_with_range() {
         format!("bytes 100-199/{}", mp4.len())
     );
     assert_eq!(&r.bytes().await.unwrap()[..], &mp4[100..200]);
+    if app.state.media.backend() == "s3" {
+        // the bytes come from the bucket: a redirect to a freshly presigned URL
+        let r = app.client.get(play_url).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(
+            to.starts_with(&app.state.cfg.media.s3.endpoint) && to.contains("X-Amz-Signature="),
+            "{to}"
+        );
+        assert_eq!(r.headers()["cache-control"], "no-store");
+    }
     // the full file, twice by the same viewer, once by a logged-in viewer: two distinct viewers
-    let r = app.client.get(play_url).send().await.unwrap();
+    let r = app.player.get(play_url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(&r.bytes().await.unwrap()[..], &mp4[..]);
-    app.client
+    app.player
         .get(play_url)
         .header("Range", "bytes=0-")
         .send()
         .await
         .unwrap();
-    app.client
+    app.player
         .get(format!("{play_url}?token={token}"))
         .send()
         .await
@@ -79,7 +91,7 @@ async fn upload_then_feed_then_play_with_range() {
     assert_eq!(feed["video_list"][0]["play_count"], 2, "{feed}");
     // out-of-range request
     let r = app
-        .client
+        .player
         .get(play_url)
         .header("Range", format!("bytes={}-", mp4.len() + 10))
         .send()
@@ -198,10 +210,12 @@ async fn uploads_are_checked() {
     // nothing was stored, nothing left in staging
     let feed = app.get("/douyin/feed/", &[]).await;
     assert_eq!(feed["video_list"].as_array().unwrap().len(), 0);
-    let media = app.data_dir.join("media");
-    assert_eq!(std::fs::read_dir(media.join("videos")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(media.join("covers")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(media.join("tmp")).unwrap().count(), 0);
+    for dir in ["videos", "covers"] {
+        let stored = app.state.media.keys_between(dir, 0, i64::MAX, 10).await;
+        assert_eq!(stored.unwrap(), vec![], "{dir}");
+    }
+    let staging = app.data_dir.join("media").join("tmp");
+    assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0);
     app.stop().await;
 }
 
@@ -322,5 +336,243 @@ async fn feed_pages_never_skip_or_repeat_same_millisecond_videos() {
     assert_eq!(code(&v), 0);
     // the first page stops before the 20 videos of the middle millisecond, which don't fit
     assert_eq!(v["video_list"].as_array().unwrap().len(), 15);
+    app.stop().await;
+}
+
+/// Puts a few bytes under `key`, as a publish would have.
+async fn put_bytes(app: &TestApp, key: &str) {
+    let f = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::write(f.path(), b"not really a video").unwrap();
+    let (_, path) = f.keep().unwrap();
+    app.state.media.put_file(key, &path).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_reaper_removes_media_no_video_names() {
+    let app = spawn_app().await;
+    let (uid, _) = app.register("reaped").await;
+    let st = &app.state;
+    let hour = 3_600_000;
+    // two publishes two hours ago: one recorded, one that died before its record
+    let kept = floor_for_ms(now_ms() - 2 * hour);
+    let orphan = kept + 1;
+    // and one whose publish may still be running
+    let recent = floor_for_ms(now_ms() - 1000);
+    for id in [kept, orphan, recent] {
+        put_bytes(&app, &format!("videos/{id}.mp4")).await;
+        put_bytes(&app, &format!("covers/{id}.jpg")).await;
+    }
+    let rec = VideoRecord {
+        id: kept,
+        author_id: uid,
+        title: "kept".into(),
+        desc: String::new(),
+        play: format!("videos/{kept}.mp4"),
+        cover: format!("covers/{kept}.jpg"),
+        created_ms: time_ms(kept),
+    };
+    douyin_lite::write::videos::save_video(st, &rec)
+        .await
+        .unwrap();
+    // the window a running reaper sweeps: up to the grace period (1 h) ago
+    let lo = floor_for_ms(now_ms() - 24 * hour);
+    let hi = floor_for_ms(now_ms() - hour) - 1;
+    let s = reaper::sweep(st, lo, hi).await.unwrap();
+    assert_eq!(
+        s,
+        Sweep {
+            checked: 4,
+            removed: 2
+        }
+    );
+    let size = |k: String| async move { st.media.size(&k).await.unwrap() };
+    assert!(size(format!("videos/{kept}.mp4")).await.is_some());
+    assert!(size(format!("covers/{kept}.jpg")).await.is_some());
+    assert!(size(format!("videos/{orphan}.mp4")).await.is_none());
+    assert!(size(format!("covers/{orphan}.jpg")).await.is_none());
+    assert!(size(format!("videos/{recent}.mp4")).await.is_some());
+    // the recorded video still plays
+    let v = app
+        .get("/douyin/publish/list/", &[("user_id", uid.to_string())])
+        .await;
+    let play = v["video_list"][0]["play_url"].as_str().unwrap();
+    let r = app.player.get(play).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.bytes().await.unwrap()[..], b"not really a video");
+    // a second sweep of the same window finds nothing more
+    let s = reaper::sweep(st, lo, hi).await.unwrap();
+    assert_eq!(
+        s,
+        Sweep {
+            checked: 2,
+            removed: 0
+        }
+    );
+    app.stop().await;
+}
+
+/// An S3 server of a test's own (deploy/s3-server.sh), which it can freeze.
+struct OwnS3 {
+    dir: tempfile::TempDir,
+}
+
+impl OwnS3 {
+    async fn start() -> OwnS3 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/s3-server.sh"))
+                .arg("start")
+                .arg(&d)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        OwnS3 { dir }
+    }
+
+    /// Sends a signal to the server (STOP freezes it: a store that hangs).
+    fn signal(&self, sig: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("server.pid")).unwrap();
+        assert!(std::process::Command::new("kill")
+            .args([sig, pid.trim()])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for OwnS3 {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/s3-server.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn a_publish_while_s3_hangs_fails_cleanly_and_leaves_nothing() {
+    if !s3_enabled() {
+        return;
+    }
+    let s3 = OwnS3::start().await;
+    let mut o = Opts::new();
+    let settings = s3_config_in(s3.dir.path(), &o.data_dir);
+    o.tweak = Box::new(move |c| {
+        c.media.backend = "s3".into();
+        c.media.s3 = settings;
+        c.media.s3.request_timeout_secs = 2;
+    });
+    let app = spawn_with(o).await;
+    let (_, token) = app.register("frozen").await;
+    let mp4 = sample_mp4().await;
+    let from = floor_for_ms(now_ms());
+    s3.signal("-STOP");
+    let started = std::time::Instant::now();
+    let v = app.upload(&token, "lost", mp4.clone()).await;
+    assert_eq!(code(&v), 10012, "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // reads do not need the store
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(code(&feed), 0);
+    assert_eq!(feed["video_list"].as_array().unwrap().len(), 0);
+    s3.signal("-CONT");
+    // no video was recorded; an object whose put timed out may land late: the reaper's sweep
+    // of that id removes it
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    reaper::sweep(&app.state, from, floor_for_ms(now_ms()))
+        .await
+        .unwrap();
+    for dir in ["videos", "covers"] {
+        let left = app.state.media.keys_between(dir, 0, i64::MAX, 10).await;
+        assert_eq!(left.unwrap(), vec![], "{dir}");
+    }
+    let staging = app.data_dir.join("media").join("tmp");
+    assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0);
+    // the store is back: publishing works again
+    let v = app.upload(&token, "found", mp4).await;
+    assert_eq!(code(&v), 0, "{v}");
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"][0]["title"], "found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn s3_urls_follow_the_presign_endpoint_or_the_public_base() {
+    if !s3_enabled() {
+        return;
+    }
+    // clients reach the store by another name than the server does
+    let mut o = Opts::new();
+    let settings = s3_config(&o.data_dir);
+    let endpoint = settings.endpoint.clone();
+    o.tweak = Box::new(move |c| {
+        c.media.s3.presign_endpoint = c.media.s3.endpoint.replace("127.0.0.1", "localhost");
+    });
+    let app = spawn_with(o).await;
+    let (_, token) = app.register("signed").await;
+    let mp4 = sample_mp4().await;
+    assert_eq!(code(&app.upload(&token, "v", mp4.clone()).await), 0);
+    let feed = app.get("/douyin/feed/", &[]).await;
+    let play = feed["video_list"][0]["play_url"].as_str().unwrap();
+    let r = app.client.get(play).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let outside = endpoint.replace("127.0.0.1", "localhost");
+    assert!(to.starts_with(&outside), "{to}");
+    // signed for that name: it fetches
+    let r = app.player.get(&to).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.bytes().await.unwrap()[..], &mp4[..]);
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+
+    // a CDN in front of the bucket: covers straight from it, plays counted here, then sent there
+    let mut o = Opts::new();
+    o.data_dir = data_dir;
+    o.tweak = Box::new(|c| {
+        c.media.s3.public_base_url = "https://cdn.example.com/media/".into();
+    });
+    let app = spawn_with(o).await;
+    let feed = app.get("/douyin/feed/", &[]).await;
+    let v = &feed["video_list"][0];
+    let id = v["id"].as_i64().unwrap();
+    assert_eq!(
+        v["cover_url"],
+        format!("https://cdn.example.com/media/covers/{id}.jpg")
+    );
+    let play = v["play_url"].as_str().unwrap();
+    assert_eq!(play, app.url(&format!("/static/videos/{id}.mp4")));
+    let r = app
+        .client
+        .get(format!("{play}?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://cdn.example.com/media/videos/{id}.mp4")
+    );
+    // a second viewer (the first was the anonymous one above)
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"][0]["play_count"], 2);
+    // only the objects of recorded videos are handed out
+    let r = app
+        .client
+        .get(app.url(&format!("/static/videos/{}.mp4", id + 1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     app.stop().await;
 }

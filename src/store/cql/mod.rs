@@ -135,7 +135,14 @@ fn tls_config(cfg: &CqlConfig) -> Result<Option<Arc<rustls::ClientConfig>>, Stri
     if roots.is_empty() {
         return Err(bad("tls_ca_file", ca, &"no certificate in it"));
     }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    // the provider named, not the process default: rustls cannot choose one when both of its
+    // backends are in the tree (rust-s3's reqwest brings ring)
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("store.cql TLS: {e}"))?
+    .with_root_certificates(roots);
     let config = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
@@ -357,6 +364,13 @@ impl Store for CqlStore {
 
     async fn get_video(&self, id: i64) -> StoreResult<Option<VideoRecord>> {
         self.video(id).await
+    }
+
+    async fn video_exists(&self, id: i64) -> StoreResult<bool> {
+        // past the missing-id set: another instance may have recorded it since
+        type Row = (i64, i64, String, String, String, String, i64);
+        let row = rows::first_row::<Row>(&self.s, &self.q.get_video, (id,)).await?;
+        Ok(row.is_some())
     }
 
     async fn video_ids_by_author(&self, author_id: i64) -> StoreResult<Vec<i64>> {
