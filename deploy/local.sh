@@ -3,9 +3,10 @@
 # serves (with the embedded defaults and demo content) or runs the tests.
 #
 #   ./deploy/local.sh serve   # build and run the server on 0.0.0.0:8080, data in ./data
-#   ./deploy/local.sh test    # run the whole test suite (embedded store and local media, then
-#                             # again on a real CQL node with media in a real S3 server), check
-#                             # the deployment files and the image, then fuzz the API
+#   ./deploy/local.sh test    # run the whole test suite (embedded store, local media, one
+#                             # Redis; then again on a real CQL node, a real S3 server and a
+#                             # Redis Cluster), check the deployment files and the image, then
+#                             # fuzz the API
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,23 +66,32 @@ case "${1:-}" in
     else
       cargo test --all-targets "$@"
     fi
-    # the end-to-end suite and the store trait suites again on the cluster backends: the CQL
-    # store of a real node (Apache Cassandra from Maven Central) and media in a real S3 server
-    # (s3s-fs from crates.io, signatures checked), both started and stopped here
+    # the end-to-end suite and the store and media trait suites again, on the cluster stack:
+    # the CQL store of a real node (Apache Cassandra from Maven Central), media in a real S3
+    # server (s3s-fs from crates.io, signatures checked) and a 3-primary Redis Cluster
+    # (redis-server), all started and stopped here
     cql_dir="$(mktemp -d /tmp/douyin-lite-cql.XXXXXX)"
     s3_dir="$(mktemp -d /tmp/douyin-lite-s3.XXXXXX)"
-    trap 'bash deploy/cql-node.sh stop "$cql_dir" >/dev/null 2>&1 || true; bash deploy/s3-server.sh stop "$s3_dir" >/dev/null 2>&1 || true' EXIT
+    rc_dir="$(mktemp -d /tmp/douyin-lite-rc.XXXXXX)"
+    stop_cluster_stack() {
+      bash deploy/cql-node.sh stop "$cql_dir" >/dev/null 2>&1 || true
+      bash deploy/s3-server.sh stop "$s3_dir" >/dev/null 2>&1 || true
+      bash deploy/redis-cluster.sh stop "$rc_dir" >/dev/null 2>&1 || true
+    }
+    trap stop_cluster_stack EXIT
     cql_env="$(bash deploy/cql-node.sh start "$cql_dir")"
     cql_point="$(sed -n 's/^DOUYIN_STORE__CQL__CONTACT_POINTS=//p' <<<"$cql_env")"
     bash deploy/s3-server.sh start "$s3_dir" >/dev/null
-    echo "running the end-to-end suite on the CQL store at $cql_point with media in S3 ($s3_dir)" >&2
+    rc_url="$(bash deploy/redis-cluster.sh start "$rc_dir" | sed -n 's/^DOUYIN_REDIS__URL=//p')"
+    echo "running the end-to-end suite on the CQL store at $cql_point, media in S3, Redis Cluster $rc_url" >&2
+    export CQL_TEST_NODE="$cql_point" S3_TEST_DIR="$s3_dir" REDIS_TEST_URL="$rc_url"
     if cargo nextest --version >/dev/null 2>&1; then
-      CQL_TEST_NODE="$cql_point" S3_TEST_DIR="$s3_dir" cargo nextest run --no-fail-fast --test api "$@"
+      cargo nextest run --no-fail-fast --test api "$@"
     else
-      CQL_TEST_NODE="$cql_point" S3_TEST_DIR="$s3_dir" cargo test --test api "$@"
+      cargo test --test api "$@"
     fi
-    bash deploy/cql-node.sh stop "$cql_dir"
-    bash deploy/s3-server.sh stop "$s3_dir"
+    unset CQL_TEST_NODE S3_TEST_DIR REDIS_TEST_URL
+    stop_cluster_stack
     trap - EXIT
     # static checks of the deployment files
     bash deploy/check.sh

@@ -103,16 +103,20 @@ impl Cache {
         let mut missing = Vec::new();
         {
             self.rt();
-            let p = self.client().pipeline();
-            for o in others {
-                let key = self.keys.conversation(user, *o);
-                let _: () = p.exists(key.clone()).await?;
-                let _: () = p
-                    .zrevrangebyscore(key, "+inf", 1, false, Some((0, 1)))
-                    .await?;
-            }
-            let res: Vec<Result<Value, fred::error::Error>> =
-                self.health.guard(p.try_all()).await?;
+            let this = self;
+            let res: Vec<Result<Value, fred::error::Error>> = self
+                .pipelined(move || async move {
+                    let p = this.client().pipeline();
+                    for o in others {
+                        let key = this.keys.conversation(user, *o);
+                        let _: () = p.exists(key.clone()).await?;
+                        let _: () = p
+                            .zrevrangebyscore(key, "+inf", 1, false, Some((0, 1)))
+                            .await?;
+                    }
+                    Ok(p)
+                })
+                .await?;
             let mut it = res.into_iter();
             for o in others {
                 let exists = it.next().transpose()?.and_then(|v| v.as_i64()).unwrap_or(0);

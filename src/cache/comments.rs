@@ -61,12 +61,16 @@ impl Cache {
     pub async fn comments(&self, ids: &[i64]) -> Result<Vec<CommentData>, AppError> {
         let mut out = Vec::with_capacity(ids.len());
         self.rt();
-        let p = self.client().pipeline();
-        for id in ids {
-            let _: () = p.hgetall(self.keys.comment(*id)).await?;
-        }
-        let res: Vec<Result<HashMap<String, String>, fred::error::Error>> =
-            self.health.guard(p.try_all()).await?;
+        let this = self;
+        let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = self
+            .pipelined(move || async move {
+                let p = this.client().pipeline();
+                for id in ids {
+                    let _: () = p.hgetall(this.keys.comment(*id)).await?;
+                }
+                Ok(p)
+            })
+            .await?;
         for (id, r) in ids.iter().zip(res) {
             let h = r?;
             if !h.is_empty() {

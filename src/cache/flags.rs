@@ -62,16 +62,20 @@ impl Cache {
             for _ in 0..RELOAD_ATTEMPTS {
                 let t = self.near.begin();
                 self.rt();
-                let p = self.client().pipeline();
-                let wanted = [
-                    (need_likes, self.keys.user_likes(viewer)),
-                    (need_follows, self.keys.user_following(viewer)),
-                ];
-                for (_, key) in wanted.into_iter().filter(|(need, _)| *need) {
-                    let _: () = p.zrange(key, 0, -1, None, false, None, false).await?;
-                }
-                let res: Vec<Result<Value, fred::error::Error>> =
-                    self.health.guard(p.try_all()).await?;
+                let this = self;
+                let res: Vec<Result<Value, fred::error::Error>> = self
+                    .pipelined(move || async move {
+                        let p = this.client().pipeline();
+                        let wanted = [
+                            (need_likes, this.keys.user_likes(viewer)),
+                            (need_follows, this.keys.user_following(viewer)),
+                        ];
+                        for (_, key) in wanted.into_iter().filter(|(need, _)| *need) {
+                            let _: () = p.zrange(key, 0, -1, None, false, None, false).await?;
+                        }
+                        Ok(p)
+                    })
+                    .await?;
                 let mut sets = Vec::with_capacity(2);
                 for r in res {
                     // members as ids; the loaded marker "0" must be among them

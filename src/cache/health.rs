@@ -3,7 +3,8 @@
 //! Redis counts as down: every Redis call then fails at once as "unavailable", and calls
 //! already waiting are released with the same answer, instead of each waiting out its own
 //! timeout (and queueing behind reconnection attempts). The first ping that succeeds brings
-//! it back. So during an outage a request answers within about interval + timeout.
+//! it back. So during an outage a request answers within about interval + timeout. On a Redis
+//! Cluster every primary is pinged: without replicas one missing primary fails the cluster.
 
 use crate::error::AppError;
 use fred::prelude::*;
@@ -94,10 +95,7 @@ impl Health {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let ok =
-                    tokio::time::timeout(timeout, client.with_options(&opts).ping::<String>(None))
-                        .await
-                        .is_ok_and(|r| r.is_ok());
+                let ok = probe(&client, &opts, timeout).await;
                 let was = *up.borrow();
                 if ok != was {
                     up.send_replace(ok);
@@ -117,6 +115,34 @@ impl Health {
             t.abort();
         }
     }
+}
+
+async fn ping(client: &Client, opts: &Options, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, client.with_options(opts).ping::<String>(None))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// One probe: a PING, or on a Redis Cluster a PING to every primary (without replicas a
+/// missing primary fails the whole cluster; with them, its slots wait for the failover).
+async fn probe(client: &Client, opts: &Options, timeout: Duration) -> bool {
+    if !client.is_clustered() {
+        return ping(client, opts, timeout).await;
+    }
+    let Some(state) = client.cached_cluster_state() else {
+        return false;
+    };
+    let pings = state.unique_primary_nodes().into_iter().map(|server| {
+        let opts = Options {
+            cluster_node: Some(server),
+            ..opts.clone()
+        };
+        async move { ping(client, &opts, timeout).await }
+    });
+    futures_util::future::join_all(pings)
+        .await
+        .into_iter()
+        .all(|ok| ok)
 }
 
 impl Default for Health {

@@ -69,12 +69,13 @@ impl Cache {
             .await?;
         self.ensure_feed().await?;
         let mut after = 0;
+        let client = self.client();
         loop {
             let batch = self.store.scan_users(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.id;
             for u in &batch {
-                self.io(self.client().del::<(), _>(self.keys.user_keys_all(u.id)))
+                self.io_retry(|| client.del::<(), _>(self.keys.user_keys_all(u.id)))
                     .await?;
                 self.ensure_user(u.id).await?;
                 users += 1;
@@ -86,7 +87,7 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             for v in &batch {
-                self.io(self.client().del::<(), _>(self.keys.video_keys_all(v.id)))
+                self.io_retry(|| client.del::<(), _>(self.keys.video_keys_all(v.id)))
                     .await?;
                 self.ensure_video(v.id).await?;
                 videos += 1;

@@ -43,6 +43,8 @@ use std::time::Duration;
 
 /// How many times a read reloads a key that a concurrent write keeps dropping.
 const RELOAD_ATTEMPTS: usize = 8;
+/// How many times a multi-key call is made again while its slot is being moved (TRYAGAIN).
+const TRYAGAIN_ATTEMPTS: usize = 16;
 
 /// Counters for tests and metrics.
 #[derive(Default, Debug)]
@@ -81,15 +83,24 @@ thread_local! {
 }
 
 fn builder(config: Config, timeout: Duration) -> Builder {
+    // on a cluster a moved slot re-syncs the routing, which may close connections under
+    // commands in flight: they are sent again, a few times
+    let attempts = if config.server.is_clustered() { 6 } else { 2 };
     let mut b = Builder::from_config(config);
     b.with_performance_config(|p| p.default_command_timeout = timeout)
         .with_connection_config(|c| {
             c.connection_timeout = timeout;
             c.internal_command_timeout = timeout;
-            c.max_command_attempts = 2;
+            c.max_command_attempts = attempts;
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
     b
+}
+
+/// Whether `e` says the call's slot is being moved between Redis Cluster nodes.
+fn moving(e: &fred::error::Error) -> bool {
+    e.details().starts_with("TRYAGAIN")
+        || (*e.kind() == fred::error::ErrorKind::Routing && e.details().contains("redirections"))
 }
 
 impl Drop for Cache {
@@ -208,8 +219,31 @@ impl Cache {
         args: Vec<String>,
     ) -> Result<Value, AppError> {
         self.rt();
-        self.io(s.evalsha_with_reload::<Value, _, _>(&self.client(), keys, args))
+        let client = self.client();
+        self.io_retry(|| s.evalsha_with_reload::<Value, _, _>(&client, keys.clone(), args.clone()))
             .await
+    }
+
+    /// [`Cache::io`], made again while a Redis Cluster is moving the call's slot: a multi-key
+    /// call meets its keys in two places (TRYAGAIN), or an ASK redirection loses its ASKING to
+    /// another command on the shared connection and bounces (too many redirections). Gives up
+    /// after about a second.
+    async fn io_retry<T, F, Fut>(&self, call: F) -> Result<T, AppError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
+    {
+        let mut delay = Duration::from_millis(2);
+        for _ in 0..TRYAGAIN_ATTEMPTS {
+            match self.health.guard(call()).await? {
+                Err(e) if moving(&e) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+                r => return Ok(r?),
+            }
+        }
+        Ok(self.health.guard(call()).await??)
     }
 
     /// Runs one Redis call under the health guard (see `health.rs`).
@@ -218,6 +252,34 @@ impl Cache {
         call: impl std::future::Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, AppError> {
         Ok(self.health.guard(call).await??)
+    }
+
+    /// Runs the pipeline `build` makes, under the health guard, and makes and runs it again
+    /// (about a second at most) while any of its answers says that its slot is being moved.
+    async fn pipelined<T, F, Fut>(
+        &self,
+        build: F,
+    ) -> Result<Vec<Result<T, fred::error::Error>>, AppError>
+    where
+        T: fred::types::FromValue,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+            Output = Result<fred::clients::Pipeline<Client>, fred::error::Error>,
+        >,
+    {
+        let mut delay = Duration::from_millis(2);
+        let mut attempt = 0;
+        loop {
+            let p = build().await?;
+            let res: Vec<Result<T, fred::error::Error>> = self.health.guard(p.try_all()).await?;
+            attempt += 1;
+            if attempt < TRYAGAIN_ATTEMPTS && res.iter().any(|r| r.as_ref().is_err_and(moving)) {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+                continue;
+            }
+            return Ok(res);
+        }
     }
 
     /// True when Redis answers.

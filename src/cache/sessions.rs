@@ -40,7 +40,8 @@ impl Cache {
         for _ in 0..RELOAD_ATTEMPTS {
             let t = self.near.begin();
             self.rt();
-            let h: HashMap<String, String> = self.io(self.client().hgetall(key.as_str())).await?;
+            let c = self.client();
+            let h: HashMap<String, String> = self.io_retry(|| c.hgetall(key.as_str())).await?;
             if let Some((generation, revoked)) = parse(&h) {
                 return Ok(self.near.install_session(id, generation, revoked, t));
             }

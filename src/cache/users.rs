@@ -201,12 +201,16 @@ impl Cache {
         let mut missing: Vec<i64> = Vec::new();
         {
             self.rt();
-            let p = self.client().pipeline();
-            for id in ids {
-                let _: () = p.hgetall(self.keys.user(*id)).await?;
-            }
-            let res: Vec<Result<HashMap<String, String>, fred::error::Error>> =
-                self.health.guard(p.try_all()).await?;
+            let this = self;
+            let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = self
+                .pipelined(move || async move {
+                    let p = this.client().pipeline();
+                    for id in ids {
+                        let _: () = p.hgetall(this.keys.user(*id)).await?;
+                    }
+                    Ok(p)
+                })
+                .await?;
             for (id, r) in ids.iter().zip(res) {
                 let h = r?;
                 if h.is_empty() {
@@ -223,8 +227,9 @@ impl Cache {
                     continue 'ids;
                 }
                 self.rt();
+                let c = self.client();
                 let h: HashMap<String, String> =
-                    self.io(self.client().hgetall(self.keys.user(id))).await?;
+                    self.io_retry(|| c.hgetall(self.keys.user(id))).await?;
                 if !h.is_empty() {
                     out.insert(id, user_from_hash(id, h));
                     continue 'ids;

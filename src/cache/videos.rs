@@ -154,13 +154,17 @@ impl Cache {
         let mut missing = Vec::new();
         {
             self.rt();
-            let p = self.client().pipeline();
-            for id in ids {
-                let _: () = p.hgetall(self.keys.video(*id)).await?;
-                let _: () = p.pfcount(self.keys.video_plays(*id)).await?;
-            }
-            let res: Vec<Result<Value, fred::error::Error>> =
-                self.health.guard(p.try_all()).await?;
+            let this = self;
+            let res: Vec<Result<Value, fred::error::Error>> = self
+                .pipelined(move || async move {
+                    let p = this.client().pipeline();
+                    for id in ids {
+                        let _: () = p.hgetall(this.keys.video(*id)).await?;
+                        let _: () = p.pfcount(this.keys.video_plays(*id)).await?;
+                    }
+                    Ok(p)
+                })
+                .await?;
             let mut it = res.into_iter();
             for (i, id) in ids.iter().enumerate() {
                 let h: HashMap<String, String> = it
@@ -190,10 +194,11 @@ impl Cache {
                     continue 'ids;
                 }
                 self.rt();
+                let c = self.client();
                 let h: HashMap<String, String> =
-                    self.io(self.client().hgetall(self.keys.video(id))).await?;
+                    self.io_retry(|| c.hgetall(self.keys.video(id))).await?;
                 let pc: i64 = self
-                    .io(self.client().pfcount(self.keys.video_plays(id)))
+                    .io_retry(|| c.pfcount(self.keys.video_plays(id)))
                     .await?;
                 if !h.is_empty() {
                     slots[i] = Some(video_from_hash(id, h, pc));

@@ -30,7 +30,7 @@ pub use render::{write_user, write_video, UserEntry, VideoEntry};
 use crate::model::{Urls, UserData, VideoData};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -180,8 +180,11 @@ pub struct NearCache {
     /// Sequence of invalidations; `stamps[bucket]` is the sequence of the last one there.
     seq: AtomicU64,
     stamps: Box<[AtomicU64]>,
-    /// Whether the tracking connection is subscribed (for /metrics and /readyz details).
+    /// Whether the tracking connection is subscribed (for /metrics and /readyz details); on a
+    /// Redis Cluster, whether every primary's is.
     pub tracking: AtomicBool,
+    /// Invalidation channels subscribed: 1, or one per primary of a Redis Cluster.
+    pub channels: AtomicUsize,
     /// When the last heartbeat's invalidation message arrived, in ms since `epoch` (0: never).
     /// Messages arrive in order on one connection, so a recent heartbeat proves that every
     /// invalidation sent before it has been applied.
@@ -218,6 +221,7 @@ impl NearCache {
             seq: AtomicU64::new(1),
             stamps: (0..STAMPS).map(|_| AtomicU64::new(0)).collect(),
             tracking: AtomicBool::new(false),
+            channels: AtomicUsize::new(0),
             last_beat_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             stats: NearStats::default(),
@@ -255,8 +259,19 @@ impl NearCache {
 
     /// Records a heartbeat's invalidation message.
     pub fn beat(&self) {
-        let now = (self.epoch.elapsed().as_millis() as u64).max(1);
-        self.last_beat_ms.store(now, Ordering::Release);
+        self.set_beat(self.stamp());
+    }
+
+    /// Now, as a heartbeat time (ms since the cache's epoch, never 0).
+    pub fn stamp(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// Records that every invalidation channel has delivered a heartbeat since `at` (a
+    /// [`NearCache::stamp`]; 0: some channel never has). On a Redis Cluster this is the oldest
+    /// of the primaries' latest heartbeats.
+    pub fn set_beat(&self, at: u64) {
+        self.last_beat_ms.store(at, Ordering::Release);
     }
 
     pub fn max_age(&self) -> Duration {

@@ -1,15 +1,30 @@
-//! Invalidation: a subscription to Redis's server-assisted client-side caching that drops
-//! near-cache entries when their keys change anywhere, and the heartbeat that proves it delivers.
+//! Invalidation: subscriptions to Redis's server-assisted client-side caching that drop
+//! near-cache entries when their keys change anywhere, and the heartbeats that prove they
+//! deliver.
+//!
+//! Redis keeps tracking state per node, so on a Redis Cluster every primary gets a subscription
+//! of its own, with a heartbeat key in one of that primary's slots. Entries outlive the age
+//! bound only while every primary's heartbeat has come back within it. A primary that
+//! disappears, a new one, or a heartbeat slot that moved (MOVED) restarts all subscriptions on
+//! the new topology, with the age bound in force meanwhile.
 
 use super::{NearCache, NearKey};
-use std::sync::atomic::Ordering;
+use fred::prelude::*;
+use fred::types::cluster::ClusterRouting;
+use fred::types::config::Server;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
-/// Keeps a RESP3 connection subscribed to invalidation messages for the near-cached keys
-/// (`CLIENT TRACKING ON BCAST REDIRECT` with the video, play-count, user and feed key prefixes) and
-/// applies them. Everything cached is dropped whenever the subscription (re)starts or is lost,
-/// since messages may have been missed meanwhile. Runs until aborted.
+/// How often the cluster's primaries are compared with the subscribed ones.
+const TOPOLOGY_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps invalidation subscriptions for the near-cached keys (`CLIENT TRACKING ON BCAST
+/// REDIRECT` with the video, play-count, user and feed key prefixes) on Redis at `url`, one per
+/// primary of a cluster, and applies their messages. Everything cached is dropped whenever a
+/// subscription (re)starts or is lost, since messages may have been missed meanwhile. Runs
+/// until aborted.
 pub fn track(
     url: &str,
     prefix: &str,
@@ -18,10 +33,41 @@ pub fn track(
 ) -> tokio::task::JoinHandle<()> {
     let (url, prefix) = (url.to_string(), prefix.to_string());
     tokio::spawn(async move {
+        let config = match Config::from_url(&url) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "near-cache invalidation not started; entries expire after near.max_age_ms");
+                return;
+            }
+        };
         let mut logged = false;
         loop {
-            let res = subscribe(&url, &prefix, timeout, &near).await;
+            let res = if config.server.is_clustered() {
+                track_cluster(&config, &prefix, timeout, &near).await
+            } else {
+                let (_stop_tx, stop) = watch::channel(false);
+                let heartbeat = format!("{prefix}nc:heartbeat");
+                let ready = || {
+                    near.clear();
+                    near.channels.store(1, Ordering::Release);
+                    near.tracking.store(true, Ordering::Release);
+                    tracing::info!("near-cache subscribed to redis invalidation messages");
+                };
+                subscribe(
+                    &config,
+                    &prefix,
+                    &heartbeat,
+                    timeout,
+                    &near,
+                    stop,
+                    ready,
+                    || near.beat(),
+                )
+                .await
+            };
             let was_up = near.tracking.swap(false, Ordering::AcqRel);
+            near.channels.store(0, Ordering::Release);
+            near.set_beat(0);
             near.clear();
             match res {
                 Err(e) if !logged || was_up => {
@@ -35,108 +81,216 @@ pub fn track(
     })
 }
 
-async fn subscribe(
-    url: &str,
+fn build(config: &Config, timeout: Duration) -> Result<Client, String> {
+    Builder::from_config(config.clone())
+        .with_connection_config(|c| {
+            c.connection_timeout = timeout;
+            c.internal_command_timeout = timeout;
+        })
+        .with_performance_config(|p| p.default_command_timeout = timeout)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+async fn connect(c: &Client, timeout: Duration) -> Result<fred::types::ConnectHandle, String> {
+    let handle = c.connect();
+    tokio::time::timeout(timeout, c.wait_for_connect())
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(handle)
+}
+
+/// A heartbeat key in one of `primary`'s slots, under the tracked `nc:` prefix (the same for
+/// every instance, so any instance's heartbeat proves the channel for all).
+fn heartbeat_key_on(prefix: &str, state: &ClusterRouting, primary: &Server) -> Option<String> {
+    (0..100_000).find_map(|i| {
+        let key = format!("{prefix}nc:hb:{{{i}}}");
+        let slot = ClusterRouting::hash_key(key.as_bytes());
+        (state.get_server(slot) == Some(primary)).then_some(key)
+    })
+}
+
+/// One subscription per primary of the cluster, until one of them ends or the primaries
+/// change.
+async fn track_cluster(
+    config: &Config,
     prefix: &str,
     timeout: Duration,
     near: &NearCache,
 ) -> Result<(), String> {
-    use fred::prelude::*;
-    // Invalidations are redirected to a RESP2 subscriber of `__redis__:invalidate`: unlike
-    // RESP3 push messages, that channel also carries the null message of a FLUSHALL/FLUSHDB
-    // through fred. The tracking itself belongs to a second connection ("owner").
-    let config = Config::from_url(url).map_err(|e| e.to_string())?;
-    let build = || {
-        Builder::from_config(config.clone())
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-            })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let connect = |c: &Client| {
-        let handle = c.connect();
-        let c = c.clone();
-        async move {
-            tokio::time::timeout(timeout, c.wait_for_connect())
-                .await
-                .map_err(|_| "connect timed out".to_string())?
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(handle)
-        }
-    };
-    let sub = build()?;
-    let mut rx = sub.invalidation_rx();
-    let mut sub_conn = connect(&sub).await?;
-    let id: i64 = sub.client_id().await.map_err(|e| e.to_string())?;
-    sub.subscribe("__redis__:invalidate")
-        .await
-        .map_err(|e| format!("SUBSCRIBE: {e}"))?;
-    let owner = build()?;
-    let mut owner_conn = connect(&owner).await?;
-    let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:", "ses:"]
+    let watcher = build(config, timeout)?;
+    let watcher_conn = connect(&watcher, timeout).await?;
+    let res = track_primaries(&watcher, config, prefix, timeout, near).await;
+    let _ = watcher.quit().await;
+    watcher_conn.abort();
+    res
+}
+
+async fn track_primaries(
+    watcher: &Client,
+    config: &Config,
+    prefix: &str,
+    timeout: Duration,
+    near: &NearCache,
+) -> Result<(), String> {
+    let state = watcher
+        .cached_cluster_state()
+        .ok_or("no cluster state from redis")?;
+    let primaries = state.unique_primary_nodes();
+    let n = primaries.len();
+    let heartbeats = primaries
         .iter()
-        .map(|p| format!("{prefix}{p}"))
-        .collect();
-    owner
-        .client_tracking::<(), _, _>("on", Some(id), prefixes, true, false, false, false)
-        .await
-        .map_err(|e| format!("CLIENT TRACKING: {e}"))?;
-    // anything cached before now may have missed its invalidation
-    near.clear();
-    near.tracking.store(true, Ordering::Release);
-    tracing::info!("near-cache subscribed to redis invalidation messages");
-    let ended = |r: Result<Result<(), fred::error::Error>, tokio::task::JoinError>| match r {
-        Ok(Ok(())) => "connection closed".to_string(),
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
-    };
-    // The heartbeat: a write to a tracked key whose invalidation must come back, proving the
-    // subscription delivers (every instance's heartbeat proves it for all of them).
-    let heartbeat = format!("{prefix}nc:heartbeat");
-    let mut beats = tokio::time::interval((near.max_age() / 4).max(Duration::from_millis(10)));
-    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let result = loop {
-        tokio::select! {
-            _ = beats.tick() => {
-                let set = owner
-                    .set::<(), _, _>(&heartbeat, "1", Some(fred::types::Expiration::EX(3600)), None, false)
-                    .await;
-                if let Err(e) = set {
-                    break Err(format!("heartbeat: {e}"));
+        .map(|p| heartbeat_key_on(prefix, &state, p).ok_or(format!("no heartbeat slot on {p}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let beats: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let ready = AtomicUsize::new(0);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let channels = primaries.iter().enumerate().map(|(i, p)| {
+        let mut node = config.clone();
+        node.server =
+            fred::types::config::ServerConfig::new_centralized(p.host.to_string(), p.port);
+        let (stop, beats, ready, heartbeat, stop_tx) =
+            (stop_rx.clone(), &beats, &ready, &heartbeats[i], &stop_tx);
+        async move {
+            let on_ready = || {
+                // anything cached before every channel was up may have missed its message
+                near.clear();
+                if ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    near.channels.store(n, Ordering::Release);
+                    near.tracking.store(true, Ordering::Release);
+                    tracing::info!(
+                        primaries = n,
+                        "near-cache subscribed to the invalidation messages of every redis primary"
+                    );
                 }
+            };
+            let on_beat = || {
+                beats[i].store(near.stamp(), Ordering::Release);
+                let oldest = beats.iter().map(|b| b.load(Ordering::Acquire)).min();
+                near.set_beat(oldest.unwrap_or(0));
+            };
+            let res = subscribe(
+                &node, prefix, heartbeat, timeout, near, stop, on_ready, on_beat,
+            )
+            .await
+            .map_err(|e| format!("primary {p}: {e}"));
+            // one channel down: every channel restarts, on the topology as it is then
+            let _ = stop_tx.send(true);
+            res
+        }
+    });
+    let topology = async {
+        let mut stop = stop_rx.clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TOPOLOGY_CHECK) => {}
+                _ = stop.changed() => return Ok(()),
             }
-            msg = rx.recv() => match msg {
-                Ok(inv) => {
-                    if inv.keys.is_empty() {
-                        near.clear();
-                    }
-                    for k in &inv.keys {
-                        if k.as_str() == Some(heartbeat.as_str()) {
-                            near.beat();
-                            continue;
-                        }
-                        match k.as_str().and_then(|k| parse_key(prefix, k)) {
-                            Some(Parsed::Key(key)) => near.invalidate(key),
-                            Some(Parsed::Feed) => near.invalidate_feed(),
-                            None => {}
-                        }
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => near.clear(),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    break Err("invalidation channel closed".to_string())
-                }
-            },
-            r = &mut sub_conn => break Err(ended(r)),
-            r = &mut owner_conn => break Err(ended(r)),
+            if watcher.sync_cluster().await.is_err() {
+                continue;
+            }
+            let now = watcher
+                .cached_cluster_state()
+                .map(|s| s.unique_primary_nodes());
+            if now.as_ref() != Some(&primaries) {
+                let _ = stop_tx.send(true);
+                return Err("the cluster's primaries changed".to_string());
+            }
         }
     };
+    let (results, topo) =
+        futures_util::future::join(futures_util::future::join_all(channels), topology).await;
+    results.into_iter().find(|r| r.is_err()).unwrap_or(topo)
+}
+
+/// One invalidation channel on one Redis node: a RESP2 subscriber of `__redis__:invalidate`
+/// (unlike RESP3 push messages, that channel also carries the null message of a
+/// FLUSHALL/FLUSHDB through fred) and a second connection ("owner") whose tracking redirects
+/// there and which writes the heartbeat every `max_age / 4`. Calls `ready` once subscribed,
+/// `beat` for every heartbeat that comes back; returns when a connection is lost, the
+/// heartbeat fails, or `stop` turns true.
+#[allow(clippy::too_many_arguments)]
+async fn subscribe(
+    config: &Config,
+    prefix: &str,
+    heartbeat: &str,
+    timeout: Duration,
+    near: &NearCache,
+    mut stop: watch::Receiver<bool>,
+    ready: impl FnOnce(),
+    beat: impl Fn(),
+) -> Result<(), String> {
+    let sub = build(config, timeout)?;
+    let mut rx = sub.invalidation_rx();
+    let mut sub_conn = connect(&sub, timeout).await?;
+    let owner = build(config, timeout)?;
+    let res = async {
+        let id: i64 = sub.client_id().await.map_err(|e| e.to_string())?;
+        sub.subscribe("__redis__:invalidate")
+            .await
+            .map_err(|e| format!("SUBSCRIBE: {e}"))?;
+        let mut owner_conn = connect(&owner, timeout).await?;
+        let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:", "ses:"]
+            .iter()
+            .map(|p| format!("{prefix}{p}"))
+            .collect();
+        owner
+            .client_tracking::<(), _, _>("on", Some(id), prefixes, true, false, false, false)
+            .await
+            .map_err(|e| format!("CLIENT TRACKING: {e}"))?;
+        ready();
+        let ended = |r: Result<Result<(), fred::error::Error>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => "connection closed".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        // The heartbeat: a write to a tracked key whose invalidation must come back, proving
+        // the channel delivers (every instance's heartbeat proves it for all of them).
+        let mut beats = tokio::time::interval((near.max_age() / 4).max(Duration::from_millis(10)));
+        beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break Ok(()),
+                _ = beats.tick() => {
+                    let set = owner
+                        .set::<(), _, _>(heartbeat, "1", Some(fred::types::Expiration::EX(3600)), None, false)
+                        .await;
+                    if let Err(e) = set {
+                        break Err(format!("heartbeat: {e}"));
+                    }
+                }
+                msg = rx.recv() => match msg {
+                    Ok(inv) => {
+                        if inv.keys.is_empty() {
+                            near.clear();
+                        }
+                        for k in &inv.keys {
+                            if k.as_str() == Some(heartbeat) {
+                                beat();
+                                continue;
+                            }
+                            match k.as_str().and_then(|k| parse_key(prefix, k)) {
+                                Some(Parsed::Key(key)) => near.invalidate(key),
+                                Some(Parsed::Feed) => near.invalidate_feed(),
+                                None => {}
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => near.clear(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        break Err("invalidation channel closed".to_string())
+                    }
+                },
+                r = &mut sub_conn => break Err(ended(r)),
+                r = &mut owner_conn => break Err(ended(r)),
+            }
+        }
+    }
+    .await;
     let _ = owner.quit().await;
     let _ = sub.quit().await;
-    result
+    res
 }
 
 enum Parsed {

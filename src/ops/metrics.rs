@@ -163,6 +163,7 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
     } else {
         0.0
     });
+    metrics::gauge!("douyin_near_cache_channels").set(near.channels.load(Ordering::Relaxed) as f64);
     metrics::counter!("douyin_redis_round_trips_total")
         .absolute(c.round_trips.load(Ordering::Relaxed));
     metrics::counter!("douyin_cache_reloads_total").absolute(c.reloads.load(Ordering::Relaxed));

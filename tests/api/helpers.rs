@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+/// The suite's Redis: `REDIS_TEST_URL` (a `redis-cluster://` URL runs it on a cluster; not
+/// `DOUYIN_`-prefixed, which the server binaries the tests start would read as a setting).
 pub fn redis_url() -> String {
-    std::env::var("DOUYIN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// Whether the suite runs against the CQL store too: `CQL_TEST_NODE` holds the node's
@@ -42,6 +44,36 @@ pub fn cql_config(data_dir: &std::path::Path) -> douyin_lite::config::CqlConfig 
         keyspace,
         request_timeout_ms: 10_000,
         ..Default::default()
+    }
+}
+
+/// The suite's Redis is a cluster (`REDIS_TEST_URL=redis-cluster://...`).
+pub fn redis_is_cluster(url: &str) -> bool {
+    url.starts_with("redis-cluster://")
+}
+
+/// Runs redis-cli against the Redis at `url`: on a cluster, FLUSHALL and FLUSHDB on every
+/// node and anything else on the node of its key (`-c` follows MOVED).
+pub fn redis_cli(url: &str, args: &[&str]) -> std::process::Output {
+    if let Some(rest) = url.strip_prefix("redis-cluster://") {
+        let node = rest.split(['?', '/']).next().unwrap();
+        let (host, port) = node.rsplit_once(':').unwrap();
+        let mut c = Command::new("redis-cli");
+        if matches!(
+            args[0].to_ascii_uppercase().as_str(),
+            "FLUSHALL" | "FLUSHDB"
+        ) {
+            c.args(["--cluster", "call", node]);
+        } else {
+            c.args(["-c", "-h", host, "-p", port]);
+        }
+        c.args(args).output().unwrap()
+    } else {
+        Command::new("redis-cli")
+            .args(["-u", url])
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 
@@ -469,11 +501,8 @@ impl TestApp {
     }
 
     pub async fn flush_redis(&self) {
-        let out = Command::new("redis-cli")
-            .args(["-u", &self.redis_url, "FLUSHALL"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let out = redis_cli(&self.redis_url, &["FLUSHALL"]);
+        assert!(out.status.success(), "{out:?}");
         self.near_cleared().await;
     }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests: real HTTP against the real server, real Redis, a real embedded store in a
 //! temp dir, real ffmpeg.
 
+mod cluster;
 mod crash;
 mod deploy;
 mod helpers;

@@ -291,10 +291,7 @@ async fn the_bench_data_set_is_consistent_and_check_catches_drift() {
     assert_eq!(report.likes, 1501);
     // drift in Redis is reported
     let key = format!("{}v:{{{top}}}", app.state.cfg.redis.key_prefix);
-    let out = std::process::Command::new("redis-cli")
-        .args(["-u", &app.redis_url, "HINCRBY", &key, "favorite_count", "1"])
-        .output()
-        .unwrap();
+    let out = redis_cli(&app.redis_url, &["HINCRBY", &key, "favorite_count", "1"]);
     assert!(out.status.success());
     let report = check(&app.state).await.unwrap();
     assert_eq!(report.mismatches, 1, "{:?}", report.examples);

@@ -589,19 +589,13 @@ async fn single_evicted_keys_are_reloaded_whole() {
         keys.video_comments(vid),
         keys.feed(),
     ] {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-u", &app.redis_url, "DEL", &key])
-            .output()
-            .unwrap();
+        let out = redis_cli(&app.redis_url, &["DEL", &key]);
         assert!(out.status.success());
         assert_eq!(snap().await, before, "after evicting {key}");
     }
     // and a write that finds its key evicted still lands
     let key = keys.user_likes(b);
-    std::process::Command::new("redis-cli")
-        .args(["-u", &app.redis_url, "DEL", &key])
-        .output()
-        .unwrap();
+    redis_cli(&app.redis_url, &["DEL", &key]);
     let v = app
         .post_query(
             "/douyin/favorite/action/",
