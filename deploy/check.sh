@@ -34,6 +34,9 @@ for f in compose.yaml compose.single.yaml; do
 done
 echo "== docker-compose config (deploy/compose.yaml, profile scylla3)" >&2
 docker-compose -f deploy/compose.yaml --profile scylla3 config -q
+echo "== docker-compose config (deploy/compose.yaml, profile redis-cluster)" >&2
+DOUYIN_REDIS_URL='redis-cluster://redis-c1:6379?node=redis-c2:6379&node=redis-c3:6379' \
+  docker-compose -f deploy/compose.yaml --profile redis-cluster config -q
 passed=$((passed + 1))
 echo "== .dockerignore keeps everything the Dockerfile copies" >&2
 python3 - <<'EOF'

@@ -6,11 +6,17 @@
 #                                       # and prints DOUYIN_REDIS__URL=redis-cluster://...
 #   deploy/redis-cluster.sh stop DIR    # stops the three nodes
 #
-# Settings (environment): REDIS_CLUSTER_TIMEOUT (30 s).
+# Settings (environment): REDIS_CLUSTER_TIMEOUT (30 s), REDIS_CLUSTER_HOSTNAME (empty: nodes
+# announce addresses; a name, e.g. localhost: they announce it and clients are sent by name, as
+# in the compose stack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TIMEOUT=${REDIS_CLUSTER_TIMEOUT:-30}
+HOSTNAME_ARGS=()
+if [ -n "${REDIS_CLUSTER_HOSTNAME:-}" ]; then
+  HOSTNAME_ARGS=(--cluster-announce-hostname "$REDIS_CLUSTER_HOSTNAME" --cluster-preferred-endpoint-type hostname)
+fi
 NODES=3
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
@@ -36,11 +42,11 @@ EOF
 }
 
 settings() {
-  local ports first rest
+  local ports host rest="" p
   mapfile -t ports <"$DIR/ports"
-  first=${ports[0]}
-  rest=$(printf '&node=127.0.0.1:%s' "${ports[@]:1}")
-  echo "DOUYIN_REDIS__URL=redis-cluster://127.0.0.1:$first?${rest#&}"
+  host=${REDIS_CLUSTER_HOSTNAME:-127.0.0.1}
+  for p in "${ports[@]:1}"; do rest="$rest&node=$host:$p"; done
+  echo "DOUYIN_REDIS__URL=redis-cluster://$host:${ports[0]}?${rest#&}"
 }
 
 start() {
@@ -57,7 +63,8 @@ start() {
     mkdir -p "$DIR/node$i"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$DIR/node$i" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-      --save "" --appendonly no --logfile "$DIR/node$i/redis.log" --pidfile "$DIR/node$i/redis.pid"
+      --save "" --appendonly no --logfile "$DIR/node$i/redis.log" --pidfile "$DIR/node$i/redis.pid" \
+      "${HOSTNAME_ARGS[@]}"
     echo "$port" >>"$DIR/ports"
   done
   local waited=0
