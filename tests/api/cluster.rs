@@ -267,83 +267,19 @@ async fn every_primary_has_its_own_invalidation_channel() {
     app.stop().await;
 }
 
-/// A Redis Cluster of a test's own (deploy/redis-cluster.sh), whose nodes it can freeze.
-struct OwnCluster {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl OwnCluster {
-    async fn start() -> OwnCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new("bash")
-                .arg(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/deploy/redis-cluster.sh"
-                ))
-                .arg("start")
-                .arg(&d)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("DOUYIN_REDIS__URL="))
-            .unwrap()
-            .to_string();
-        OwnCluster { dir, url }
-    }
-
-    /// Sends a signal to node `i` (1..=3).
-    fn signal(&self, i: usize, sig: &str) {
-        let pid =
-            std::fs::read_to_string(self.dir.path().join(format!("node{i}/redis.pid"))).unwrap();
-        assert!(std::process::Command::new("kill")
-            .args([sig, pid.trim()])
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        for i in 1..=3 {
-            self.signal(i, "-CONT");
-        }
-        let _ = std::process::Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/deploy/redis-cluster.sh"
-            ))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn a_hung_primary_is_unavailable_quickly_and_service_comes_back() {
     if !redis_is_cluster(&redis_url()) {
         return;
     }
-    let cluster = OwnCluster::start().await;
+    let cluster = ScriptService::start("redis-cluster.sh", &[]).await;
     let mut o = Opts::new();
-    o.redis_url = cluster.url.clone();
+    o.redis_url = cluster.setting("DOUYIN_REDIS__URL").unwrap();
     let app = spawn_with(o).await;
     let (_, author) = app.register("before_hang").await;
     let vid = publish_url(&app, &author, "v").await;
     let (_, fan) = app.register("fan").await;
-    cluster.signal(2, "-STOP");
+    cluster.signal("node2/redis.pid", "-STOP");
     // every request is answered promptly: served, or "unavailable", never a hang
     let mut unavailable = 0;
     let started = Instant::now();
@@ -363,7 +299,7 @@ async fn a_hung_primary_is_unavailable_quickly_and_service_comes_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(unavailable > 0, "a frozen primary went unnoticed");
-    cluster.signal(2, "-CONT");
+    cluster.signal("node2/redis.pid", "-CONT");
     // back: the client's retry is served, and the like counts once however many attempts
     // reached the store
     let t = Instant::now();

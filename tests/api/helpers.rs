@@ -583,3 +583,94 @@ pub async fn publish_url(app: &TestApp, token: &str, title: &str) -> i64 {
     assert_eq!(code(&v), 0, "{v}");
     v["vid"].as_i64().unwrap()
 }
+
+/// A service of a test's own, started by one of the project's scripts (`deploy/SCRIPT start
+/// DIR` prints its settings as `NAME=value` lines; `stop DIR` stops it) with its files in a
+/// temp dir; stopped, and thawed first if the test froze it, when dropped.
+pub struct ScriptService {
+    script: &'static str,
+    pub dir: tempfile::TempDir,
+    stdout: String,
+}
+
+impl ScriptService {
+    pub async fn start(script: &'static str, env: &[(&str, &str)]) -> ScriptService {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("bash");
+        cmd.arg(format!("{}/deploy/{script}", env!("CARGO_MANIFEST_DIR")))
+            .arg("start")
+            .arg(dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ScriptService {
+            script,
+            dir,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        }
+    }
+
+    /// The value of the setting `name` that the script printed.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(str::to_string)
+    }
+
+    /// Sends `sig` to the process whose pid is in `pidfile` (under the dir); `-STOP` freezes
+    /// it: a dependency that hangs.
+    pub fn signal(&self, pidfile: &str, sig: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join(pidfile)).unwrap();
+        assert!(Command::new("kill")
+            .args([sig, pid.trim()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Every pid file under the dir (one level of subdirectories deep).
+    fn pidfiles(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut dirs = vec![self.dir.path().to_path_buf()];
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        for d in dirs {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().extension().is_some_and(|x| x == "pid") {
+                    found.push(e.path());
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for ScriptService {
+    fn drop(&mut self) {
+        for p in self.pidfiles() {
+            if let Ok(pid) = std::fs::read_to_string(&p) {
+                let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
+            }
+        }
+        let _ = Command::new("bash")
+            .arg(format!(
+                "{}/deploy/{}",
+                env!("CARGO_MANIFEST_DIR"),
+                self.script
+            ))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}

@@ -411,61 +411,12 @@ async fn the_reaper_removes_media_no_video_names() {
     app.stop().await;
 }
 
-/// An S3 server of a test's own (deploy/s3-server.sh), which it can freeze.
-struct OwnS3 {
-    dir: tempfile::TempDir,
-}
-
-impl OwnS3 {
-    async fn start() -> OwnS3 {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new("bash")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/s3-server.sh"))
-                .arg("start")
-                .arg(&d)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        OwnS3 { dir }
-    }
-
-    /// Sends a signal to the server (STOP freezes it: a store that hangs).
-    fn signal(&self, sig: &str) {
-        let pid = std::fs::read_to_string(self.dir.path().join("server.pid")).unwrap();
-        assert!(std::process::Command::new("kill")
-            .args([sig, pid.trim()])
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
-impl Drop for OwnS3 {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/s3-server.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn a_publish_while_s3_hangs_fails_cleanly_and_leaves_nothing() {
     if !s3_enabled() {
         return;
     }
-    let s3 = OwnS3::start().await;
+    let s3 = ScriptService::start("s3-server.sh", &[]).await;
     let mut o = Opts::new();
     let settings = s3_config_in(s3.dir.path(), &o.data_dir);
     o.tweak = Box::new(move |c| {
@@ -477,7 +428,7 @@ async fn a_publish_while_s3_hangs_fails_cleanly_and_leaves_nothing() {
     let (_, token) = app.register("frozen").await;
     let mp4 = sample_mp4().await;
     let from = floor_for_ms(now_ms());
-    s3.signal("-STOP");
+    s3.signal("server.pid", "-STOP");
     let started = std::time::Instant::now();
     let v = app.upload(&token, "lost", mp4.clone()).await;
     assert_eq!(code(&v), 10012, "{v}");
@@ -486,7 +437,7 @@ async fn a_publish_while_s3_hangs_fails_cleanly_and_leaves_nothing() {
     let feed = app.get("/douyin/feed/", &[]).await;
     assert_eq!(code(&feed), 0);
     assert_eq!(feed["video_list"].as_array().unwrap().len(), 0);
-    s3.signal("-CONT");
+    s3.signal("server.pid", "-CONT");
     // no video was recorded; an object whose put timed out may land late: the reaper's sweep
     // of that id removes it
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

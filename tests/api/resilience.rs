@@ -847,8 +847,9 @@ async fn changes_applied_out_of_order_end_in_the_newest_state() {
 }
 
 /// A CQL node of the test's own (deploy/cql-node.sh), stopped on drop.
+/// A CQL node of a test's own (deploy/cql-node.sh).
 struct OwnCqlNode {
-    dir: tempfile::TempDir,
+    svc: ScriptService,
     contact_point: String,
     /// The CA of its certificate, when it requires TLS.
     tls_ca: Option<String>,
@@ -860,59 +861,24 @@ impl OwnCqlNode {
     }
 
     async fn start_with(tls: bool) -> OwnCqlNode {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new("bash")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cql-node.sh"))
-                .arg("start")
-                .arg(&d)
-                .env("CQL_NODE_HEAP", "512m")
-                .env("CQL_NODE_TLS", if tls { "1" } else { "0" })
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let setting = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(str::to_string)
-        };
+        let tls = if tls { "1" } else { "0" };
+        let svc = ScriptService::start(
+            "cql-node.sh",
+            &[("CQL_NODE_HEAP", "512m"), ("CQL_NODE_TLS", tls)],
+        )
+        .await;
         OwnCqlNode {
-            contact_point: setting("DOUYIN_STORE__CQL__CONTACT_POINTS=")
+            contact_point: svc
+                .setting("DOUYIN_STORE__CQL__CONTACT_POINTS")
                 .expect("the node's contact point"),
-            tls_ca: setting("DOUYIN_STORE__CQL__TLS_CA_FILE="),
-            dir,
+            tls_ca: svc.setting("DOUYIN_STORE__CQL__TLS_CA_FILE"),
+            svc,
         }
     }
 
     /// Sends a signal to the node's JVM (STOP freezes it: the worst case, a node that hangs).
     fn signal(&self, sig: &str) {
-        let pid = std::fs::read_to_string(self.dir.path().join("node.pid")).unwrap();
-        assert!(Command::new("kill")
-            .args([sig, pid.trim()])
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
-impl Drop for OwnCqlNode {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cql-node.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
+        self.svc.signal("node.pid", sig);
     }
 }
 
