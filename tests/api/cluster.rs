@@ -1,6 +1,6 @@
-//! Redis Cluster only (`REDIS_TEST_URL=redis-cluster://...`, started by
-//! deploy/redis-cluster.sh): a slot moved under load, and the invalidation channel of every
-//! primary.
+//! Redis Cluster (`REDIS_TEST_URL=redis-cluster://...`, started by deploy/redis-cluster.sh):
+//! a slot moved under load, the invalidation channel of every primary, a frozen primary; and,
+//! on any Redis, scripts that a node lost (a failover to a replica that never loaded them).
 
 use crate::helpers::*;
 use douyin_lite::ops::check::check;
@@ -320,5 +320,21 @@ async fn a_hung_primary_is_unavailable_quickly_and_service_comes_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(code(&like(&app, &fan, vid, "2").await), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn scripts_a_node_lost_are_loaded_again() {
+    let app = spawn_app().await;
+    let (_, author) = app.register("scripted").await;
+    let vid = publish_url(&app, &author, "v").await;
+    // as after a failover: the node that now serves the keys has never seen the scripts
+    let out = redis_cli(&app.redis_url, &["SCRIPT", "FLUSH"]);
+    assert!(out.status.success(), "{out:?}");
+    let (_, fan) = app.register("scripted_fan").await;
+    assert_eq!(code(&like(&app, &fan, vid, "1").await), 0);
+    app.flush_redis().await;
+    let feed = app.get("/douyin/feed/", &[]).await;
+    assert_eq!(feed["video_list"][0]["favorite_count"], 1);
     app.stop().await;
 }

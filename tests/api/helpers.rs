@@ -52,8 +52,8 @@ pub fn redis_is_cluster(url: &str) -> bool {
     url.starts_with("redis-cluster://")
 }
 
-/// Runs redis-cli against the Redis at `url`: on a cluster, FLUSHALL and FLUSHDB on every
-/// node and anything else on the node of its key (`-c` follows MOVED).
+/// Runs redis-cli against the Redis at `url`: on a cluster, FLUSHALL, FLUSHDB and SCRIPT on
+/// every node and anything else on the node of its key (`-c` follows MOVED).
 pub fn redis_cli(url: &str, args: &[&str]) -> std::process::Output {
     if let Some(rest) = url.strip_prefix("redis-cluster://") {
         let node = rest.split(['?', '/']).next().unwrap();
@@ -61,7 +61,7 @@ pub fn redis_cli(url: &str, args: &[&str]) -> std::process::Output {
         let mut c = Command::new("redis-cli");
         if matches!(
             args[0].to_ascii_uppercase().as_str(),
-            "FLUSHALL" | "FLUSHDB"
+            "FLUSHALL" | "FLUSHDB" | "SCRIPT"
         ) {
             c.args(["--cluster", "call", node]);
         } else {
