@@ -7,6 +7,9 @@ use crate::store::OutboxOp;
 use fred::prelude::*;
 use fred::types::Value;
 
+/// Entities `rebuild-cache` reloads at once.
+const REBUILD_IN_FLIGHT: usize = 64;
+
 impl Cache {
     /// Applies an outbox entry left behind by a crash or a Redis outage: drops every key the
     /// change touched, so the next read reloads it whole from the durable store.
@@ -62,8 +65,11 @@ impl Cache {
         Ok(())
     }
 
-    /// Reloads every user, video and the feed from the durable store (`rebuild-cache`).
+    /// Reloads every user, video and the feed from the durable store (`rebuild-cache`), up to
+    /// [`REBUILD_IN_FLIGHT`] entities at once: each reload is a few store reads and one script,
+    /// so one at a time leaves Redis and the store waiting on each other's round trips.
     pub async fn rebuild_all(&self) -> Result<(usize, usize), AppError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
         let (mut users, mut videos) = (0, 0);
         self.io(self.client().del::<(), _>(self.keys.feed()))
             .await?;
@@ -74,24 +80,32 @@ impl Cache {
             let batch = self.store.scan_users(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.id;
-            for u in &batch {
-                self.io_retry(|| client.del::<(), _>(self.keys.user_keys_all(u.id)))
-                    .await?;
-                self.ensure_user(u.id).await?;
-                users += 1;
-            }
+            stream::iter(&batch)
+                .map(|u| async {
+                    self.io_retry(|| client.del::<(), _>(self.keys.user_keys_all(u.id)))
+                        .await?;
+                    self.ensure_user(u.id).await
+                })
+                .buffer_unordered(REBUILD_IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+                .await?;
+            users += batch.len();
         }
         after = 0;
         loop {
             let batch = self.store.scan_videos(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.id;
-            for v in &batch {
-                self.io_retry(|| client.del::<(), _>(self.keys.video_keys_all(v.id)))
-                    .await?;
-                self.ensure_video(v.id).await?;
-                videos += 1;
-            }
+            stream::iter(&batch)
+                .map(|v| async {
+                    self.io_retry(|| client.del::<(), _>(self.keys.video_keys_all(v.id)))
+                        .await?;
+                    self.ensure_video(v.id).await
+                })
+                .buffer_unordered(REBUILD_IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+                .await?;
+            videos += batch.len();
         }
         self.near.clear();
         Ok((users, videos))
