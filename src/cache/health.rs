@@ -129,6 +129,16 @@ async fn probe(client: &Client, opts: &Options, timeout: Duration) -> bool {
     if !client.is_clustered() {
         return ping(client, opts, timeout).await;
     }
+    if ping_primaries(client, opts, timeout).await {
+        return true;
+    }
+    // a failover or a resharding may have changed the primaries since the routing was read
+    // (a PING has no key, so no MOVED updates it): read it again before judging
+    let synced = tokio::time::timeout(timeout, client.sync_cluster()).await;
+    matches!(synced, Ok(Ok(()))) && ping_primaries(client, opts, timeout).await
+}
+
+async fn ping_primaries(client: &Client, opts: &Options, timeout: Duration) -> bool {
     let Some(state) = client.cached_cluster_state() else {
         return false;
     };
