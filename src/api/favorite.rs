@@ -7,9 +7,6 @@ use crate::error::AppError;
 use crate::write::likes::set_like;
 use ntex::web::{self, HttpResponse};
 
-/// Longest favorite list returned.
-const MAX_LIST: usize = 1000;
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/favorite/action", action);
     super::ctx::route(cfg, "/douyin/favorite/list", list);
@@ -32,10 +29,12 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let (uid, viewer) = views::subject(st, p).await?;
-    let ids = st
+    let (cursor, count) = views::paging(st, p)?;
+    let page = st
         .cache
-        .user_liked_ids(uid, MAX_LIST)
+        .liked_page(uid, cursor, count)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    views::video_list_reply(st, viewer, &ids).await
+    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+    views::video_page_reply(st, viewer, &ids, views::next_cursor(&page, count)).await
 }

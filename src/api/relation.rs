@@ -2,11 +2,9 @@
 //! follows) with the latest message of each conversation.
 
 use crate::api::ctx::Ctx;
-use crate::api::params::Params;
 use crate::api::reply::{ok, Empty, User};
 use crate::api::views;
 use crate::error::AppError;
-use crate::state::AppState;
 use crate::write::social::set_follow;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
@@ -40,37 +38,17 @@ struct ListReply {
     next_cursor: i64,
 }
 
-/// `cursor` (exclusive, from `next_cursor`) and `count` (1..=server.max_list).
-fn paging(st: &AppState, p: &Params) -> Result<(Option<i64>, usize), AppError> {
-    let max = st.cfg.server.max_list;
-    let cursor = match p.i64("cursor")? {
-        None | Some(0) => None,
-        Some(c) if c > 0 => Some(c),
-        Some(_) => return Err(AppError::param("cursor must be positive")),
-    };
-    let count = match p.i64("count")? {
-        None => max,
-        Some(c) if c >= 1 && c as usize <= max => c as usize,
-        Some(_) => return Err(AppError::param(format!("count must be 1 to {max}"))),
-    };
-    Ok((cursor, count))
-}
-
 async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let (uid, viewer) = views::subject(st, p).await?;
-    let (cursor, count) = paging(st, p)?;
+    let (cursor, count) = views::paging(st, p)?;
     let page = if followers {
         st.cache.followers_page(uid, cursor, count).await?
     } else {
         st.cache.following_page(uid, cursor, count).await?
     };
     let page = page.ok_or(AppError::UserNotFound)?;
-    let next_cursor = if page.len() == count {
-        page.last().map(|(_, s)| *s).unwrap_or(0)
-    } else {
-        0
-    };
+    let next_cursor = views::next_cursor(&page, count);
     let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
     let user_list = views::users(st, viewer, &ids).await?;
     Ok(ok(&ListReply {

@@ -85,6 +85,49 @@ pub async fn video_list_reply(
     Ok(ok_close(body))
 }
 
+/// A list's paging parameters (our extension): `cursor` (exclusive, from the previous page's
+/// `next_cursor`; 0 or missing: the first page) and `count` (1..=server.max_list, default the
+/// most).
+pub fn paging(st: &AppState, p: &Params) -> Result<(Option<i64>, usize), AppError> {
+    let max = st.cfg.server.max_list;
+    let cursor = match p.i64("cursor")? {
+        None | Some(0) => None,
+        Some(c) if c > 0 => Some(c),
+        Some(_) => return Err(AppError::param("cursor must be positive")),
+    };
+    let count = match p.i64("count")? {
+        None => max,
+        Some(c) if c >= 1 && c as usize <= max => c as usize,
+        Some(_) => return Err(AppError::param(format!("count must be 1 to {max}"))),
+    };
+    Ok((cursor, count))
+}
+
+/// The `next_cursor` of a page of (id, score) pairs: the last score when the page is full,
+/// else 0 (no more).
+pub fn next_cursor(page: &[(i64, i64)], count: usize) -> i64 {
+    if page.len() == count {
+        page.last().map(|(_, s)| *s).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// [`video_list_reply`] with the page's `next_cursor`.
+pub async fn video_page_reply(
+    st: &AppState,
+    viewer: Option<i64>,
+    ids: &[i64],
+    next_cursor: i64,
+) -> Result<HttpResponse, AppError> {
+    let mut body = ok_open(ids.len() * 700);
+    body.extend_from_slice(b",\"video_list\":");
+    write_videos(&mut body, st, viewer, ids).await?;
+    body.extend_from_slice(b",\"next_cursor\":");
+    body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
+    Ok(ok_close(body))
+}
+
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.
 pub async fn users(st: &AppState, viewer: Option<i64>, ids: &[i64]) -> Result<Vec<User>, AppError> {
     if ids.is_empty() {

@@ -18,6 +18,17 @@ impl Cache {
         self.user_zset_page(id, 2, limit).await
     }
 
+    /// A page of the videos user `id` likes, newest like first, as (video, like id) with like
+    /// ids below `cursor` when given; None when the user is unknown.
+    pub async fn liked_page(
+        &self,
+        id: i64,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        self.user_zset_scored(id, 2, cursor, limit).await
+    }
+
     /// The viewer's flags for a page in one round trip: whether they like each of `videos`
     /// and whether they follow each of `users` (`lua/flags.lua`: the ids go as two
     /// comma-separated arguments and the flags come back as one string).

@@ -547,3 +547,47 @@ async fn likes_abandoned_by_the_client_still_reach_redis_at_once() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_favorite_list_pages_by_cursor() {
+    let mut o = Opts::new();
+    o.tweak = Box::new(|c| c.server.max_list = 4);
+    let app = spawn_with(o).await;
+    let (_, author) = app.register("paged_author").await;
+    let (fan, ft) = app.register("paged_fan").await;
+    let mut liked = Vec::new();
+    for i in 0..7 {
+        let vid = publish_url(&app, &author, &format!("v{i}")).await;
+        assert_eq!(code(&like(&app, &ft, vid, "1").await), 0);
+        liked.push(vid);
+    }
+    liked.reverse();
+    let list = |q: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut q = q;
+            q.push(("user_id", fan.to_string()));
+            app.get("/douyin/favorite/list/", &q).await
+        }
+    };
+    // the client's default: the whole list up to server.max_list, newest like first
+    let v = list(vec![]).await;
+    assert_eq!(ids(&v["video_list"]), liked[..4].to_vec());
+    let mut seen = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let v = list(vec![("count", "3".into()), ("cursor", cursor.to_string())]).await;
+        assert_eq!(code(&v), 0, "{v}");
+        seen.extend(ids(&v["video_list"]));
+        cursor = v["next_cursor"].as_i64().unwrap();
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen, liked, "every liked video once, newest first");
+    for (k, bad) in [("count", "5"), ("count", "0"), ("cursor", "-1")] {
+        let v = list(vec![(k, bad.into())]).await;
+        assert_eq!(code(&v), 10001, "{k}={bad}");
+    }
+    app.stop().await;
+}
