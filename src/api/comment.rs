@@ -11,9 +11,6 @@ use ntex::web::{self, HttpResponse};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
-/// Longest comment list returned (newest first).
-const MAX_LIST: usize = 1000;
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/comment/action", action);
     super::ctx::route(cfg, "/douyin/comment/list", list);
@@ -71,17 +68,25 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
 #[derive(Serialize)]
 struct ListReply {
     comment_list: Vec<Comment>,
+    /// Our extension: pass it as `cursor` for the next page; 0 when there is none.
+    next_cursor: i64,
 }
 
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let viewer = views::viewer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
+    let (cursor, count) = views::paging(st, p)?;
     let ids = st
         .cache
-        .video_comment_ids(vid, MAX_LIST)
+        .video_comment_ids(vid, cursor, count)
         .await?
         .ok_or(AppError::VideoNotFound)?;
+    // a comment's cursor is its id
+    let next_cursor = match ids.last() {
+        Some(&last) if ids.len() == count => last,
+        _ => 0,
+    };
     let comments = st.cache.comments(&ids).await?;
     let mut seen = HashSet::new();
     let uids: Vec<i64> = comments
@@ -98,5 +103,8 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .iter()
         .filter_map(|c| users.get(&c.user_id).map(|u| render(st, c, u.clone())))
         .collect();
-    Ok(ok(&ListReply { comment_list }))
+    Ok(ok(&ListReply {
+        comment_list,
+        next_cursor,
+    }))
 }

@@ -15,8 +15,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
-/// Largest publish list returned.
-const MAX_LIST: usize = 1000;
 /// Room for the multipart framing and text fields around the file.
 const MULTIPART_SLACK: u64 = 256 * 1024;
 
@@ -213,10 +211,12 @@ async fn action_url(ctx: Ctx) -> Result<HttpResponse, AppError> {
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let (uid, viewer) = views::subject(st, p).await?;
-    let ids = st
+    let (cursor, count) = views::paging(st, p)?;
+    let page = st
         .cache
-        .user_video_ids(uid, MAX_LIST)
+        .user_videos_page(uid, cursor, count)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    views::video_list_reply(st, viewer, &ids).await
+    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+    views::video_page_reply(st, viewer, &ids, views::next_cursor(&page, count)).await
 }

@@ -26,12 +26,16 @@ impl Cache {
         Ok(())
     }
 
-    /// The comment ids of video `id`, newest first; None when the video is unknown.
+    /// The comment ids of video `id`, newest first, below `cursor` (a comment id) when given;
+    /// None when the video is unknown.
     pub async fn video_comment_ids(
         &self,
         id: i64,
+        cursor: Option<i64>,
         limit: usize,
     ) -> Result<Option<Vec<i64>>, AppError> {
+        // a comment's score is its id
+        let max = cursor.map_or_else(|| "+inf".to_string(), |c| c.to_string());
         for _ in 0..RELOAD_ATTEMPTS {
             let mut keys = self.keys.video_all(id);
             keys.pop();
@@ -40,7 +44,7 @@ impl Cache {
                 .eval(
                     &self.scripts.timeline_page,
                     keys,
-                    vec!["+inf".into(), limit.to_string()],
+                    vec![max.clone(), limit.to_string()],
                 )
                 .await?;
             match v {

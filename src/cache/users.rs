@@ -88,13 +88,15 @@ impl Cache {
         Ok(exists)
     }
 
-    /// The video ids of user `id`, newest first, at most `limit`; None when the user is unknown.
-    pub async fn user_video_ids(
+    /// A page of user `id`'s videos, newest first, as (video, score) with scores below
+    /// `cursor` when given; None when the user is unknown.
+    pub async fn user_videos_page(
         &self,
         id: i64,
+        cursor: Option<i64>,
         limit: usize,
-    ) -> Result<Option<Vec<i64>>, AppError> {
-        self.user_zset_page(id, 1, limit).await
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        self.user_zset_scored(id, 1, cursor, limit).await
     }
 
     /// Members of one of the user's zsets (index into [`Keys::user_all`]), highest score first.

@@ -591,3 +591,80 @@ async fn the_favorite_list_pages_by_cursor() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn publish_and_comment_lists_page_by_cursor() {
+    let mut o = Opts::new();
+    o.tweak = Box::new(|c| c.server.max_list = 4);
+    let app = spawn_with(o).await;
+    let (author, at) = app.register("prolific").await;
+    let mut videos = Vec::new();
+    for i in 0..6 {
+        videos.push(publish_url(&app, &at, &format!("v{i}")).await);
+    }
+    videos.reverse();
+    let vid = videos[0];
+    let mut comments = Vec::new();
+    for i in 0..6 {
+        let v = app
+            .post_form(
+                "/douyin/comment/action/",
+                &[
+                    ("token", at.clone()),
+                    ("video_id", vid.to_string()),
+                    ("action_type", "1".into()),
+                    ("comment_text", format!("c{i}")),
+                ],
+            )
+            .await;
+        assert_eq!(code(&v), 0, "{v}");
+        comments.push(v["comment"]["id"].as_i64().unwrap());
+    }
+    comments.reverse();
+    // walks a list page by page (count 4, then from next_cursor), returning every id seen
+    let walk = |path: &'static str, key: &'static str, field: &'static str, id: i64| {
+        let app = &app;
+        async move {
+            let (mut seen, mut cursor) = (Vec::new(), 0i64);
+            loop {
+                let v = app
+                    .get(
+                        path,
+                        &[
+                            (key, id.to_string()),
+                            ("count", "4".into()),
+                            ("cursor", cursor.to_string()),
+                        ],
+                    )
+                    .await;
+                assert_eq!(code(&v), 0, "{v}");
+                seen.extend(ids(&v[field]));
+                cursor = v["next_cursor"].as_i64().unwrap();
+                if cursor == 0 {
+                    return seen;
+                }
+            }
+        }
+    };
+    assert_eq!(
+        walk("/douyin/publish/list/", "user_id", "video_list", author).await,
+        videos
+    );
+    assert_eq!(
+        walk("/douyin/comment/list/", "video_id", "comment_list", vid).await,
+        comments
+    );
+    // without paging parameters: the newest server.max_list, as the client expects
+    let v = app
+        .get("/douyin/comment/list/", &[("video_id", vid.to_string())])
+        .await;
+    assert_eq!(ids(&v["comment_list"]), comments[..4].to_vec());
+    let v = app
+        .get(
+            "/douyin/publish/list/",
+            &[("user_id", author.to_string()), ("count", "9".into())],
+        )
+        .await;
+    assert_eq!(code(&v), 10001);
+    app.stop().await;
+}
