@@ -7,23 +7,9 @@
 # (tests/api/deploy.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "installing docker-compose with apt-get" >&2
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
-fi
-# pip_tool NAME VERSION: NAME==VERSION from PyPI in a venv of its own (once, in the cache);
-# prints the venv's directory
-pip_tool() {
-  local venv=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/$1-$2
-  if [ ! -x "$venv/bin/$1" ]; then
-    echo "installing $1 $2 into $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "$1==$2"
-  fi
-  echo "$venv"
-}
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
+command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 VENV=$(pip_tool checkov 3.3.30)
 KV=$(pip_tool kubernetes-validate 1.37.0)
 passed=0

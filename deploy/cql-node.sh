@@ -29,7 +29,8 @@ usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 CMD=$1
 DIR=$(mkdir -p "$2" && cd "$2" && pwd)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
 
 # The jars of cassandra-all and everything it needs at run time, once.
 fetch() {
@@ -235,9 +236,7 @@ stop() {
   [ -f "$DIR/node.pid" ] || { echo "no node runs in $DIR" >&2; return; }
   local pid
   pid=$(cat "$DIR/node.pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
+  stop_pid "$pid" 30
   rm -f "$DIR/node.pid"
 }
 

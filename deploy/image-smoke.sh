@@ -17,12 +17,11 @@ cd "$(dirname "$0")/.."
 BIN=${1:-${CARGO_TARGET_DIR:-target}/debug/douyin-lite}
 REDIS_URL=${DOUYIN_REDIS__URL:-redis://127.0.0.1:6379}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
 
 if ! command -v podman >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
-  echo "installing podman and debootstrap with apt-get" >&2
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman debootstrap >/dev/null
+  apt_install podman debootstrap
 fi
 WORK=$(mktemp -d /tmp/douyin-image.XXXXXX)
 NAME=douyin-smoke-$$

@@ -13,18 +13,15 @@ cd "$(dirname "$0")/.."
 REDIS_URL="${DOUYIN_REDIS__URL:-redis://127.0.0.1:6379}"
 DATA_DIR="${DOUYIN_STORE__DATA_DIR:-./data}"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
 
 ensure_tools() {
   local pkgs=()
   command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
   { command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; } || pkgs+=(ffmpeg)
-  if [ ${#pkgs[@]} -gt 0 ]; then
-    echo "installing ${pkgs[*]} with apt-get" >&2
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
-  fi
+  if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
   command -v cargo >/dev/null 2>&1 || { echo "cargo is required: install Rust from rustup.rs" >&2; exit 1; }
 }
 

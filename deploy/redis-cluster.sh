@@ -24,8 +24,11 @@ usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 CMD=$1
 DIR=$(mkdir -p "$2" && cd "$2" && pwd)
 
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
+
 # A port whose cluster bus port (port + 10000) is free too.
-free_port() {
+free_port_and_bus() {
   python3 - <<'EOF'
 import socket
 while True:
@@ -59,7 +62,7 @@ start() {
   : >"$DIR/ports"
   local i port
   for i in $(seq 1 $NODES); do
-    port=$(free_port)
+    port=$(free_port_and_bus)
     mkdir -p "$DIR/node$i"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$DIR/node$i" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
@@ -95,9 +98,7 @@ stop() {
   for i in $(seq 1 $NODES); do
     [ -f "$DIR/node$i/redis.pid" ] || continue
     pid=$(cat "$DIR/node$i/redis.pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_pid "$pid"
   done
   rm -f "$DIR/ports"
 }

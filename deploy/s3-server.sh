@@ -23,7 +23,8 @@ usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 CMD=$1
 DIR=$(mkdir -p "$2" && cd "$2" && pwd)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
 
 fetch() {
   [ -x "$CACHE/bin/s3s-fs" ] && return
@@ -80,9 +81,7 @@ stop() {
   [ -f "$DIR/server.pid" ] || { echo "no S3 server runs in $DIR" >&2; return; }
   local pid
   pid=$(cat "$DIR/server.pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+  stop_pid "$pid"
   rm -f "$DIR/server.pid"
 }
 

@@ -9,13 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-${CARGO_TARGET_DIR:-target}/debug/douyin-lite}
-VERSION=4.32.5
-VENV=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/schemathesis-$VERSION
-if [ ! -x "$VENV/bin/st" ]; then
-  echo "installing schemathesis $VERSION into $VENV" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "schemathesis==$VERSION"
-fi
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
+VENV=$(pip_tool schemathesis 4.32.5)
 [ -x "$BIN" ] || { echo "no server binary at $BIN (run the tests or cargo build first)" >&2; exit 1; }
 
 REDIS_URL=${DOUYIN_REDIS__URL:-redis://127.0.0.1:6379}
