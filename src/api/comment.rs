@@ -83,10 +83,7 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .await?
         .ok_or(AppError::VideoNotFound)?;
     // a comment's cursor is its id
-    let next_cursor = match ids.last() {
-        Some(&last) if ids.len() == count => last,
-        _ => 0,
-    };
+    let next_cursor = views::next_cursor(ids.last().copied(), ids.len(), count);
     let comments = st.cache.comments(&ids).await?;
     let mut seen = HashSet::new();
     let uids: Vec<i64> = comments

@@ -35,6 +35,5 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .liked_page(uid, cursor, count)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-    views::video_page_reply(st, viewer, &ids, views::next_cursor(&page, count)).await
+    views::video_page_reply(st, viewer, &page, count).await
 }

@@ -217,6 +217,5 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .user_videos_page(uid, cursor, count)
         .await?
         .ok_or(AppError::UserNotFound)?;
-    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-    views::video_page_reply(st, viewer, &ids, views::next_cursor(&page, count)).await
+    views::video_page_reply(st, viewer, &page, count).await
 }

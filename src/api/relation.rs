@@ -48,7 +48,7 @@ async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppEr
         st.cache.following_page(uid, cursor, count).await?
     };
     let page = page.ok_or(AppError::UserNotFound)?;
-    let next_cursor = views::next_cursor(&page, count);
+    let next_cursor = views::next_cursor(page.last().map(|(_, s)| *s), page.len(), count);
     let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
     let user_list = views::users(st, viewer, &ids).await?;
     Ok(ok(&ListReply {

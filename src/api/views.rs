@@ -72,19 +72,6 @@ pub async fn write_videos(
     Ok(())
 }
 
-/// A success reply `{..., "video_list": [...]}` of the videos `ids` as seen by `viewer`
-/// (the publish and favorite lists).
-pub async fn video_list_reply(
-    st: &AppState,
-    viewer: Option<i64>,
-    ids: &[i64],
-) -> Result<HttpResponse, AppError> {
-    let mut body = ok_open(ids.len() * 700);
-    body.extend_from_slice(b",\"video_list\":");
-    write_videos(&mut body, st, viewer, ids).await?;
-    Ok(ok_close(body))
-}
-
 /// A list's paging parameters (our extension): `cursor` (exclusive, from the previous page's
 /// `next_cursor`; 0 or missing: the first page) and `count` (1..=server.max_list, default the
 /// most).
@@ -103,26 +90,29 @@ pub fn paging(st: &AppState, p: &Params) -> Result<(Option<i64>, usize), AppErro
     Ok((cursor, count))
 }
 
-/// The `next_cursor` of a page of (id, score) pairs: the last score when the page is full,
-/// else 0 (no more).
-pub fn next_cursor(page: &[(i64, i64)], count: usize) -> i64 {
-    if page.len() == count {
-        page.last().map(|(_, s)| *s).unwrap_or(0)
+/// The `next_cursor` of a page of `len` items asked as `count`, whose last item has the score
+/// `last`: that score when the page is full, else 0 (no more).
+pub fn next_cursor(last: Option<i64>, len: usize, count: usize) -> i64 {
+    if len == count {
+        last.unwrap_or(0)
     } else {
         0
     }
 }
 
-/// [`video_list_reply`] with the page's `next_cursor`.
+/// A success reply `{..., "video_list": [...], "next_cursor": N}` of a page of (video, score)
+/// pairs asked as `count`, as seen by `viewer` (the publish and favorite lists).
 pub async fn video_page_reply(
     st: &AppState,
     viewer: Option<i64>,
-    ids: &[i64],
-    next_cursor: i64,
+    page: &[(i64, i64)],
+    count: usize,
 ) -> Result<HttpResponse, AppError> {
+    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+    let next_cursor = next_cursor(page.last().map(|(_, s)| *s), page.len(), count);
     let mut body = ok_open(ids.len() * 700);
     body.extend_from_slice(b",\"video_list\":");
-    write_videos(&mut body, st, viewer, ids).await?;
+    write_videos(&mut body, st, viewer, &ids).await?;
     body.extend_from_slice(b",\"next_cursor\":");
     body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
     Ok(ok_close(body))
