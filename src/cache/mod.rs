@@ -97,6 +97,33 @@ fn builder(config: Config, timeout: Duration) -> Builder {
     b
 }
 
+/// The waits between attempts at a call whose slot is being moved: 2 ms doubling to 100 ms,
+/// [`TRYAGAIN_ATTEMPTS`] in all (about a second).
+struct MovingSlot {
+    delay: Duration,
+    left: usize,
+}
+
+impl MovingSlot {
+    fn new() -> Self {
+        MovingSlot {
+            delay: Duration::from_millis(2),
+            left: TRYAGAIN_ATTEMPTS,
+        }
+    }
+
+    /// Waits before the next attempt; false when none is left.
+    async fn wait(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_millis(100));
+        true
+    }
+}
+
 /// Whether `e` says the call's slot is being moved between Redis Cluster nodes.
 fn moving(e: &fred::error::Error) -> bool {
     e.details().starts_with("TRYAGAIN")
@@ -233,17 +260,13 @@ impl Cache {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
     {
-        let mut delay = Duration::from_millis(2);
-        for _ in 0..TRYAGAIN_ATTEMPTS {
+        let mut moving_slot = MovingSlot::new();
+        loop {
             match self.health.guard(call()).await? {
-                Err(e) if moving(&e) => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(100));
-                }
+                Err(e) if moving(&e) && moving_slot.wait().await => {}
                 r => return Ok(r?),
             }
         }
-        Ok(self.health.guard(call()).await??)
     }
 
     /// Runs one Redis call under the health guard (see `health.rs`).
@@ -267,15 +290,11 @@ impl Cache {
             Output = Result<fred::clients::Pipeline<Client>, fred::error::Error>,
         >,
     {
-        let mut delay = Duration::from_millis(2);
-        let mut attempt = 0;
+        let mut moving_slot = MovingSlot::new();
         loop {
             let p = build().await?;
             let res: Vec<Result<T, fred::error::Error>> = self.health.guard(p.try_all()).await?;
-            attempt += 1;
-            if attempt < TRYAGAIN_ATTEMPTS && res.iter().any(|r| r.as_ref().is_err_and(moving)) {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(100));
+            if res.iter().any(|r| r.as_ref().is_err_and(moving)) && moving_slot.wait().await {
                 continue;
             }
             return Ok(res);
