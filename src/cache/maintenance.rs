@@ -69,46 +69,67 @@ impl Cache {
     /// [`REBUILD_IN_FLIGHT`] entities at once: each reload is a few store reads and one script,
     /// so one at a time leaves Redis and the store waiting on each other's round trips.
     pub async fn rebuild_all(&self) -> Result<(usize, usize), AppError> {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
         let (mut users, mut videos) = (0, 0);
         self.io(self.client().del::<(), _>(self.keys.feed()))
             .await?;
         self.ensure_feed().await?;
         let mut after = 0;
-        let client = self.client();
         loop {
             let batch = self.store.scan_users(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.id;
-            stream::iter(&batch)
-                .map(|u| async {
-                    self.io_retry(|| client.del::<(), _>(self.keys.user_keys_all(u.id)))
-                        .await?;
-                    self.ensure_user(u.id).await
-                })
-                .buffer_unordered(REBUILD_IN_FLIGHT)
-                .try_collect::<Vec<_>>()
-                .await?;
-            users += batch.len();
+            let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
+            self.reload(
+                &ids,
+                |id| self.keys.user_keys_all(id),
+                |id| self.ensure_user(id),
+            )
+            .await?;
+            users += ids.len();
         }
         after = 0;
         loop {
             let batch = self.store.scan_videos(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.id;
-            stream::iter(&batch)
-                .map(|v| async {
-                    self.io_retry(|| client.del::<(), _>(self.keys.video_keys_all(v.id)))
-                        .await?;
-                    self.ensure_video(v.id).await
-                })
-                .buffer_unordered(REBUILD_IN_FLIGHT)
-                .try_collect::<Vec<_>>()
-                .await?;
-            videos += batch.len();
+            let ids: Vec<i64> = batch.iter().map(|v| v.id).collect();
+            self.reload(
+                &ids,
+                |id| self.keys.video_keys_all(id),
+                |id| self.ensure_video(id),
+            )
+            .await?;
+            videos += ids.len();
         }
         self.near.clear();
         Ok((users, videos))
+    }
+
+    /// Drops the keys of each of `ids` and loads it again from the store, up to
+    /// [`REBUILD_IN_FLIGHT`] at once.
+    async fn reload<Fut>(
+        &self,
+        ids: &[i64],
+        keys: impl Fn(i64) -> Vec<String>,
+        ensure: impl Fn(i64) -> Fut,
+    ) -> Result<(), AppError>
+    where
+        Fut: std::future::Future<Output = Result<bool, AppError>>,
+    {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let client = self.client();
+        stream::iter(ids)
+            .map(|&id| {
+                let (client, keys, ensure) = (&client, &keys, &ensure);
+                async move {
+                    self.io_retry(|| client.del::<(), _>(keys(id))).await?;
+                    ensure(id).await
+                }
+            })
+            .buffer_unordered(REBUILD_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
     }
 
     /// The counters Redis holds for `fields` of each key (None where the key is not cached),
