@@ -493,6 +493,30 @@ impl TestApp {
         out
     }
 
+    /// Every id of a paged list: `path` with `query`, `count` items a page, each page from the
+    /// previous one's `next_cursor` until it is 0; the ids of `field`, in order.
+    pub async fn walk_pages(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        field: &str,
+        count: usize,
+    ) -> Vec<i64> {
+        let (mut seen, mut cursor) = (Vec::new(), 0i64);
+        loop {
+            let mut q = query.to_vec();
+            q.push(("count", count.to_string()));
+            q.push(("cursor", cursor.to_string()));
+            let v = self.get(path, &q).await;
+            assert_eq!(code(&v), 0, "{v}");
+            seen.extend(ids(&v[field]));
+            cursor = v["next_cursor"].as_i64().unwrap();
+            if cursor == 0 {
+                return seen;
+            }
+        }
+    }
+
     /// The `user` object of user `id`, seen anonymously.
     pub async fn user(&self, id: i64) -> Value {
         self.get("/douyin/user/", &[("user_id", id.to_string())])

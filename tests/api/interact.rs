@@ -573,17 +573,14 @@ async fn the_favorite_list_pages_by_cursor() {
     // the client's default: the whole list up to server.max_list, newest like first
     let v = list(vec![]).await;
     assert_eq!(ids(&v["video_list"]), liked[..4].to_vec());
-    let mut seen = Vec::new();
-    let mut cursor = 0i64;
-    loop {
-        let v = list(vec![("count", "3".into()), ("cursor", cursor.to_string())]).await;
-        assert_eq!(code(&v), 0, "{v}");
-        seen.extend(ids(&v["video_list"]));
-        cursor = v["next_cursor"].as_i64().unwrap();
-        if cursor == 0 {
-            break;
-        }
-    }
+    let seen = app
+        .walk_pages(
+            "/douyin/favorite/list/",
+            &[("user_id", fan.to_string())],
+            "video_list",
+            3,
+        )
+        .await;
     assert_eq!(seen, liked, "every liked video once, newest first");
     for (k, bad) in [("count", "5"), ("count", "0"), ("cursor", "-1")] {
         let v = list(vec![(k, bad.into())]).await;
@@ -621,39 +618,16 @@ async fn publish_and_comment_lists_page_by_cursor() {
         comments.push(v["comment"]["id"].as_i64().unwrap());
     }
     comments.reverse();
-    // walks a list page by page (count 4, then from next_cursor), returning every id seen
-    let walk = |path: &'static str, key: &'static str, field: &'static str, id: i64| {
-        let app = &app;
-        async move {
-            let (mut seen, mut cursor) = (Vec::new(), 0i64);
-            loop {
-                let v = app
-                    .get(
-                        path,
-                        &[
-                            (key, id.to_string()),
-                            ("count", "4".into()),
-                            ("cursor", cursor.to_string()),
-                        ],
-                    )
-                    .await;
-                assert_eq!(code(&v), 0, "{v}");
-                seen.extend(ids(&v[field]));
-                cursor = v["next_cursor"].as_i64().unwrap();
-                if cursor == 0 {
-                    return seen;
-                }
-            }
-        }
-    };
-    assert_eq!(
-        walk("/douyin/publish/list/", "user_id", "video_list", author).await,
-        videos
-    );
-    assert_eq!(
-        walk("/douyin/comment/list/", "video_id", "comment_list", vid).await,
-        comments
-    );
+    let q = [("user_id", author.to_string())];
+    let seen = app
+        .walk_pages("/douyin/publish/list/", &q, "video_list", 4)
+        .await;
+    assert_eq!(seen, videos);
+    let q = [("video_id", vid.to_string())];
+    let seen = app
+        .walk_pages("/douyin/comment/list/", &q, "comment_list", 4)
+        .await;
+    assert_eq!(seen, comments);
     // without paging parameters: the newest server.max_list, as the client expects
     let v = app
         .get("/douyin/comment/list/", &[("video_id", vid.to_string())])

@@ -195,25 +195,14 @@ async fn long_lists_are_capped_and_paged_with_a_cursor() {
         fans[..4].to_vec(),
         "capped at server.max_list, newest first"
     );
-    let mut seen = Vec::new();
-    let mut cursor = 0i64;
-    loop {
-        let v = app
-            .get(
-                "/douyin/relation/follower/list/",
-                &[
-                    ("user_id", star.to_string()),
-                    ("count", "3".into()),
-                    ("cursor", cursor.to_string()),
-                ],
-            )
-            .await;
-        seen.extend(ids(&v["user_list"]));
-        cursor = v["next_cursor"].as_i64().unwrap();
-        if cursor == 0 {
-            break;
-        }
-    }
+    let seen = app
+        .walk_pages(
+            "/douyin/relation/follower/list/",
+            &[("user_id", star.to_string())],
+            "user_list",
+            3,
+        )
+        .await;
     assert_eq!(seen, fans);
     let v = app
         .get(
