@@ -24,13 +24,9 @@ KEYSPACE=douyin_lite
 TLS=${CQL_NODE_TLS:-0}
 TLS_PASS=douyin-lite-test
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
-CMD=$1
-DIR=$(mkdir -p "$2" && cd "$2" && pwd)
-
 # shellcheck source=deploy/lib.sh
 source deploy/lib.sh
+service_args "$@"
 
 # The jars of cassandra-all and everything it needs at run time, once.
 fetch() {
@@ -240,8 +236,4 @@ stop() {
   rm -f "$DIR/node.pid"
 }
 
-case "$CMD" in
-  start) start ;;
-  stop) stop ;;
-  *) usage ;;
-esac
+"$CMD"

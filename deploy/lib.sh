@@ -11,6 +11,17 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# service_args "$@": the arguments of a service script (`start|stop DIR`): sets CMD, and DIR
+# (made, and absolute); anything else prints the usage and exits 2.
+service_args() {
+  if [ $# -ne 2 ] || { [ "$1" != start ] && [ "$1" != stop ]; }; then
+    echo "usage: $0 start|stop DIR" >&2
+    exit 2
+  fi
+  CMD=$1
+  DIR=$(mkdir -p "$2" && cd "$2" && pwd)
+}
+
 # free_port: a TCP port free on 127.0.0.1 now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -19,13 +19,9 @@ if [ -n "${REDIS_CLUSTER_HOSTNAME:-}" ]; then
 fi
 NODES=3
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
-CMD=$1
-DIR=$(mkdir -p "$2" && cd "$2" && pwd)
-
 # shellcheck source=deploy/lib.sh
 source deploy/lib.sh
+service_args "$@"
 
 # A port whose cluster bus port (port + 10000) is free too.
 free_port_and_bus() {
@@ -59,6 +55,8 @@ start() {
     settings
     return
   fi
+  # a cluster stopped before left its node tables (nodes.conf) naming its old ports: start anew
+  rm -rf "$DIR"/node*
   : >"$DIR/ports"
   local i port
   for i in $(seq 1 $NODES); do
@@ -103,8 +101,4 @@ stop() {
   rm -f "$DIR/ports"
 }
 
-case "$CMD" in
-  start) start ;;
-  stop) stop ;;
-  *) usage ;;
-esac
+"$CMD"

@@ -18,13 +18,9 @@ CACHE=${S3_SERVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/s3s-fs-$VER
 TIMEOUT=${S3_SERVER_TIMEOUT:-30}
 BUCKET=douyin-lite
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
-CMD=$1
-DIR=$(mkdir -p "$2" && cd "$2" && pwd)
-
 # shellcheck source=deploy/lib.sh
 source deploy/lib.sh
+service_args "$@"
 
 fetch() {
   [ -x "$CACHE/bin/s3s-fs" ] && return
@@ -85,8 +81,4 @@ stop() {
   rm -f "$DIR/server.pid"
 }
 
-case "$CMD" in
-  start) start ;;
-  stop) stop ;;
-  *) usage ;;
-esac
+"$CMD"
