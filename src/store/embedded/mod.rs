@@ -9,6 +9,7 @@
 //! [`Store`], `counted.rs` the counted writes, `bulk.rs` the import and scans.
 
 mod bulk;
+mod commit;
 mod counted;
 mod ops;
 
@@ -17,9 +18,6 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use tokio::sync::oneshot;
-
-type SyncWaiter = oneshot::Sender<Result<(), String>>;
 
 struct Inner {
     db: Database,
@@ -55,8 +53,10 @@ struct Inner {
     counter_lock: Mutex<()>,
     /// Serialises the check-then-insert on `usernames` (the embedded `IF NOT EXISTS`).
     name_lock: Mutex<()>,
-    /// Requests for the group committer.
-    sync_tx: Mutex<Option<mpsc::Sender<SyncWaiter>>>,
+    /// Writes and sync requests for the group committer (`commit.rs`).
+    sync_tx: Mutex<Option<mpsc::Sender<commit::Msg>>>,
+    /// Outbox entries whose Redis side is done, removed by the committer in batches.
+    outbox_done: Mutex<Vec<i64>>,
     /// The group committer thread, joined on drop so the directory lock is released.
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     durable_writes: AtomicU64,
@@ -118,7 +118,7 @@ impl EmbeddedStore {
             })
             .map_err(unavailable)
         };
-        let (tx, rx) = mpsc::channel::<SyncWaiter>();
+        let (tx, rx) = mpsc::channel::<commit::Msg>();
         let fsyncs = Arc::new(AtomicU64::new(0));
         let inner = Inner {
             users: ks("users")?,
@@ -143,19 +143,23 @@ impl EmbeddedStore {
             counter_lock: Mutex::new(()),
             name_lock: Mutex::new(()),
             sync_tx: Mutex::new(Some(tx)),
+            outbox_done: Mutex::new(Vec::new()),
             durable_writes: AtomicU64::new(0),
             fsyncs: fsyncs.clone(),
             committer: Mutex::new(None),
             db: db.clone(),
         };
+        let inner = Arc::new(inner);
+        let weak = Arc::downgrade(&inner);
         let handle = std::thread::Builder::new()
             .name("store-group-commit".into())
-            .spawn(move || group_commit(db, rx, fsyncs))
+            .spawn(move || commit::run(weak, rx))
             .map_err(unavailable)?;
         *inner.committer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(Self(Arc::new(inner)))
+        Ok(Self(inner))
     }
 
+    /// Runs `f` on the blocking pool: the long reads and scans (a whole table, the import).
     async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -167,50 +171,11 @@ impl EmbeddedStore {
             .map_err(unavailable)?
     }
 
-    /// Waits until everything committed so far is on disk, sharing the fsync with every other
-    /// writer waiting at the same time.
-    async fn sync(&self) -> StoreResult<()> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let guard = self.0.sync_tx.lock().unwrap_or_else(|e| e.into_inner());
-            let sender = guard
-                .as_ref()
-                .ok_or_else(|| unavailable("store is closed"))?;
-            sender
-                .send(tx)
-                .map_err(|_| unavailable("group committer stopped"))?;
-        }
-        rx.await
-            .map_err(|_| unavailable("group committer stopped"))?
-            .map_err(StoreError::Unavailable)
-    }
-
-    /// [`Self::sync`] for an acknowledged write, counted in [`StoreStats::durable_writes`].
-    async fn sync_write(&self) -> StoreResult<()> {
-        self.sync().await?;
-        self.0.durable_writes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-fn group_commit(db: Database, rx: mpsc::Receiver<SyncWaiter>, fsyncs: Arc<AtomicU64>) {
-    while let Ok(first) = rx.recv() {
-        let mut waiters = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiters.push(w);
-        }
-        let started = std::time::Instant::now();
-        let res = db.persist(PersistMode::SyncAll).map_err(|e| e.to_string());
-        fsyncs.fetch_add(1, Ordering::Relaxed);
-        metrics::histogram!("douyin_store_fsync_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("douyin_store_group_commit_writes").record(waiters.len() as f64);
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "durable store fsync failed");
-        }
-        tracing::trace!(batch = waiters.len(), "group commit");
-        for w in waiters {
-            let _ = w.send(res.clone());
-        }
+    /// Runs `f` (a short read: a point lookup or one key prefix) on the calling thread; the
+    /// data is in the block or page cache almost always, and a hop to the blocking pool costs
+    /// more than the read (bench/NOTES.md).
+    fn read<T>(&self, f: impl FnOnce(&Inner) -> StoreResult<T>) -> StoreResult<T> {
+        f(&self.0)
     }
 }
 
@@ -252,7 +217,8 @@ fn outbox_put(inner: &Inner, batch: &mut fjall::OwnedWriteBatch, entry: &OutboxE
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Stop the committer; fjall persists on drop as well.
+        // Stop the committer (unless this is its own thread, holding the last reference for a
+        // moment); fjall persists on drop as well.
         self.sync_tx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -263,8 +229,11 @@ impl Drop for Inner {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            let _ = h.join();
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
         }
+        commit::tidy_outbox(self);
         let _ = self.db.persist(PersistMode::SyncAll);
     }
 }

@@ -8,83 +8,83 @@ impl Store for EmbeddedStore {
     async fn create_user(&self, user: &UserRecord, outbox: &OutboxEntry) -> StoreResult<bool> {
         let (user, outbox) = (user.clone(), outbox.clone());
         let created = self
-            .blocking(move |i| {
-                let _g = i.name_lock.lock().unwrap_or_else(|e| e.into_inner());
-                if i.usernames
-                    .contains_key(user.name.as_bytes())
-                    .map_err(unavailable)?
-                {
-                    return Ok(false);
-                }
-                let mut b = i.db.batch();
-                b.insert(
-                    &i.usernames,
-                    user.name.as_bytes().to_vec(),
-                    be(user.id).to_vec(),
-                );
-                b.insert(&i.users, be(user.id).to_vec(), encode(&user));
-                outbox_put(i, &mut b, &outbox);
-                b.commit().map_err(unavailable)?;
-                Ok(true)
-            })
+            .commit(
+                move |i| {
+                    let _g = i.name_lock.lock().unwrap_or_else(|e| e.into_inner());
+                    if i.usernames
+                        .contains_key(user.name.as_bytes())
+                        .map_err(unavailable)?
+                    {
+                        return Ok(false);
+                    }
+                    let mut b = i.db.batch();
+                    b.insert(
+                        &i.usernames,
+                        user.name.as_bytes().to_vec(),
+                        be(user.id).to_vec(),
+                    );
+                    b.insert(&i.users, be(user.id).to_vec(), encode(&user));
+                    outbox_put(i, &mut b, &outbox);
+                    b.commit().map_err(unavailable)?;
+                    Ok(true)
+                },
+                |created| *created,
+            )
             .await?;
-        if created {
-            self.sync_write().await?;
-        }
         Ok(created)
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<UserRecord>> {
-        self.blocking(move |i| match i.users.get(be(id)).map_err(unavailable)? {
+        self.read(move |i| match i.users.get(be(id)).map_err(unavailable)? {
             Some(v) => decode(&v).map(Some),
             None => Ok(None),
         })
-        .await
     }
 
     async fn user_id_by_name(&self, name: &str) -> StoreResult<Option<i64>> {
         let name = name.to_string();
-        self.blocking(move |i| {
+        self.read(move |i| {
             Ok(i.usernames
                 .get(name.as_bytes())
                 .map_err(unavailable)?
                 .map(|v| read_id(&v)))
         })
-        .await
     }
 
     async fn put_video(&self, video: &VideoRecord, outbox: &OutboxEntry) -> StoreResult<()> {
         let (video, outbox) = (video.clone(), outbox.clone());
-        self.blocking(move |i| {
-            let mut b = i.db.batch();
-            b.insert(&i.videos, be(video.id).to_vec(), encode(&video));
-            b.insert(
-                &i.videos_by_author,
-                pair(video.author_id, video.id),
-                Vec::new(),
-            );
-            b.insert(
-                &i.feed_timeline,
-                be(video.id).to_vec(),
-                be(video.author_id).to_vec(),
-            );
-            outbox_put(i, &mut b, &outbox);
-            b.commit().map_err(unavailable)
-        })
+        self.commit(
+            move |i| {
+                let mut b = i.db.batch();
+                b.insert(&i.videos, be(video.id).to_vec(), encode(&video));
+                b.insert(
+                    &i.videos_by_author,
+                    pair(video.author_id, video.id),
+                    Vec::new(),
+                );
+                b.insert(
+                    &i.feed_timeline,
+                    be(video.id).to_vec(),
+                    be(video.author_id).to_vec(),
+                );
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)
+            },
+            |_| true,
+        )
         .await?;
-        self.sync_write().await
+        Ok(())
     }
 
     async fn get_video(&self, id: i64) -> StoreResult<Option<VideoRecord>> {
-        self.blocking(move |i| match i.videos.get(be(id)).map_err(unavailable)? {
+        self.read(move |i| match i.videos.get(be(id)).map_err(unavailable)? {
             Some(v) => decode(&v).map(Some),
             None => Ok(None),
         })
-        .await
     }
 
     async fn video_ids_by_author(&self, author_id: i64) -> StoreResult<Vec<i64>> {
-        self.blocking(move |i| {
+        self.read(move |i| {
             let mut out = Vec::new();
             for kv in i.videos_by_author.prefix(be(author_id)).rev() {
                 let k = kv.key().map_err(unavailable)?;
@@ -92,7 +92,6 @@ impl Store for EmbeddedStore {
             }
             Ok(out)
         })
-        .await
     }
 
     async fn feed_ids(&self, limit: usize) -> StoreResult<Vec<i64>> {
@@ -114,7 +113,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn plays(&self, video_id: i64) -> StoreResult<Vec<String>> {
-        self.blocking(move |i| {
+        self.read(move |i| {
             let mut out = Vec::new();
             for kv in i.video_plays.prefix(be(video_id)) {
                 let k = kv.key().map_err(unavailable)?;
@@ -122,7 +121,6 @@ impl Store for EmbeddedStore {
             }
             Ok(out)
         })
-        .await
     }
 
     async fn scan_users(&self, after: i64, limit: usize) -> StoreResult<Vec<UserRecord>> {
@@ -148,13 +146,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn user_counters(&self, user_id: i64) -> StoreResult<UserCounters> {
-        self.blocking(move |i| get_json(&i.user_counters, be(user_id)))
-            .await
+        self.read(move |i| get_json(&i.user_counters, be(user_id)))
     }
 
     async fn video_counters(&self, video_id: i64) -> StoreResult<VideoCounters> {
-        self.blocking(move |i| get_json(&i.video_counters, be(video_id)))
-            .await
+        self.read(move |i| get_json(&i.video_counters, be(video_id)))
     }
 
     async fn set_like(
@@ -168,24 +164,20 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<LikeChange> {
         let outbox = outbox.clone();
         let change = self
-            .blocking(move |i| {
-                counted::set_like(i, user_id, video_id, author_id, like, like_id, &outbox)
-            })
+            .commit(
+                move |i| counted::set_like(i, user_id, video_id, author_id, like, like_id, &outbox),
+                |c: &LikeChange| c.changed,
+            )
             .await?;
-        if change.changed {
-            self.sync_write().await?;
-        }
         Ok(change)
     }
 
     async fn likes_by_user(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
-        self.blocking(move |i| scored_pairs(&i.likes_by_user, user_id))
-            .await
+        self.read(move |i| scored_pairs(&i.likes_by_user, user_id))
     }
 
     async fn count_likers(&self, video_id: i64) -> StoreResult<i64> {
-        self.blocking(move |i| Ok(i.likers_by_video.prefix(be(video_id)).count() as i64))
-            .await
+        self.read(move |i| Ok(i.likers_by_video.prefix(be(video_id)).count() as i64))
     }
 
     async fn add_comment(
@@ -195,9 +187,8 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<VideoCounters> {
         let (c, outbox) = (comment.clone(), outbox.clone());
         let counters = self
-            .blocking(move |i| counted::add_comment(i, &c, &outbox))
+            .commit(move |i| counted::add_comment(i, &c, &outbox), |_| true)
             .await?;
-        self.sync_write().await?;
         Ok(counters)
     }
 
@@ -208,26 +199,25 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<Option<VideoCounters>> {
         let outbox = outbox.clone();
         let counters = self
-            .blocking(move |i| counted::delete_comment(i, comment_id, &outbox))
+            .commit(
+                move |i| counted::delete_comment(i, comment_id, &outbox),
+                |c: &Option<VideoCounters>| c.is_some(),
+            )
             .await?;
-        if counters.is_some() {
-            self.sync_write().await?;
-        }
         Ok(counters)
     }
 
     async fn get_comment(&self, id: i64) -> StoreResult<Option<CommentRecord>> {
-        self.blocking(
+        self.read(
             move |i| match i.comments.get(be(id)).map_err(unavailable)? {
                 Some(v) => decode(&v).map(Some),
                 None => Ok(None),
             },
         )
-        .await
     }
 
     async fn comment_ids_by_video(&self, video_id: i64) -> StoreResult<Vec<i64>> {
-        self.blocking(move |i| {
+        self.read(move |i| {
             let mut out = Vec::new();
             for kv in i.comments_by_video.prefix(be(video_id)).rev() {
                 let k = kv.key().map_err(unavailable)?;
@@ -235,7 +225,6 @@ impl Store for EmbeddedStore {
             }
             Ok(out)
         })
-        .await
     }
 
     async fn set_follow(
@@ -248,54 +237,51 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<FollowChange> {
         let outbox = outbox.clone();
         let change = self
-            .blocking(move |i| {
-                counted::set_follow(i, follower, followee, follow, follow_id, &outbox)
-            })
+            .commit(
+                move |i| counted::set_follow(i, follower, followee, follow, follow_id, &outbox),
+                |c: &FollowChange| c.changed,
+            )
             .await?;
-        if change.changed {
-            self.sync_write().await?;
-        }
         Ok(change)
     }
 
     async fn following(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
-        self.blocking(move |i| scored_pairs(&i.following_by_user, user_id))
-            .await
+        self.read(move |i| scored_pairs(&i.following_by_user, user_id))
     }
 
     async fn followers(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
-        self.blocking(move |i| scored_pairs(&i.followers_by_user, user_id))
-            .await
+        self.read(move |i| scored_pairs(&i.followers_by_user, user_id))
     }
 
     async fn add_message(&self, message: &MessageRecord, outbox: &OutboxEntry) -> StoreResult<()> {
         let (m, outbox) = (message.clone(), outbox.clone());
-        self.blocking(move |i| {
-            let mut key = conversation_prefix(m.from_user_id, m.to_user_id);
-            key.extend_from_slice(&be(m.id));
-            let mut b = i.db.batch();
-            b.insert(&i.messages, key, encode(&m));
-            outbox_put(i, &mut b, &outbox);
-            b.commit().map_err(unavailable)
-        })
+        self.commit(
+            move |i| {
+                let mut key = conversation_prefix(m.from_user_id, m.to_user_id);
+                key.extend_from_slice(&be(m.id));
+                let mut b = i.db.batch();
+                b.insert(&i.messages, key, encode(&m));
+                outbox_put(i, &mut b, &outbox);
+                b.commit().map_err(unavailable)
+            },
+            |_| true,
+        )
         .await?;
-        self.sync_write().await
+        Ok(())
     }
 
     async fn conversation(&self, a: i64, b: i64) -> StoreResult<Vec<MessageRecord>> {
-        self.blocking(move |i| {
+        self.read(move |i| {
             let mut out = Vec::new();
             for kv in i.messages.prefix(conversation_prefix(a, b)) {
                 out.push(decode(&kv.value().map_err(unavailable)?)?);
             }
             Ok(out)
         })
-        .await
     }
 
     async fn session(&self, user_id: i64) -> StoreResult<SessionState> {
-        self.blocking(move |i| get_json(&i.sessions, be(user_id)))
-            .await
+        self.read(move |i| get_json(&i.sessions, be(user_id)))
     }
 
     async fn revoke(
@@ -307,18 +293,20 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<SessionState> {
         let outbox = outbox.clone();
         let state = self
-            .blocking(move |i| {
-                let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
-                let s: SessionState = get_json(&i.sessions, be(user_id))?;
-                let s = s.revoked_by(what, now);
-                let mut b = i.db.batch();
-                b.insert(&i.sessions, be(user_id).to_vec(), encode(&s));
-                outbox_put(i, &mut b, &outbox);
-                b.commit().map_err(unavailable)?;
-                Ok(s)
-            })
+            .commit(
+                move |i| {
+                    let _g = i.counter_lock.lock().unwrap_or_else(|e| e.into_inner());
+                    let s: SessionState = get_json(&i.sessions, be(user_id))?;
+                    let s = s.revoked_by(what, now);
+                    let mut b = i.db.batch();
+                    b.insert(&i.sessions, be(user_id).to_vec(), encode(&s));
+                    outbox_put(i, &mut b, &outbox);
+                    b.commit().map_err(unavailable)?;
+                    Ok(s)
+                },
+                |_| true,
+            )
             .await?;
-        self.sync_write().await?;
         Ok(state)
     }
 
@@ -337,9 +325,23 @@ impl Store for EmbeddedStore {
 
     async fn pending_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
         self.blocking(move |i| {
+            // entries marked done but not yet removed by the committer are not pending
+            let done: std::collections::HashSet<i64> = i
+                .outbox_done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied()
+                .collect();
             let mut out = Vec::new();
-            for kv in i.outbox.iter().take(limit) {
-                out.push(decode(&kv.value().map_err(unavailable)?)?);
+            for kv in i.outbox.iter() {
+                if out.len() == limit {
+                    break;
+                }
+                let e: OutboxEntry = decode(&kv.value().map_err(unavailable)?)?;
+                if !done.contains(&e.id) {
+                    out.push(e);
+                }
             }
             Ok(out)
         })
@@ -347,8 +349,13 @@ impl Store for EmbeddedStore {
     }
 
     async fn outbox_done(&self, id: i64) -> StoreResult<()> {
-        self.blocking(move |i| i.outbox.remove(be(id).to_vec()).map_err(unavailable))
-            .await
+        // removed by the committer with its next round (commit.rs)
+        self.0
+            .outbox_done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
+        Ok(())
     }
 
     async fn flush(&self) -> StoreResult<()> {
