@@ -77,14 +77,29 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let viewer = views::viewer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
     let (cursor, count) = views::paging(st, p)?;
-    let ids = st
-        .cache
-        .video_comment_ids(vid, cursor, count)
-        .await?
-        .ok_or(AppError::VideoNotFound)?;
+    // the first page comes from the near-cache (comments never change), a later one from Redis
+    let (page, paged);
+    let comments: &[CommentData] = match cursor {
+        None => {
+            page = st
+                .cache
+                .newest_comments(vid, count, st.cfg.server.max_list)
+                .await?
+                .ok_or(AppError::VideoNotFound)?;
+            page.first(count).unwrap_or(&page.comments)
+        }
+        Some(_) => {
+            let ids = st
+                .cache
+                .video_comment_ids(vid, cursor, count)
+                .await?
+                .ok_or(AppError::VideoNotFound)?;
+            paged = st.cache.comments(&ids).await?;
+            &paged
+        }
+    };
     // a comment's cursor is its id
-    let next_cursor = views::next_cursor(ids.last().copied(), ids.len(), count);
-    let comments = st.cache.comments(&ids).await?;
+    let next_cursor = views::next_cursor(comments.last().map(|c| c.id), comments.len(), count);
     let mut seen = HashSet::new();
     let uids: Vec<i64> = comments
         .iter()

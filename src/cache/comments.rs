@@ -4,10 +4,12 @@ use super::codec::{comment_fields, comment_from_hash, ids_of};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::CommentData;
+use crate::near::CommentPage;
 use crate::store::CommentRecord;
 use fred::prelude::*;
 use fred::types::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 impl Cache {
     /// Installs a new comment's hash.
@@ -58,6 +60,32 @@ impl Cache {
         }
         Err(AppError::Unavailable(
             "comments: not loaded after reload".into(),
+        ))
+    }
+
+    /// The newest `count` comments of video `id` (None: no such video), newest first: from the
+    /// near-cache when it holds them (no round trip), otherwise the newest `head` (at least
+    /// `count`) are read from Redis and kept there until the video's comments change.
+    pub async fn newest_comments(
+        &self,
+        id: i64,
+        count: usize,
+        head: usize,
+    ) -> Result<Option<Arc<CommentPage>>, AppError> {
+        if let Some(page) = self.near.comments(id) {
+            if page.first(count).is_some() {
+                return Ok(Some(page));
+            }
+        }
+        let ticket = self.near.begin();
+        let head = head.max(count);
+        let Some(ids) = self.video_comment_ids(id, None, head).await? else {
+            return Ok(None);
+        };
+        let whole = ids.len() < head;
+        let comments = self.comments(&ids).await?;
+        Ok(Some(
+            self.near.install_comments(id, comments, whole, ticket),
         ))
     }
 

@@ -148,6 +148,9 @@ impl Cache {
             .apply(keys, [ver, base, mode], version, &[(field, value)], op)
             .await;
         self.near.invalidate(NearKey::Video(id));
+        if matches!(aspect, VideoAspect::Comments) {
+            self.near.invalidate(NearKey::Comments(id));
+        }
         r
     }
 

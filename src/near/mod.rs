@@ -27,7 +27,7 @@ pub mod track;
 
 pub use render::{write_user, write_video, UserEntry, VideoEntry};
 
-use crate::model::{Urls, UserData, VideoData};
+use crate::model::{CommentData, Urls, UserData, VideoData};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -48,6 +48,8 @@ pub enum NearKey {
     Follows(i64),
     /// User N's session: which of their tokens are still good.
     Session(i64),
+    /// The newest comments of video N (the first page of its comment list).
+    Comments(i64),
 }
 
 impl NearKey {
@@ -58,6 +60,7 @@ impl NearKey {
             NearKey::Likes(i) => (0x1656_67b1_9e37_79f9u64, *i as u64),
             NearKey::Follows(i) => (0x27d4_eb2f_1656_67c5u64, *i as u64),
             NearKey::Session(i) => (0x94d0_49bb_1331_11ebu64, *i as u64),
+            NearKey::Comments(i) => (0xbf58_476d_1ce4_e5b9u64, *i as u64),
         };
         ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
     }
@@ -70,6 +73,30 @@ pub enum NearVal {
     /// A viewer's liked videos or followed users, sorted.
     Set(Arc<IdSet>),
     Session(Arc<SessionEntry>),
+    Comments(Arc<CommentPage>),
+}
+
+/// The newest comments of a video, newest first: up to the number fetched, and all of them
+/// when `whole` (the video had no more). Comments never change; a new or deleted one changes
+/// the video's comment zset, whose invalidation drops the page.
+#[derive(Debug)]
+pub struct CommentPage {
+    pub comments: Vec<CommentData>,
+    pub whole: bool,
+    fetched: Instant,
+}
+
+impl CommentPage {
+    /// The first `count` comments, if this page holds them (or holds every comment).
+    pub fn first(&self, count: usize) -> Option<&[CommentData]> {
+        if self.comments.len() >= count {
+            Some(&self.comments[..count])
+        } else if self.whole {
+            Some(&self.comments)
+        } else {
+            None
+        }
+    }
 }
 
 /// A user's session: tokens of `generation` are good unless their id is in `revoked`.
@@ -127,6 +154,13 @@ impl Weighter<NearKey, NearVal> for ByBytes {
             }
             NearVal::Set(e) => e.ids.len() * 8 + 96,
             NearVal::Session(e) => e.revoked.len() * 8 + 96,
+            NearVal::Comments(e) => {
+                e.comments
+                    .iter()
+                    .map(|c| c.content.len() + 80)
+                    .sum::<usize>()
+                    + 96
+            }
         };
         w as u64
     }
@@ -307,6 +341,7 @@ impl NearCache {
                 NearVal::User(e) => e.fetched,
                 NearVal::Set(e) => e.fetched,
                 NearVal::Session(e) => e.fetched,
+                NearVal::Comments(e) => e.fetched,
             })
         });
         self.hit(found.is_some());
@@ -372,6 +407,35 @@ impl NearCache {
         });
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Set(e.clone()));
+        }
+        e
+    }
+
+    /// The near-cached newest comments of video `id`.
+    pub fn comments(&self, id: i64) -> Option<Arc<CommentPage>> {
+        match self.lookup(NearKey::Comments(id)) {
+            Some(NearVal::Comments(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Wraps video `id`'s newest comments (`whole`: all it has), installing them unless an
+    /// invalidation came after `t`.
+    pub fn install_comments(
+        &self,
+        id: i64,
+        comments: Vec<CommentData>,
+        whole: bool,
+        t: Ticket,
+    ) -> Arc<CommentPage> {
+        let e = Arc::new(CommentPage {
+            comments,
+            whole,
+            fetched: Instant::now(),
+        });
+        let key = NearKey::Comments(id);
+        if self.installable(&key, t) {
+            self.entries.insert(key, NearVal::Comments(e.clone()));
         }
         e
     }

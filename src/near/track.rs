@@ -231,7 +231,7 @@ async fn subscribe(
             .await
             .map_err(|e| format!("SUBSCRIBE: {e}"))?;
         let mut owner_conn = connect(&owner, timeout).await?;
-        let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:", "ses:"]
+        let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:", "ses:", "cm:"]
             .iter()
             .map(|p| format!("{prefix}{p}"))
             .collect();
@@ -312,6 +312,7 @@ fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
         "fav" => Some(Parsed::Key(NearKey::Likes(id))),
         "fo" => Some(Parsed::Key(NearKey::Follows(id))),
         "ses" => Some(Parsed::Key(NearKey::Session(id))),
+        "cm" => Some(Parsed::Key(NearKey::Comments(id))),
         _ => None,
     }
 }
@@ -349,6 +350,10 @@ mod tests {
         assert!(matches!(
             parse_key("dl:", "dl:ses:{7}"),
             Some(Parsed::Key(NearKey::Session(7)))
+        ));
+        assert!(matches!(
+            parse_key("t:", "t:cm:{9}"),
+            Some(Parsed::Key(NearKey::Comments(9)))
         ));
         assert!(parse_key("dl:", "dl:fr:{7}").is_none());
         assert!(parse_key("dl:", "other:v:{1}").is_none());

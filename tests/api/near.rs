@@ -299,3 +299,111 @@ async fn the_bench_data_set_is_consistent_and_check_catches_drift() {
     assert!(seed_bench(&app.state, spec, 7).await.is_err());
     app.stop().await;
 }
+
+/// Video `vid`'s comment list as `token` sees it at `app`, with `extra` parameters.
+async fn comments_at(
+    app: &TestApp,
+    token: &str,
+    vid: i64,
+    extra: &[(&str, String)],
+) -> serde_json::Value {
+    let mut q = vec![("token", token.to_string()), ("video_id", vid.to_string())];
+    q.extend(extra.iter().cloned());
+    app.get("/douyin/comment/list/", &q).await
+}
+
+fn texts(v: &serde_json::Value) -> Vec<String> {
+    v["comment_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Comments through `app` as `token` on `vid`: posts `text` (action 1) or deletes the
+/// comment `id` (action 2); returns the comment's id.
+async fn comment_action(app: &TestApp, token: &str, vid: i64, action: &str, arg: String) -> i64 {
+    let key = if action == "1" {
+        "comment_text"
+    } else {
+        "comment_id"
+    };
+    let v = app
+        .post_query(
+            "/douyin/comment/action/",
+            &[
+                ("token", token.to_string()),
+                ("video_id", vid.to_string()),
+                ("action_type", action.into()),
+                (key, arg),
+            ],
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    v["comment"]["id"].as_i64().unwrap()
+}
+
+/// Waits (up to a second) until `app` lists `want` as `vid`'s comments.
+async fn wait_for_comments(app: &TestApp, token: &str, vid: i64, want: &[&str]) {
+    let t = Instant::now();
+    loop {
+        let got = texts(&comments_at(app, token, vid, &[]).await);
+        if got == want {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "still listed {got:?}, not {want:?}, a second after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A video's first comment page is near-cached (a warm list costs no round trip) and follows
+/// comments posted and deleted through another instance within a second.
+#[tokio::test]
+async fn comment_pages_are_near_cached_and_follow_other_instances() {
+    let (a, _, liker) = instance_a("cmnt").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
+    let wait_tracking = Instant::now();
+    while !b.state.cache.near.tracking.load(Ordering::Acquire) {
+        assert!(wait_tracking.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let vid = a.get("/douyin/feed/", &[]).await["video_list"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let first = comment_action(&a, &liker, vid, "1", "first".into()).await;
+    for _ in 0..2 {
+        assert_eq!(texts(&comments_at(&b, &liker, vid, &[]).await), ["first"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rt = round_trips(&b);
+    let warm = comments_at(&b, &liker, vid, &[]).await;
+    assert_eq!(texts(&warm), ["first"]);
+    assert_eq!(warm["comment_list"][0]["user"]["name"], "cmnt_liker");
+    assert_eq!(round_trips(&b) - rt, 0, "a warm comment list went to redis");
+
+    // a new comment, then a deletion, through A: seen at B within a second
+    comment_action(&a, &liker, vid, "1", "second".into()).await;
+    wait_for_comments(&b, &liker, vid, &["second", "first"]).await;
+    comment_action(&a, &liker, vid, "2", first.to_string()).await;
+    wait_for_comments(&b, &liker, vid, &["second"]).await;
+    // a shorter first page is cut from the cached one; its cursor pages on through Redis
+    comment_action(&a, &liker, vid, "1", "third".into()).await;
+    wait_for_comments(&b, &liker, vid, &["third", "second"]).await;
+    let page = comments_at(&b, &liker, vid, &[("count", "1".into())]).await;
+    assert_eq!(texts(&page), ["third"]);
+    let cursor = page["next_cursor"].to_string();
+    let next = comments_at(
+        &b,
+        &liker,
+        vid,
+        &[("count", "1".into()), ("cursor", cursor)],
+    )
+    .await;
+    assert_eq!(texts(&next), ["second"]);
+    b.stop().await;
+    a.stop().await;
+}
