@@ -2,6 +2,7 @@
 //! from the store on a miss.
 
 use super::codec::{message_member, parse_messages, script_int};
+use super::reload::Reload;
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::MessageData;
@@ -20,7 +21,12 @@ impl Cache {
                 let token = Self::token();
                 let lease = self.keys.conversation_lease(a, b);
                 if !self
-                    .take_lease(lease.clone(), std::slice::from_ref(&key), &token)
+                    .take_lease(
+                        lease.clone(),
+                        std::slice::from_ref(&key),
+                        &token,
+                        Reload::IfMissing,
+                    )
                     .await?
                 {
                     return Ok(());

@@ -2,6 +2,7 @@
 //! else from Redis.
 
 use super::codec::{ids_of, script_int};
+use super::reload::Reload;
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::near::FeedLookup;
@@ -17,7 +18,7 @@ impl Cache {
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 if !self
-                    .take_lease(self.keys.feed_lease(), &keys, &token)
+                    .take_lease(self.keys.feed_lease(), &keys, &token, Reload::IfMissing)
                     .await?
                 {
                     return Ok(());

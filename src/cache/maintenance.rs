@@ -79,12 +79,7 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
-            self.reload(
-                &ids,
-                |id| self.keys.user_keys_all(id),
-                |id| self.ensure_user(id),
-            )
-            .await?;
+            self.reload(&ids, |id| self.replace_user(id)).await?;
             users += ids.len();
         }
         after = 0;
@@ -93,39 +88,23 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             let ids: Vec<i64> = batch.iter().map(|v| v.id).collect();
-            self.reload(
-                &ids,
-                |id| self.keys.video_keys_all(id),
-                |id| self.ensure_video(id),
-            )
-            .await?;
+            self.reload(&ids, |id| self.replace_video(id)).await?;
             videos += ids.len();
         }
         self.near.clear();
         Ok((users, videos))
     }
 
-    /// Drops the keys of each of `ids` and loads it again from the store, up to
+    /// Replaces each of `ids` (drops its keys and loads it again from the store: one script
+    /// for the drop and the lease, then the store reads and the load script), up to
     /// [`REBUILD_IN_FLIGHT`] at once.
-    async fn reload<Fut>(
-        &self,
-        ids: &[i64],
-        keys: impl Fn(i64) -> Vec<String>,
-        ensure: impl Fn(i64) -> Fut,
-    ) -> Result<(), AppError>
+    async fn reload<Fut>(&self, ids: &[i64], replace: impl Fn(i64) -> Fut) -> Result<(), AppError>
     where
         Fut: std::future::Future<Output = Result<bool, AppError>>,
     {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let client = self.client();
         stream::iter(ids)
-            .map(|&id| {
-                let (client, keys, ensure) = (&client, &keys, &ensure);
-                async move {
-                    self.io_retry(|| client.del::<(), _>(keys(id))).await?;
-                    ensure(id).await
-                }
-            })
+            .map(|&id| replace(id))
             .buffer_unordered(REBUILD_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await?;

@@ -7,6 +7,15 @@ use crate::error::AppError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Whether a reload loads what is missing or replaces what is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// Load only when a key is missing (a read's miss).
+    IfMissing,
+    /// Drop every key and load again (`rebuild-cache`).
+    Replace,
+}
+
 /// How long a reload lease lives when its loader dies.
 const LEASE_MS: u64 = 30_000;
 
@@ -58,21 +67,22 @@ impl Cache {
         rand::random::<u64>().to_string()
     }
 
+    /// Takes the reload lease `lease` unless every one of `keys` exists (false: nothing to
+    /// load). [`Reload::Replace`] deletes `keys` and always takes it.
     pub(super) async fn take_lease(
         &self,
         lease: String,
         keys: &[String],
         token: &str,
+        mode: Reload,
     ) -> Result<bool, AppError> {
         let mut k = vec![lease];
         k.extend_from_slice(keys);
-        let v = self
-            .eval(
-                &self.scripts.lease,
-                k,
-                vec![token.into(), LEASE_MS.to_string()],
-            )
-            .await?;
+        let mut args = vec![token.into(), LEASE_MS.to_string()];
+        if mode == Reload::Replace {
+            args.push("replace".into());
+        }
+        let v = self.eval(&self.scripts.lease, k, args).await?;
         Ok(script_int(&v) == Some(1))
     }
 }

@@ -2,6 +2,7 @@
 //! the near-cache first) and paging through a user's zsets (published videos, likes, follows).
 
 use super::codec::{script_int, user_fields, user_from_hash};
+use super::reload::Reload;
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::UserData;
@@ -34,15 +35,29 @@ impl Cache {
     /// Reloads user `id` from the durable store if it is not in Redis. Returns false when the
     /// user does not exist.
     pub async fn ensure_user(&self, id: i64) -> Result<bool, AppError> {
+        self.load_user(id, Reload::IfMissing).await
+    }
+
+    /// Drops user `id`'s keys and loads it again from the durable store (`rebuild-cache`).
+    pub(super) async fn replace_user(&self, id: i64) -> Result<bool, AppError> {
+        self.load_user(id, Reload::Replace).await
+    }
+
+    async fn load_user(&self, id: i64, mode: Reload) -> Result<bool, AppError> {
         let mut exists = true;
         let key = self.keys.user(id);
         self.single_flight(key, || async {
-            let all = self.keys.user_all(id);
-            let keys = &all[..5];
+            let mut keys = match mode {
+                Reload::IfMissing => self.keys.user_all(id)[..5].to_vec(),
+                Reload::Replace => self.keys.user_keys_all(id),
+            };
+            if mode == Reload::Replace {
+                keys.pop(); // the lease
+            }
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 if !self
-                    .take_lease(self.keys.user_lease(id), keys, &token)
+                    .take_lease(self.keys.user_lease(id), &keys, &token, mode)
                     .await?
                 {
                     return Ok(());

@@ -2,6 +2,7 @@
 //! (from the near-cache first) and counting distinct viewers.
 
 use super::codec::{script_int, video_fields, video_from_hash};
+use super::reload::Reload;
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::VideoData;
@@ -62,15 +63,29 @@ impl Cache {
     /// Reloads video `id` from the durable store if it is not in Redis. Returns false when the
     /// video does not exist.
     pub async fn ensure_video(&self, id: i64) -> Result<bool, AppError> {
+        self.load_video(id, Reload::IfMissing).await
+    }
+
+    /// Drops video `id`'s keys and loads it again from the durable store (`rebuild-cache`).
+    pub(super) async fn replace_video(&self, id: i64) -> Result<bool, AppError> {
+        self.load_video(id, Reload::Replace).await
+    }
+
+    async fn load_video(&self, id: i64, mode: Reload) -> Result<bool, AppError> {
         let mut exists = true;
         let key = self.keys.video(id);
         self.single_flight(key, || async {
-            let all = self.keys.video_all(id);
-            let keys = &all[..3];
+            let mut keys = match mode {
+                Reload::IfMissing => self.keys.video_all(id)[..3].to_vec(),
+                Reload::Replace => self.keys.video_keys_all(id),
+            };
+            if mode == Reload::Replace {
+                keys.pop(); // the lease
+            }
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 if !self
-                    .take_lease(self.keys.video_lease(id), keys, &token)
+                    .take_lease(self.keys.video_lease(id), &keys, &token, mode)
                     .await?
                 {
                     return Ok(());
