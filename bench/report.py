@@ -1,5 +1,12 @@
 #!/usr/bin/env python3
-"""Writes bench/RESULTS.md from the runner's measurements (called by bench/run.sh)."""
+"""Writes bench/RESULTS.md from the runner's measurements (called by bench/run.sh).
+
+    report.py RESULTS.jsonl WORK OUT CONNS THREADS DURATION VEGETA NEAR_MAX_BYTES SCALE...
+
+RESULTS.jsonl has one wrk run per line (name, scale, pass_no, rps, latencies, ...); WORK holds
+one scale-<S>/ directory per scale with the runner's other figures (seed, rebuild-cache, RSS,
+checks, vegeta's report). The first scale is the full run.
+"""
 import datetime
 import json
 import os
@@ -7,22 +14,16 @@ import platform
 import subprocess
 import sys
 
-(results_file, out, seed_txt, seed_secs, rebuild_secs, like_check, final_check, final_rss,
- conns, threads, duration, k6, metrics, page_bytes) = sys.argv[1:15]
-
+results_file, work, out, conns, threads, duration, vegeta, near_max = sys.argv[1:9]
+scales = sys.argv[9:]
+conns, near_max = int(conns), int(near_max)
 rows = [json.loads(l) for l in open(results_file) if l.strip()]
-by = {r["name"]: r for r in rows}
-base = by["baseline"]
-like_check = json.loads(like_check or "{}")
-try:
-    final = json.loads(final_check)
-except ValueError:
-    final = {"mismatches": "check failed to run", "examples": [final_check[:500]]}
+full = scales[0]
+large = scales[1:]
 
 READS = ["feed_anon", "feed_user", "user_info", "publish_list", "favorite_list", "comment_list",
          "follow_list", "follower_list", "friend_list", "chat_poll"]
 DESCRIBE = {
-    "baseline": "precomputed feed page (bench-baseline)",
     "feed_anon": "anonymous feed, newest page",
     "feed_user": "logged-in feed, paged with next_time",
     "user_info": "user info (logged-in viewer)",
@@ -41,6 +42,28 @@ DESCRIBE = {
     "register_login": "register + login (argon2)",
     "mixed": "mixed traffic (70% feed, reads, likes, comments, chat)",
 }
+# ratio targets to the same-size baseline
+WANT = {n: 0.50 for n in READS}
+WANT.update(feed_anon=0.70, user_info=0.70)
+
+
+def run(name, scale=full, npass=1):
+    for r in rows:
+        if r["name"] == name and r["scale"] == scale and r["pass_no"] == npass:
+            return r
+    return None
+
+
+def read(scale, name, default=""):
+    p = os.path.join(work, f"scale-{scale}", name)
+    return open(p).read().strip() if os.path.exists(p) else default
+
+
+def read_json(scale, name):
+    try:
+        return json.loads(read(scale, name, "{}") or "{}")
+    except ValueError:
+        return {"mismatches": "check failed to run"}
 
 
 def sh(cmd):
@@ -59,102 +82,194 @@ def ms(us):
     return f"{us / 1000:.2f}"
 
 
-cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip() or platform.processor()
+def mb(kb):
+    return f"{int(kb or 0) / 1024:.0f}"
+
+
 lines = []
 w = lines.append
+targets = []
+
+
+def target(name, ok, measured, why=""):
+    targets.append((name, ok, measured, why))
+
+
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip() or platform.processor()
 w("# Benchmark results")
 w("")
 w(f"Written by `bench/run.sh` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
   "Re-run it to reproduce; every figure below comes from that one run.")
 w("")
-w(f"- Machine: {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB; "
-  "wrk, Redis and the server share the cores.")
+w(f"- Machine: {os.cpu_count()} cores ({cpu}), "
+  f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB; "
+  "the load tester, Redis and the server share the cores.")
 w(f"- Load: wrk, {threads} threads, {conns} connections, {duration} per scenario after a warm-up; "
   f"{sh('wrk --version 2>&1 | head -1')}; {sh('redis-server --version')}.")
-w(f"- k6: {k6}" + ("" if k6 == "installed" else " (bench/k6/scenarios.js runs where it is; the figures here are wrk's)."))
-w(f"- Data set: {seed_txt.strip()}")
-w(f"- Redis loaded from the durable store by `rebuild-cache` in {rebuild_secs} s; seeding took {seed_secs} s.")
-w(f"- Server: release build, default config (near-cache on, 1 s age bound), log level warn.")
-w(f"- Baseline: `bench-baseline` serving a real logged-in feed page of {page_bytes} bytes "
-  "(30 videos with authors) from memory; every ratio below is to its req/s in this run.")
+w(f"- Second load tester: {('vegeta ' + vegeta) if vegeta else 'vegeta not available (needs Go)'}, "
+  "for the mixed traffic (k6 is AGPL-licensed and not used by the runner; bench/k6/scenarios.js "
+  "is kept for teams that run it themselves).")
+w(f"- Server: release build, default config (near-cache on, {near_max // 2**20} MiB bound, 1 s age "
+  "bound), log level warn.")
 w("")
-w("## Scenarios")
+
+# data sets
+w("## Data sets")
 w("")
-w("| scenario | req/s | ratio to baseline | p50 ms | p99 ms | p99 / baseline p99 | errors | Redis round trips / req | server RSS MB |")
-w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for r in rows:
-    n = r["name"]
-    rt = "" if n == "baseline" else f"{r['round_trips'] / max(r['requests'], 1):.2f}"
-    w(f"| {n}: {DESCRIBE.get(n, n)} | {r['rps']:.0f} | {r['rps'] / base['rps']:.2f} | {ms(r['p50_us'])} | "
-      f"{ms(r['p99_us'])} | {r['p99_us'] / max(base['p99_us'], 1):.1f} | {errors(r)} | {rt} | "
-      f"{r['rss_kb'] / 1024:.0f} |")
+w("| scale | data set | seed s | rebuild-cache s | Redis used MB | server RSS MB after pass 1 | after pass 2 | final check |")
+w("|---|---|---:|---:|---:|---:|---:|---|")
+for s in scales:
+    fc = read_json(s, "final_check.json")
+    w(f"| {s} | {read(s, 'seed.txt').replace('seeded ', '').split(' in ')[0]} | {read(s, 'seed_secs')} | "
+      f"{read(s, 'rebuild_secs')} | {int(read(s, 'redis_bytes', '0') or 0) / 2**20:.0f} | "
+      f"{mb(read(s, 'rss_pass1', '0'))} | {mb(read(s, 'rss_pass2', '0')) if read(s, 'rss_pass2') else '-'} | "
+      f"{fc.get('mismatches')} mismatches over {fc.get('likes', '?')} likes |")
+w("")
+
+# scenarios at the full scale
+fbase = run("baseline")
+w(f"## Scenarios (scale {full}, first pass)")
+w("")
+page = os.path.join(work, f"scale-{full}", "bodies", "feed_page.json")
+page_bytes = os.path.getsize(page) if os.path.exists(page) else 0
+w("Each read scenario runs right after its **same-size baseline**: `bench-baseline` serving a "
+  "response of that scenario captured from the server (the median size of its first 51 "
+  "responses), from memory. The feed-page baseline serves a logged-in feed page "
+  f"({page_bytes} bytes)" + (f" at {fbase['rps']:.0f} req/s" if fbase else "") + ".")
+w("")
+w("| scenario | req/s | same-size baseline req/s (bytes) | ratio to same-size | ratio to feed page | p50 ms | p99 ms | p99 / same-size p99 | errors | Redis round trips / req | RSS MB |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for n in DESCRIBE:
+    r = run(n)
+    if not r:
+        continue
+    b = run(f"baseline:{n}")
+    body = os.path.join(work, f"scale-{full}", "bodies", f"{n}.json")
+    same = f"{b['rps']:.0f} ({os.path.getsize(body)})" if b and os.path.exists(body) else ""
+    ratio = f"{r['rps'] / b['rps']:.2f}" if b else ""
+    fr = f"{r['rps'] / fbase['rps']:.2f}" if fbase else ""
+    p99r = f"{r['p99_us'] / max(b['p99_us'], 1):.1f}" if b else ""
+    rt = f"{r['round_trips'] / max(r['requests'], 1):.2f}"
+    w(f"| {n}: {DESCRIBE[n]} | {r['rps']:.0f} | {same} | {ratio} | {fr} | {ms(r['p50_us'])} | "
+      f"{ms(r['p99_us'])} | {p99r} | {errors(r)} | {rt} | {mb(r['rss_kb'])} |")
+    if n in WANT and b:
+        x = r["rps"] / b["rps"]
+        target(f"{n} ≥ {WANT[n]:.0%} of its same-size baseline", x >= WANT[n],
+               f"{x:.0%} ({r['rps']:.0f} vs {b['rps']:.0f} req/s)",
+               "" if x >= WANT[n] else f"short by {(WANT[n] - x) / WANT[n]:.0%} of the target")
+        p = r["p99_us"] / max(b["p99_us"], 1)
+        target(f"{n} p99 ≤ 3× its baseline's", p <= 3,
+               f"{p:.1f}× ({ms(r['p99_us'])} vs {ms(b['p99_us'])} ms)")
 w("")
 w("Errors are wrk's socket errors, timeouts and non-2xx answers plus the API's non-zero "
   "`status_code`s (from /metrics). Redis round trips come from /metrics too.")
 w("")
 
-# Targets
+# second pass
+if any(r["pass_no"] == 2 for r in rows):
+    w(f"## Second pass (scale {full}): every scenario again, on the same server")
+    w("")
+    w("| scenario | req/s first pass | req/s second pass | RSS MB after it |")
+    w("|---|---:|---:|---:|")
+    for n in DESCRIBE:
+        a, b = run(n), run(n, full, 2)
+        if a and b:
+            w(f"| {n} | {a['rps']:.0f} | {b['rps']:.0f} | {mb(b['rss_kb'])} |")
+    w("")
+
+# writes
+like = run("like")
+if like:
+    target("durable likes ≥ 10,000/s (embedded store)", like["rps"] >= 10_000, f"{like['rps']:.0f}/s",
+           "" if like["rps"] >= 10_000 else f"short by {(10_000 - like['rps']) / 10_000:.0%}")
+    lc = json.loads(read(full, "like_check.json", "{}") or "{}")
+    b, a = lc.get("before", {}), lc.get("after", {})
+    if b and a:
+        added = a["likes"] - b["likes"]
+        exact = a["mismatches"] == 0 and like["acked"] <= added <= like["acked"] + conns
+        target("every acknowledged like recorded once", exact,
+               f"{like['acked']} acknowledged, {added} like records added (up to {conns} more may "
+               f"complete after wrk hangs up), {a['mismatches']} counter mismatches")
+for n in ("comment_post", "message_send"):
+    r = run(n)
+    if r:
+        target(f"{n} ≥ 8,000/s", r["rps"] >= 8_000, f"{r['rps']:.0f}/s",
+               "" if r["rps"] >= 8_000 else f"short by {(8_000 - r['rps']) / 8_000:.0%}")
+
+# memory
+r1, r2 = int(read(full, "rss_pass1", "0") or 0), int(read(full, "rss_pass2", "0") or 0)
+if r2:
+    bound = near_max / 1024 + 300 * 1024
+    target("server RSS after the full run ≤ near-cache bound + 300 MB", r2 <= bound,
+           f"{mb(r2)} MB vs {mb(bound)} MB")
+    target("RSS flat over the second pass (≤ 5% growth)", r2 <= r1 * 1.05,
+           f"{mb(r1)} MB → {mb(r2)} MB ({(r2 - r1) / max(r1, 1):+.1%})")
+
+# scale
+rb1 = float(read(full, "rebuild_secs", "0") or 0)
+target(f"rebuild-cache at scale {full} ≤ 10 s", rb1 <= 10, f"{rb1} s")
+for s in large:
+    w(f"## Cost as data grows: scale {s} beside scale {full}")
+    w("")
+    w(f"| scenario | req/s scale {full} | req/s scale {s} | change | p99 ms scale {full} | p99 ms scale {s} | Redis round trips / req at {s} |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for n in DESCRIBE:
+        a, b = run(n), run(n, s)
+        if a and b:
+            w(f"| {n} | {a['rps']:.0f} | {b['rps']:.0f} | {(b['rps'] - a['rps']) / a['rps']:+.0%} | "
+              f"{ms(a['p99_us'])} | {ms(b['p99_us'])} | {b['round_trips'] / max(b['requests'], 1):.2f} |")
+            if n in ("feed_anon", "feed_user", "like"):
+                d = (b["rps"] - a["rps"]) / a["rps"]
+                target(f"{n} at scale {s} within 15% of scale {full}", d >= -0.15, f"{d:+.0%}")
+    w("")
+    rbs = float(read(s, "rebuild_secs", "0") or 0)
+    if rb1 and rbs:
+        k = float(s) / float(full)
+        target(f"rebuild-cache linear in the data (scale {s} ≤ {k:.0f}× scale {full}, +15%)",
+               rbs <= rb1 * k * 1.15, f"{rbs} s = {rbs / rb1:.1f}× scale {full}'s {rb1} s")
+
+# vegeta
+vr = read_json(full, "vegeta_mixed.json")
+mixed = run("mixed")
+if vr.get("requests"):
+    lat = vr["latencies"]
+    w("## Mixed traffic under two load testers")
+    w("")
+    w("| tool | req/s | success | p50 ms | p99 ms |")
+    w("|---|---:|---:|---:|---:|")
+    if mixed:
+        w(f"| wrk (bench/wrk/mixed.lua) | {mixed['rps']:.0f} | {1 - errors(mixed) / max(mixed['requests'], 1):.2%} | "
+          f"{ms(mixed['p50_us'])} | {ms(mixed['p99_us'])} |")
+    w(f"| vegeta (bench/vegeta/targets.py, {conns} workers, no rate limit) | {vr['throughput']:.0f} | "
+      f"{vr['success']:.2%} | {lat['50th'] / 1e6:.2f} | {lat['99th'] / 1e6:.2f} |")
+    w("")
+    w("vegeta counts HTTP status only; the API's own `status_code` failures are not in its success "
+      "rate (wrk's row counts them from /metrics).")
+    w("")
+
+for s in scales:
+    fc = read_json(s, "final_check.json")
+    target(f"final consistency check at scale {s} (every counter vs its records, Redis vs durable)",
+           fc.get("mismatches") == 0, f"{fc.get('mismatches')} mismatches over {fc.get('likes', '?')} likes")
+
 w("## Targets")
 w("")
 w("| target | measured | met |")
 w("|---|---|---|")
-misses = []
-
-
-def target(name, ok, measured, miss_note=None):
-    w(f"| {name} | {measured} | {'yes' if ok else '**no**'} |")
-    if not ok and miss_note:
-        misses.append((name, miss_note))
-
-
-for scen, want in [("feed_user", 0.40), ("feed_anon", 0.60), ("user_info", 0.60), ("comment_list", 0.60)]:
-    if scen in by:
-        ratio = by[scen]["rps"] / base["rps"]
-        target(f"{scen} ≥ {want:.0%} of baseline req/s", ratio >= want,
-               f"{ratio:.0%} ({by[scen]['rps']:.0f} vs {base['rps']:.0f})",
-               f"short by {(want - ratio) / want:.0%} of the target")
-if "like" in by:
-    r = by["like"]
-    acked = r["acked"]
-    target("likes ≥ 10,000 durable actions/s", r["rps"] >= 10_000, f"{r['rps']:.0f}/s",
-           f"short by {(10_000 - r['rps']) / 10_000:.0%}")
-    b, a = like_check.get("before", {}), like_check.get("after", {})
-    if b and a:
-        added = a["likes"] - b["likes"]
-        exact = a["mismatches"] == 0 and acked <= added <= acked + int(conns)
-        target("no lost or double-counted like (checked against the durable records)", exact,
-               f"{acked} likes acknowledged, {added} like records added "
-               f"(up to {conns} more may complete after wrk hangs up), "
-               f"{a['mismatches']} counter mismatches in the store or Redis")
-slow = [(n, by[n]["p99_us"] / max(base["p99_us"], 1)) for n in READS if n in by]
-worst = max(slow, key=lambda x: x[1]) if slow else ("-", 0)
-target("p99 of every read ≤ 3× the baseline's p99", all(x <= 3 for _, x in slow),
-       f"worst: {worst[0]} at {worst[1]:.1f}×; over 3×: "
-       + (", ".join(f"{n} {x:.1f}×" for n, x in slow if x > 3) or "none"))
-w(f"| server RSS with the full data set loaded and warm | {int(final_rss) / 1024:.0f} MB after every scenario | stated |")
-w(f"| final consistency check (every counter vs its records, Redis vs durable) | "
-  f"{final.get('mismatches')} mismatches over {final.get('users', '?')} users, {final.get('videos', '?')} videos, "
-  f"{final.get('likes', '?')} likes | {'yes' if final.get('mismatches') == 0 else '**no**'} |")
+for name, ok, measured, why in targets:
+    w(f"| {name} | {measured}{'; ' + why if why else ''} | {'met' if ok else '**missed**'} |")
 w("")
-if metrics.strip():
-    w("Near-cache and store figures at the end of the run (from /metrics):")
+metrics = read(full, "metrics.txt")
+if metrics:
+    w(f"Near-cache and store figures at the end of the scale {full} run (from /metrics):")
     w("")
     w("```")
-    w(metrics.strip())
+    w(metrics)
     w("```")
     w("")
-
 notes_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
-w("## Misses, and what would close them")
+w("## Why, and what would close the misses")
 w("")
-if misses:
-    for name, note in misses:
-        w(f"- **{name}**: {note}.")
-    w("")
-    if os.path.exists(notes_file):
-        w(open(notes_file).read().strip())
-        w("")
-else:
-    w("None in this run.")
-    w("")
+w("bench/NOTES.md has the profiles, the causes and the before/after measurements of each change.")
+w("")
 open(out, "w").write("\n".join(lines))

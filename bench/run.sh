@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The benchmark runner: builds in release, starts a Redis of its own and the server on
-# loopback, loads the bench data set (seed --bench), runs every scenario with wrk (and k6
-# where installed), checks the durable records, and writes bench/RESULTS.md.
+# loopback, and for each scale in BENCH_SCALES loads the bench data set (seed --bench), times
+# `rebuild-cache`, and runs the scenarios with wrk; then checks the durable records and writes
+# bench/RESULTS.md.
 #
-#   bash bench/run.sh                      # the full run (about 10 minutes)
-#   BENCH_SCALE=0.05 BENCH_DURATION=3s bash bench/run.sh   # a quick try
+# At the first scale (the full run) every read scenario is measured beside `bench-baseline`
+# serving a response of that scenario captured from the server (its same-size baseline), every
+# scenario runs a second pass (memory must stay flat), and the mixed traffic runs once more
+# under vegeta (built from the Go module proxy; k6 is AGPL and not used here). The other scales
+# run the feed, like and list scenarios to show the cost as the data grows.
+#
+#   bash bench/run.sh                                          # scale 1 and 10 (about 30 min)
+#   BENCH_SCALES=0.05 BENCH_DURATION=3s bash bench/run.sh      # a quick try
 #
 # Settings (environment): BENCH_DURATION (10s), BENCH_WARMUP (5s), BENCH_CONNECTIONS (64),
-# BENCH_THREADS (2), BENCH_SCALE (1 = 10k users, 100k videos, 1M likes, ...),
-# BENCH_SCENARIOS (all; space-separated names of bench/wrk/*.lua), BENCH_OUT (bench/RESULTS.md).
+# BENCH_THREADS (2), BENCH_SCALES ("1 10"; 1 = 10k users, 100k videos, 1M likes, ...),
+# BENCH_SCENARIOS (every scenario; names of bench/wrk/*.lua), BENCH_LARGE_SCENARIOS (those
+# run at the other scales), BENCH_OUT (bench/RESULTS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -17,132 +25,200 @@ DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-5s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
-SCALE=${BENCH_SCALE:-1}
+SCALES=${BENCH_SCALES:-"1 10"}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
 READS="feed_anon feed_user user_info publish_list favorite_list comment_list follow_list follower_list friend_list chat_poll"
 WRITES="like_toggle comment_post follow message_send register_login mixed"
 SCENARIOS=${BENCH_SCENARIOS:-"$READS like $WRITES"}
+LARGE=${BENCH_LARGE_SCENARIOS:-"feed_anon feed_user favorite_list comment_list follow_list friend_list like"}
+VEGETA_MODULE=github.com/tsenart/vegeta/v12@v12.13.0
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh douyin-bench
 RESULTS=$WORK/results.jsonl
-: > "$RESULTS"
+: >"$RESULTS"
 BPORT=$(free_port)
-
 export DOUYIN_LOG__LEVEL=${DOUYIN_LOG__LEVEL:-warn}
-SERVE=("$BIN/douyin-lite" --data-dir "$WORK/data" --redis-url "$REDIS" --bind "127.0.0.1:$PORT")
+export BENCH_WRK=$ROOT/bench/wrk
+# the near-cache bound, set explicitly: the memory target is stated against it
+export DOUYIN_NEAR__MAX_BYTES=${DOUYIN_NEAR__MAX_BYTES:-268435456}
 
-echo "== seeding (scale $SCALE)" >&2
-SEED_START=$(date +%s.%N)
-"${SERVE[@]}" seed --bench --scale "$SCALE" --out "$WORK/bench-data" | tee "$WORK/seed.txt" >&2
-SEED_SECS=$(python3 -c "import time; print(round(time.time() - $SEED_START, 1))")
-export BENCH_DATA=$WORK/bench-data
-echo "== loading redis from the durable store (rebuild-cache)" >&2
-REBUILD_START=$(date +%s.%N)
-"${SERVE[@]}" rebuild-cache >&2
-REBUILD_SECS=$(python3 -c "import time; print(round(time.time() - $REBUILD_START, 1))")
+# vegeta (MIT), built once into the cache from the Go module proxy
+VEGETA=""
+TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/bin
+if need vegeta; then
+  VEGETA=$(command -v vegeta)
+elif [ -x "$TOOLS/vegeta" ]; then
+  VEGETA=$TOOLS/vegeta
+elif need go; then
+  echo "== building vegeta ($VEGETA_MODULE)" >&2
+  mkdir -p "$TOOLS"
+  GOBIN=$TOOLS go install "$VEGETA_MODULE" >&2 && VEGETA=$TOOLS/vegeta
+fi
 
 SERVER_PID=""
+SCALE=""
+PASS=1
+DIR=""
+SERVE=()
 start_server() {
-  "${SERVE[@]}" serve >>"$WORK/server.log" 2>&1 &
+  "${SERVE[@]}" serve >>"$DIR/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "server did not become ready; log:" >&2
-  tail -20 "$WORK/server.log" >&2
+  tail -20 "$DIR/server.log" >&2
   exit 1
 }
 stop_server() {
   kill -TERM "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
 }
+check() { "${SERVE[@]}" check; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Sum of a metric family's samples (e.g. every douyin_api_errors_total series).
 metric_sum() {
   curl -fs "http://127.0.0.1:$PORT/metrics" |
     awk -v m="$1" 'index($0, m) == 1 && $0 !~ /^#/ {s += $NF} END {printf "%d", s}'
 }
+secs_since() { python3 -c "import time; print(round(time.time() - $1, 1))"; }
 
-# run_wrk NAME URL SCRIPT: one measured run, appended to the results as JSON.
+# run_wrk NAME URL SCRIPT PID: one measured run, appended to the results as JSON (with the
+# scale and pass); baselines (NAME baseline*) read no server metrics.
 run_wrk() {
-  local name=$1 url=$2 script=$3 pid=$4
-  local errs_before rt_before errs_after rt_after out
-  errs_before=$([ "$name" = baseline ] && echo 0 || metric_sum douyin_api_errors_total)
-  rt_before=$([ "$name" = baseline ] && echo 0 || metric_sum douyin_redis_round_trips_total)
-  out=$(BENCH_WRK=$ROOT/bench/wrk wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s \
-    -s "$script" "$url" 2>&1) || { echo "$out" >&2; exit 1; }
-  errs_after=$([ "$name" = baseline ] && echo 0 || metric_sum douyin_api_errors_total)
-  rt_after=$([ "$name" = baseline ] && echo 0 || metric_sum douyin_redis_round_trips_total)
-  local line
+  local name=$1 url=$2 script=$3 pid=$4 base=0
+  case $name in baseline*) base=1 ;; esac
+  local errs_before=0 rt_before=0 errs_after=0 rt_after=0 out line
+  [ $base = 1 ] || { errs_before=$(metric_sum douyin_api_errors_total); rt_before=$(metric_sum douyin_redis_round_trips_total); }
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s -s "$script" "$url" 2>&1) ||
+    { echo "$out" >&2; exit 1; }
+  [ $base = 1 ] || { errs_after=$(metric_sum douyin_api_errors_total); rt_after=$(metric_sum douyin_redis_round_trips_total); }
   line=$(echo "$out" | grep '^RESULT ' | sed 's/^RESULT //')
   python3 - "$name" "$line" "$((errs_after - errs_before))" "$((rt_after - rt_before))" \
-    "$(rss_kb "$pid")" >>"$RESULTS" <<'EOF'
+    "$(rss_kb "$pid")" "$SCALE" "$PASS" >>"$RESULTS" <<'EOF'
 import json, sys
-name, line, api_errors, round_trips, rss = sys.argv[1:]
+name, line, api_errors, round_trips, rss, scale, npass = sys.argv[1:]
 r = json.loads(line)
-r.update(name=name, api_errors=int(api_errors), round_trips=int(round_trips), rss_kb=int(rss))
+r.update(name=name, api_errors=int(api_errors), round_trips=int(round_trips), rss_kb=int(rss),
+         scale=scale, pass_no=int(npass))
 print(json.dumps(r))
 EOF
-  echo "   $name: $(echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f req/s, p99 %.2f ms" % (r["rps"], r["p99_us"] / 1000))')" >&2
+  echo "   [$SCALE/$PASS] $name: $(echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f req/s, p99 %.2f ms" % (r["rps"], r["p99_us"] / 1000))')" >&2
 }
 
-start_server
-echo "== warm-up" >&2
-for s in feed_user feed_anon mixed; do
-  BENCH_WRK=$ROOT/bench/wrk wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" \
+# capture NAME: the scenario's typical response (median size of its first 51) for its baseline
+capture() {
+  local s=$1 dir=$DIR/capture/$1
+  mkdir -p "$dir"
+  BENCH_SCENARIO=$s BENCH_CAPTURE=$dir wrk -t1 -c1 -d2s -s bench/wrk/capture.lua \
     "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
-done
+  python3 - "$dir" "$DIR/bodies/$s.json" <<'EOF'
+import os, shutil, sys
+d, out = sys.argv[1:]
+files = sorted((os.path.getsize(os.path.join(d, f)), f) for f in os.listdir(d))
+if not files:
+    sys.exit("no response captured in " + d)
+shutil.copy(os.path.join(d, files[len(files) // 2][1]), out)
+EOF
+}
 
-# The baseline body: a real logged-in feed page (30 videos) of this data set.
-TOKEN=$(awk '!/^#/ {print $2; exit}' "$BENCH_DATA/users.txt")
-curl -fs "http://127.0.0.1:$PORT/douyin/feed/?token=$TOKEN" -o "$WORK/feed-page.json"
-echo "== baseline ($(wc -c <"$WORK/feed-page.json") bytes)" >&2
-"$BIN/bench-baseline" "$WORK/feed-page.json" "127.0.0.1:$BPORT" 2>>"$WORK/baseline.log" &
-BASE_PID=$!
-PIDS+=("$BASE_PID")
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$BPORT/" >/dev/null 2>&1 && break; sleep 0.1; done
-BENCH_WRK=$ROOT/bench/wrk wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s bench/wrk/baseline.lua \
-  "http://127.0.0.1:$BPORT" >/dev/null 2>&1 || true
-run_wrk baseline "http://127.0.0.1:$BPORT" bench/wrk/baseline.lua "$BASE_PID"
-kill "$BASE_PID" 2>/dev/null || true
+# the like scenario, with `check` before and after: every acknowledged like recorded once
+run_like() {
+  local before after
+  stop_server
+  before=$(check)
+  start_server
+  run_wrk like "http://127.0.0.1:$PORT" bench/wrk/like.lua "$SERVER_PID"
+  stop_server
+  after=$(check) || true
+  python3 -c 'import json,sys; print(json.dumps({"before": json.loads(sys.argv[1]), "after": json.loads(sys.argv[2])}))' \
+    "$before" "$after" >"$DIR/like_check.json"
+  start_server
+}
 
-LIKE_CHECK="{}"
-for s in $SCENARIOS; do
-  echo "== $s" >&2
-  if [ "$s" = like ]; then
-    stop_server
-    before=$("$BIN/douyin-lite" --data-dir "$WORK/data" --redis-url "$REDIS" check)
-    start_server
-    run_wrk like "http://127.0.0.1:$PORT" bench/wrk/like.lua "$SERVER_PID"
-    stop_server
-    after=$("$BIN/douyin-lite" --data-dir "$WORK/data" --redis-url "$REDIS" check) || true
-    LIKE_CHECK=$(python3 -c 'import json,sys; print(json.dumps({"before": json.loads(sys.argv[1]), "after": json.loads(sys.argv[2])}))' "$before" "$after")
-    start_server
-    continue
-  fi
-  run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
-done
+# bench_scale SCALE FULL: one scale from an empty store and an empty Redis
+bench_scale() {
+  SCALE=$1
+  local full=$2 start
+  DIR=$WORK/scale-$SCALE
+  mkdir -p "$DIR/bodies"
+  redis-cli -p "$RPORT" flushall >/dev/null
+  SERVE=("$BIN/douyin-lite" --data-dir "$DIR/data" --redis-url "$REDIS" --bind "127.0.0.1:$PORT")
+  echo "== [$SCALE] seeding" >&2
+  start=$(date +%s.%N)
+  "${SERVE[@]}" seed --bench --scale "$SCALE" --out "$DIR/bench-data" | tee "$DIR/seed.txt" >&2
+  secs_since "$start" >"$DIR/seed_secs"
+  export BENCH_DATA=$DIR/bench-data
+  echo "== [$SCALE] loading redis from the durable store (rebuild-cache)" >&2
+  start=$(date +%s.%N)
+  "${SERVE[@]}" rebuild-cache >&2
+  secs_since "$start" >"$DIR/rebuild_secs"
+  redis-cli -p "$RPORT" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r' >"$DIR/redis_bytes"
 
-K6="not installed"
-if need k6; then
-  K6="installed"
-  for s in feed_user mixed; do
-    echo "== k6 $s" >&2
-    k6 run -q --summary-export "$WORK/k6-$s.json" -e BASE="http://127.0.0.1:$PORT" \
-      -e DATA="$BENCH_DATA" -e SCENARIO="$s" -e VUS="$CONNS" -e DURATION="$DURATION" \
-      bench/k6/scenarios.js >&2 || true
+  start_server
+  echo "== [$SCALE] warm-up" >&2
+  for s in feed_user feed_anon mixed; do
+    wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
   done
-fi
 
-FINAL_RSS=$(rss_kb "$SERVER_PID")
-METRICS=$(curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^douyin_(near_cache|store_fsyncs|store_durable|cache_reloads)' || true)
-stop_server
-FINAL_CHECK=$("$BIN/douyin-lite" --data-dir "$WORK/data" --redis-url "$REDIS" check) || true
+  local list=$LARGE
+  if [ "$full" = 1 ]; then
+    list=$SCENARIOS
+    # the baselines: a logged-in feed page, and a captured response of each read scenario
+    local token
+    token=$(awk '!/^#/ {print $2; exit}' "$BENCH_DATA/users.txt")
+    curl -fs "http://127.0.0.1:$PORT/douyin/feed/?token=$token" -o "$DIR/bodies/feed_page.json"
+    for s in $READS; do case " $SCENARIOS " in *" $s "*) capture "$s" ;; esac; done
+    "$BIN/bench-baseline" "$DIR/bodies" "127.0.0.1:$BPORT" 2>>"$DIR/baseline.log" &
+    BASE_PID=$!
+    PIDS+=("$BASE_PID")
+    for _ in $(seq 50); do curl -fs "http://127.0.0.1:$BPORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+    wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s bench/wrk/baseline.lua "http://127.0.0.1:$BPORT" >/dev/null 2>&1 || true
+    run_wrk baseline "http://127.0.0.1:$BPORT/feed_page" bench/wrk/baseline.lua "$BASE_PID"
+  fi
 
-python3 bench/report.py "$RESULTS" "$OUT" \
-  "$(cat "$WORK/seed.txt")" "$SEED_SECS" "$REBUILD_SECS" "$LIKE_CHECK" "$FINAL_CHECK" \
-  "$FINAL_RSS" "$CONNS" "$THREADS" "$DURATION" "$K6" "$METRICS" "$(wc -c <"$WORK/feed-page.json")"
+  for PASS in 1 2; do
+    [ "$PASS" = 2 ] && [ "$full" != 1 ] && break
+    for s in $list; do
+      echo "== [$SCALE/$PASS] $s" >&2
+      if [ "$s" = like ]; then
+        if [ "$PASS" = 1 ]; then run_like; else run_wrk like "http://127.0.0.1:$PORT" bench/wrk/like.lua "$SERVER_PID"; fi
+        continue
+      fi
+      # a read's same-size baseline runs just before it (the machine's load drifts)
+      if [ "$full" = 1 ] && [ "$PASS" = 1 ] && [ -f "$DIR/bodies/$s.json" ]; then
+        run_wrk "baseline:$s" "http://127.0.0.1:$BPORT/$s" bench/wrk/baseline.lua "$BASE_PID"
+      fi
+      run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
+    done
+    rss_kb "$SERVER_PID" >"$DIR/rss_pass$PASS"
+  done
+  [ "$full" = 1 ] && kill "$BASE_PID" 2>/dev/null || true
+
+  if [ "$full" = 1 ] && [ -n "$VEGETA" ]; then
+    echo "== [$SCALE] vegeta: mixed" >&2
+    python3 bench/vegeta/targets.py "$BENCH_DATA" "http://127.0.0.1:$PORT" 200000 >"$DIR/targets.jsonl"
+    "$VEGETA" attack -format=json -targets="$DIR/targets.jsonl" -rate=0 -max-workers="$CONNS" \
+      -workers="$CONNS" -duration="$DURATION" -timeout=5s -keepalive=true |
+      "$VEGETA" report -type=json >"$DIR/vegeta_mixed.json"
+  fi
+
+  curl -fs "http://127.0.0.1:$PORT/metrics" |
+    grep -E '^douyin_(near_cache|store_fsyncs|store_durable|cache_reloads)' >"$DIR/metrics.txt" || true
+  stop_server
+  check >"$DIR/final_check.json" || true
+  rm -rf "$DIR/data" "$DIR/capture"
+}
+
+first=1
+for s in $SCALES; do
+  bench_scale "$s" "$first"
+  first=0
+done
+
+python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
+  "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" $SCALES
 echo "== wrote $OUT" >&2

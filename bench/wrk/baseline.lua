@@ -1,3 +1,3 @@
--- The baseline server answers any path with its precomputed feed page.
+-- The baseline server answers /<scenario> with that scenario's captured response (and any
+-- other path with the feed page): wrk's own request for the URL it is given.
 dofile((os.getenv("BENCH_WRK") or "bench/wrk") .. "/common.lua")
-function request() return get("/douyin/feed/") end
