@@ -39,7 +39,15 @@ where
     R: web::Responder + 'static,
 {
     note(path);
-    cfg.service(web::resource([path.to_string(), format!("{path}/")]).to(handler));
+    // The handler's future lives in one heap block from the start: ntex and the write path
+    // move it (into its own box, into a task), and moving a future copies all of it; a
+    // profile of the like scenario had 15% of the server's time in those copies.
+    cfg.service(
+        web::resource([path.to_string(), format!("{path}/")]).to(move |ctx: Ctx| {
+            let handler = handler.clone();
+            Box::pin(async move { handler(ctx).await })
+        }),
+    );
 }
 
 /// Registers a write `handler` like [`route`], running it as a task of its own: a client that
@@ -58,7 +66,7 @@ where
 pub async fn complete<T: 'static>(
     work: impl Future<Output = Result<T, AppError>> + 'static,
 ) -> Result<T, AppError> {
-    ntex::rt::spawn(work)
+    ntex::rt::spawn(Box::pin(work))
         .await
         .unwrap_or_else(|_| Err(AppError::Internal("request task failed".into())))
 }

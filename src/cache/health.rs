@@ -39,15 +39,26 @@ impl Health {
 
     /// Runs `f` (a Redis call) unless Redis is down, and stops waiting for it when Redis goes
     /// down meanwhile.
-    pub async fn guard<F: Future>(&self, f: F) -> Result<F::Output, AppError> {
-        let mut rx = self.up.subscribe();
-        if !*rx.borrow_and_update() {
-            return Err(down());
-        }
-        tokio::select! {
-            biased;
-            r = f => Ok(r),
-            _ = rx.wait_for(|up| !*up) => Err(down()),
+    ///
+    /// `f` is boxed at once: a fred command's future is several KB, and every async fn that
+    /// held it by value (this one, `Cache::io`, their callers) kept its own copy of that space,
+    /// so a like's handler future reached 70 KB, copied whole each time it moved (15% of the
+    /// like scenario's CPU in memmove; bench/NOTES.md).
+    pub fn guard<'a, F: Future + 'a>(
+        &'a self,
+        f: F,
+    ) -> impl Future<Output = Result<F::Output, AppError>> + 'a {
+        let f = Box::pin(f);
+        async move {
+            let mut rx = self.up.subscribe();
+            if !*rx.borrow_and_update() {
+                return Err(down());
+            }
+            tokio::select! {
+                biased;
+                r = f => Ok(r),
+                _ = rx.wait_for(|up| !*up) => Err(down()),
+            }
         }
     }
 

@@ -269,12 +269,14 @@ impl Cache {
         }
     }
 
-    /// Runs one Redis call under the health guard (see `health.rs`).
-    async fn io<T>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, fred::error::Error>>,
-    ) -> Result<T, AppError> {
-        Ok(self.health.guard(call).await??)
+    /// Runs one Redis call under the health guard (see `health.rs`, which boxes the call's
+    /// future at once: this returns a small future, whatever the call's size).
+    fn io<'a, T: 'a>(
+        &'a self,
+        call: impl std::future::Future<Output = Result<T, fred::error::Error>> + 'a,
+    ) -> impl std::future::Future<Output = Result<T, AppError>> + 'a {
+        let guarded = self.health.guard(call);
+        async move { Ok(guarded.await??) }
     }
 
     /// Runs the pipeline `build` makes, under the health guard, and makes and runs it again
