@@ -200,6 +200,7 @@ pub async fn writer(st: &AppState, token: Option<&str>) -> Result<i64, AppError>
     if !st.cache.ensure_user(uid).await? {
         return Err(AppError::InvalidToken);
     }
+    st.cache.near.know_user(uid);
     Ok(uid)
 }
 

@@ -1,12 +1,12 @@
-//! The near-cache: video and user objects (with their pre-rendered JSON) and the head of the
-//! feed timeline, held in process so that a feed page needs no Redis round trip for anything
-//! but the viewer's own flags.
+//! The near-cache: video and user objects (with their pre-rendered JSON), viewers' liked and
+//! following sets, sessions, each video's first comment page and the head of the feed timeline,
+//! held in process so that a feed page, user info or comment list needs no Redis round trip.
 //!
 //! Bounded by bytes (`near.max_bytes`, quick_cache's scan-resistant policy evicts the rest).
 //! Kept fresh two ways:
 //! - **Invalidation**: a dedicated connection subscribes with Redis's server-assisted
 //!   client-side caching (`CLIENT TRACKING ON BCAST PREFIX ... REDIRECT`, messages on
-//!   `__redis__:invalidate`) to the video, play-count, user
+//!   `__redis__:invalidate`) to the video, play-count, user, set, session, comment-list
 //!   and feed keys, so a change made through any instance drops the entry here within the time
 //!   Redis takes to push the message (milliseconds). A flush or a lost tracking connection
 //!   drops everything.
@@ -446,6 +446,13 @@ impl NearCache {
             return None;
         }
         self.facts.get(&NearKey::Video(id))
+    }
+
+    /// Records that user `id` exists (users are never deleted).
+    pub fn know_user(&self, id: i64) {
+        if self.enabled {
+            self.facts.insert(NearKey::User(id), 0);
+        }
     }
 
     /// Whether user `id` is known to exist here (users are never deleted).
