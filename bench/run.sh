@@ -219,6 +219,11 @@ for s in $SCALES; do
   first=0
 done
 
-python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
-  "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" $SCALES
+if ! python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
+  "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" $SCALES; then
+  KEEP=$(mktemp -d /tmp/douyin-bench-results.XXXXXX)
+  cp -r "$RESULTS" "$WORK"/scale-* "$KEEP"/ 2>/dev/null || true
+  echo "report.py failed; the measurements are kept in $KEEP" >&2
+  exit 1
+fi
 echo "== wrote $OUT" >&2
