@@ -11,7 +11,7 @@ fi
 
 echo "== building (release)" >&2
 cargo build --release --bins -q
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 WORK=$(mktemp -d "/tmp/$1.XXXXXX")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
