@@ -37,6 +37,16 @@ VEGETA_MODULE=github.com/tsenart/vegeta/v12@v12.13.0
 source bench/lib.sh douyin-bench
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
+# a run that stops early (a failing scale) keeps what it measured
+REPORTED=0
+keep_results() {
+  [ "$REPORTED" = 1 ] && return 0
+  local keep
+  keep=$(mktemp -d /tmp/douyin-bench-results.XXXXXX)
+  cp -r "$RESULTS" "$WORK"/scale-* "$keep"/ 2>/dev/null || true
+  echo "the run stopped early; its measurements are kept in $keep" >&2
+}
+trap 'keep_results; cleanup' EXIT
 BPORT=$(free_port)
 export DOUYIN_LOG__LEVEL=${DOUYIN_LOG__LEVEL:-warn}
 export BENCH_WRK=$ROOT/bench/wrk
@@ -219,11 +229,7 @@ for s in $SCALES; do
   first=0
 done
 
-if ! python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
-  "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" $SCALES; then
-  KEEP=$(mktemp -d /tmp/douyin-bench-results.XXXXXX)
-  cp -r "$RESULTS" "$WORK"/scale-* "$KEEP"/ 2>/dev/null || true
-  echo "report.py failed; the measurements are kept in $KEEP" >&2
-  exit 1
-fi
+python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
+  "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" $SCALES
+REPORTED=1
 echo "== wrote $OUT" >&2
