@@ -119,20 +119,25 @@ async fn instance_b(a: &TestApp, tweak: impl FnOnce(&mut Config) + Send + 'stati
     spawn_with(o).await
 }
 
+/// Waits (up to 5 s) until `app`'s invalidation subscription is up.
+async fn wait_for_tracking(app: &TestApp) {
+    let t = Instant::now();
+    while !app.state.cache.near.tracking.load(Ordering::Acquire) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "tracking never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Instance B shares A's Redis (not its durable store: B only reads here). With B's age bound
 /// raised to a minute, only Redis's invalidation messages can make A's changes visible at B.
 #[tokio::test]
 async fn changes_through_another_instance_are_seen_within_a_second() {
     let (a, author, liker) = instance_a("multi").await;
     let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
-    let wait_tracking = Instant::now();
-    while !b.state.cache.near.tracking.load(Ordering::Acquire) {
-        assert!(
-            wait_tracking.elapsed() < Duration::from_secs(5),
-            "tracking never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_tracking(&b).await;
     let first = b.get("/douyin/feed/", &[]).await;
     let vid = first["video_list"][0]["id"].as_i64().unwrap();
     assert_eq!(first["video_list"][0]["favorite_count"], 0);
@@ -366,11 +371,7 @@ async fn wait_for_comments(app: &TestApp, token: &str, vid: i64, want: &[&str]) 
 async fn comment_pages_are_near_cached_and_follow_other_instances() {
     let (a, _, liker) = instance_a("cmnt").await;
     let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
-    let wait_tracking = Instant::now();
-    while !b.state.cache.near.tracking.load(Ordering::Acquire) {
-        assert!(wait_tracking.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_tracking(&b).await;
     let vid = a.get("/douyin/feed/", &[]).await["video_list"][0]["id"]
         .as_i64()
         .unwrap();
