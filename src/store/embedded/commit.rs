@@ -32,8 +32,8 @@ const IDLE_TIDY: Duration = Duration::from_millis(200);
 
 impl super::EmbeddedStore {
     /// Runs write `f` on the committer thread. When `changed` says it wrote something, waits
-    /// for the fsync that covers it (shared with every write of the same round) and counts a
-    /// durable write; otherwise answers at once.
+    /// for the fsync that covers it (shared with every write of the same round; the write is
+    /// counted as durable once that fsync succeeds); otherwise answers at once.
     pub(super) async fn commit<T, F, C>(&self, f: F, changed: C) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -45,12 +45,9 @@ impl super::EmbeddedStore {
             let res = catch_unwind(AssertUnwindSafe(|| f(inner)))
                 .unwrap_or_else(|_| Err(unavailable("a store write panicked")));
             match res {
-                Ok(v) if changed(&v) => {
-                    inner.durable_writes.fetch_add(1, Ordering::Relaxed);
-                    Some(Box::new(move |synced: Result<(), String>| {
-                        let _ = tx.send(synced.map(|()| v).map_err(StoreError::Unavailable));
-                    }) as AfterSync)
-                }
+                Ok(v) if changed(&v) => Some(Box::new(move |synced: Result<(), String>| {
+                    let _ = tx.send(synced.map(|()| v).map_err(StoreError::Unavailable));
+                }) as AfterSync),
                 other => {
                     let _ = tx.send(other);
                     None
@@ -117,12 +114,18 @@ pub(super) fn run(store: Weak<Inner>, rx: mpsc::Receiver<Msg>) {
         }
         let Some(inner) = store.upgrade() else { return };
         let mut after: Vec<AfterSync> = Vec::with_capacity(msgs.len());
+        let mut writes = 0;
         for m in msgs {
             match m {
                 Msg::Sync(w) => after.push(Box::new(move |r| {
                     let _ = w.send(r);
                 })),
-                Msg::Run(job) => after.extend(job(&inner)),
+                Msg::Run(job) => {
+                    if let Some(a) = job(&inner) {
+                        writes += 1;
+                        after.push(a);
+                    }
+                }
             }
         }
         tidy_outbox(&inner);
@@ -137,8 +140,12 @@ pub(super) fn run(store: Weak<Inner>, rx: mpsc::Receiver<Msg>) {
         inner.fsyncs.fetch_add(1, Ordering::Relaxed);
         metrics::histogram!("douyin_store_fsync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("douyin_store_group_commit_writes").record(after.len() as f64);
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "durable store fsync failed");
+        match &res {
+            // counted once on disk, as before the writes moved to this thread
+            Ok(()) => {
+                inner.durable_writes.fetch_add(writes, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "durable store fsync failed"),
         }
         for a in after {
             a(res.clone());
