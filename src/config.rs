@@ -185,6 +185,10 @@ pub struct RedisConfig {
     /// "unavailable" at once (and /readyz 503) until a probe succeeds. During an outage a
     /// request answers within about `probe_interval_ms + probe_timeout_ms`.
     pub probe_timeout_ms: u64,
+    /// The most members of one set (a user's followers, the feed, a conversation) a reload
+    /// installs in one script; larger sets go in chunks of this size, staged and renamed into
+    /// place, so that no script blocks Redis (and its health probe) for more than a few ms.
+    pub load_chunk: usize,
 }
 
 impl Default for RedisConfig {
@@ -197,6 +201,7 @@ impl Default for RedisConfig {
             timeout_ms: 3000,
             probe_interval_ms: 100,
             probe_timeout_ms: 400,
+            load_chunk: 4096,
         }
     }
 }
@@ -599,6 +604,9 @@ impl Config {
         }
         if self.store.memtable_bytes < (1 << 20) || self.store.cache_bytes < (1 << 20) {
             return Err("store.memtable_bytes and store.cache_bytes must be at least 1 MiB".into());
+        }
+        if !(16..=1_000_000).contains(&self.redis.load_chunk) {
+            return Err("redis.load_chunk must be 16..=1000000".into());
         }
         if self.server.feed_page_size == 0 || self.server.feed_page_size > 30 {
             return Err("server.feed_page_size must be 1..=30".into());

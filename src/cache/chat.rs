@@ -1,8 +1,8 @@
 //! Conversations in Redis: one zset per pair of users holding the messages as JSON, reloaded
 //! from the store on a miss.
 
-use super::codec::{message_member, parse_messages, script_int};
-use super::reload::Reload;
+use super::codec::{message_member, parse_messages};
+use super::reload::{Kind, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::MessageData;
@@ -32,16 +32,15 @@ impl Cache {
                     return Ok(());
                 }
                 let msgs = self.store.conversation(a, b).await?;
-                let mut args = Vec::with_capacity(2 + 2 * msgs.len());
-                args.extend([token, "pairs".into()]);
+                let mut items = Vec::with_capacity(2 * msgs.len());
                 for m in &msgs {
-                    args.push(m.id.to_string());
-                    args.push(message_member(&MessageData::from(m)));
+                    items.push(m.id.to_string());
+                    items.push(message_member(&MessageData::from(m)));
                 }
-                let r = self
-                    .eval(&self.scripts.load_timeline, vec![key.clone(), lease], args)
+                let installed = self
+                    .install_zset(&key, &lease, Kind::Pairs, token, &items)
                     .await?;
-                if script_int(&r) == Some(1) {
+                if installed {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }

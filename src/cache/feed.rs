@@ -2,7 +2,7 @@
 //! else from Redis.
 
 use super::codec::{ids_of, script_int};
-use super::reload::Reload;
+use super::reload::{Kind, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::near::FeedLookup;
@@ -24,12 +24,17 @@ impl Cache {
                     return Ok(());
                 }
                 let ids = self.store.feed_ids(usize::MAX).await?;
-                let mut args = Vec::with_capacity(ids.len() + 2);
-                args.extend([token, "ids".into()]);
-                args.extend(ids.iter().map(|v| v.to_string()));
-                let k = vec![self.keys.feed(), self.keys.feed_lease()];
-                let r = self.eval(&self.scripts.load_timeline, k, args).await?;
-                if script_int(&r) == Some(1) {
+                let items: Vec<String> = ids.iter().map(|v| v.to_string()).collect();
+                let installed = self
+                    .install_zset(
+                        &self.keys.feed(),
+                        &self.keys.feed_lease(),
+                        Kind::Ids,
+                        token,
+                        &items,
+                    )
+                    .await?;
+                if installed {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         videos = ids.len(),

@@ -37,6 +37,14 @@ impl Health {
         *self.up.borrow()
     }
 
+    /// Waits until Redis counts as up, for at most `limit`; true when it does.
+    pub async fn wait_up(&self, limit: Duration) -> bool {
+        let mut rx = self.up.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// Runs `f` (a Redis call) unless Redis is down, and stops waiting for it when Redis goes
     /// down meanwhile.
     ///

@@ -14,6 +14,13 @@ impl Keys {
             prefix: prefix.to_string(),
         }
     }
+    /// Where a reload stages a large set before renaming it over `real` (`lua/load_chunk.lua`):
+    /// `<prefix>stg:` and the rest of `real`, so the same hash tag and slot, and a kind the
+    /// near-cache's invalidation parser ignores.
+    pub fn staging(&self, real: &str) -> String {
+        let rest = real.strip_prefix(self.prefix.as_str()).unwrap_or(real);
+        format!("{}stg:{rest}", self.prefix)
+    }
     /// Hash: a user's profile and counters.
     pub fn user(&self, id: i64) -> String {
         format!("{}u:{{{id}}}", self.prefix)

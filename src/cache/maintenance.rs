@@ -6,9 +6,15 @@ use crate::error::AppError;
 use crate::store::OutboxOp;
 use fred::prelude::*;
 use fred::types::Value;
+use std::time::{Duration, Instant};
 
 /// Entities `rebuild-cache` reloads at once.
 const REBUILD_IN_FLIGHT: usize = 64;
+
+/// How long `rebuild-cache` waits out an unavailable Redis, in total per entity, before it
+/// gives up: a batch job outlasts a busy Redis (a probe missed during a large load) instead of
+/// failing an hour's rebuild on it.
+const REBUILD_PATIENCE: Duration = Duration::from_secs(60);
 
 impl Cache {
     /// Applies an outbox entry left behind by a crash or a Redis outage: drops every key the
@@ -70,9 +76,12 @@ impl Cache {
     /// so one at a time leaves Redis and the store waiting on each other's round trips.
     pub async fn rebuild_all(&self) -> Result<(usize, usize), AppError> {
         let (mut users, mut videos) = (0, 0);
-        self.io(self.client().del::<(), _>(self.keys.feed()))
-            .await?;
-        self.ensure_feed().await?;
+        self.patiently(0, || async {
+            self.io(self.client().del::<(), _>(self.keys.feed()))
+                .await?;
+            self.ensure_feed().await
+        })
+        .await?;
         let mut after = 0;
         loop {
             let batch = self.store.scan_users(after, 500).await?;
@@ -103,12 +112,38 @@ impl Cache {
         Fut: std::future::Future<Output = Result<bool, AppError>>,
     {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let replace = &replace;
         stream::iter(ids)
-            .map(|&id| replace(id))
+            .map(|&id| self.patiently(id, move || replace(id)))
             .buffer_unordered(REBUILD_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await?;
         Ok(())
+    }
+
+    /// Runs `step` (of entity `id`; 0: the feed) and runs it again while Redis is unavailable
+    /// (a probe missed while Redis was busy, a restart), waiting for it to answer again, for up
+    /// to [`REBUILD_PATIENCE`]. Every step replaces what it loads, so running it again is safe.
+    async fn patiently<T, Fut>(&self, id: i64, step: impl Fn() -> Fut) -> Result<T, AppError>
+    where
+        Fut: std::future::Future<Output = Result<T, AppError>>,
+    {
+        let started = Instant::now();
+        loop {
+            match step().await {
+                Err(AppError::Unavailable(why)) if started.elapsed() < REBUILD_PATIENCE => {
+                    tracing::warn!(
+                        entity = id,
+                        %why,
+                        "rebuild-cache: redis unavailable; waiting for it, then again"
+                    );
+                    let left = REBUILD_PATIENCE.saturating_sub(started.elapsed());
+                    self.health.wait_up(left).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// The counters Redis holds for `fields` of each key (None where the key is not cached),

@@ -51,6 +51,8 @@ const TRYAGAIN_ATTEMPTS: usize = 16;
 pub struct CacheStats {
     /// Keys reloaded from the durable store.
     pub reloads: AtomicU64,
+    /// Chunks of large sets staged by reloads (`lua/load_chunk.lua`).
+    pub staged_chunks: AtomicU64,
     /// Redis round trips (a script call, a pipeline or a single command).
     pub round_trips: AtomicU64,
 }
@@ -73,6 +75,8 @@ pub struct Cache {
     /// For the per-worker connections (see [`Cache::attach_worker`]).
     config: Config,
     timeout: Duration,
+    /// `redis.load_chunk`: the most members of a set one load script installs.
+    load_chunk: usize,
 }
 
 thread_local! {
@@ -183,6 +187,7 @@ impl Cache {
             health: health::Health::new(),
             config,
             timeout,
+            load_chunk: cfg.load_chunk.max(16),
         };
         for s in cache.scripts.all() {
             s.load(cache.pool.next()).await?;

@@ -5,6 +5,7 @@ use super::codec::script_int;
 use super::Cache;
 use crate::error::AppError;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// Whether a reload loads what is missing or replaces what is there.
@@ -18,6 +19,42 @@ pub enum Reload {
 
 /// How long a reload lease lives when its loader dies.
 const LEASE_MS: u64 = 30_000;
+
+/// What a staged set holds (`load_chunk.lua`'s kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Zset members scored by themselves (ids).
+    Ids,
+    /// Flat (score, member) pairs.
+    Pairs,
+    /// HyperLogLog elements.
+    Hll,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ids => "ids",
+            Kind::Pairs => "pairs",
+            Kind::Hll => "hll",
+        }
+    }
+    /// Strings per member.
+    pub(super) fn width(self) -> usize {
+        match self {
+            Kind::Pairs => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What [`Cache::stage`] left for the load script.
+pub(super) struct Staged<'a> {
+    /// Whether part of the set waits in its staging key ('1' in the load script's flags).
+    pub staged: bool,
+    /// The members to pass inline.
+    pub tail: &'a [String],
+}
 
 /// Removes a single-flight entry when its last user is done with it.
 struct FlightCleanup<'a> {
@@ -61,6 +98,75 @@ impl Cache {
         };
         let _turn = lock.lock().await;
         load().await
+    }
+
+    /// Stages all but the last `redis.load_chunk` members of a set (`items`, flat) in `real`'s
+    /// staging key under the lease `lease`, one `load_chunk.lua` call per `redis.load_chunk`
+    /// members (a few ms of Redis time each, so that a user with 100k followers or a feed of a
+    /// million videos never blocks Redis, and its health probe, for long); the load script
+    /// renames the staging key over `real` and adds the tail. None: the lease was lost.
+    pub(super) async fn stage<'a>(
+        &self,
+        lease: &str,
+        real: &str,
+        kind: Kind,
+        token: &str,
+        items: &'a [String],
+    ) -> Result<Option<Staged<'a>>, AppError> {
+        let step = self.load_chunk * kind.width();
+        if items.len() <= step {
+            return Ok(Some(Staged {
+                staged: false,
+                tail: items,
+            }));
+        }
+        let split = items.len() - step;
+        let keys = vec![lease.to_string(), self.keys.staging(real)];
+        for (i, chunk) in items[..split].chunks(step).enumerate() {
+            let mut args = Vec::with_capacity(chunk.len() + 3);
+            args.extend([
+                token.to_string(),
+                if i == 0 { "first" } else { "more" }.to_string(),
+                kind.name().to_string(),
+            ]);
+            args.extend_from_slice(chunk);
+            let r = self
+                .eval(&self.scripts.load_chunk, keys.clone(), args)
+                .await?;
+            if script_int(&r) != Some(1) {
+                return Ok(None);
+            }
+            self.stats.staged_chunks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Some(Staged {
+            staged: true,
+            tail: &items[split..],
+        }))
+    }
+
+    /// Installs a whole zset (the feed, a conversation) with `load_timeline.lua`, staging its
+    /// head first when it is large. False: the lease was lost (reload again).
+    pub(super) async fn install_zset(
+        &self,
+        key: &str,
+        lease: &str,
+        kind: Kind,
+        token: String,
+        items: &[String],
+    ) -> Result<bool, AppError> {
+        let Some(st) = self.stage(lease, key, kind, &token, items).await? else {
+            return Ok(false);
+        };
+        let mut args = Vec::with_capacity(st.tail.len() + 3);
+        args.extend([
+            token,
+            kind.name().to_string(),
+            if st.staged { "1" } else { "0" }.to_string(),
+        ]);
+        args.extend_from_slice(st.tail);
+        let keys = vec![key.to_string(), lease.to_string(), self.keys.staging(key)];
+        let r = self.eval(&self.scripts.load_timeline, keys, args).await?;
+        Ok(script_int(&r) == Some(1))
     }
 
     pub(super) fn token() -> String {

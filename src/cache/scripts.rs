@@ -9,6 +9,7 @@ pub struct Scripts {
     pub load_user: Script,
     pub load_video: Script,
     pub load_timeline: Script,
+    pub load_chunk: Script,
     pub create_entity: Script,
     pub timeline_add: Script,
     pub user_add_video: Script,
@@ -30,6 +31,7 @@ impl Scripts {
             load_user: Script::from_lua(include_str!("../../lua/load_user.lua")),
             load_video: Script::from_lua(include_str!("../../lua/load_video.lua")),
             load_timeline: Script::from_lua(include_str!("../../lua/load_timeline.lua")),
+            load_chunk: Script::from_lua(include_str!("../../lua/load_chunk.lua")),
             create_entity: Script::from_lua(include_str!("../../lua/create_entity.lua")),
             timeline_add: Script::from_lua(include_str!("../../lua/timeline_add.lua")),
             user_add_video: Script::from_lua(include_str!("../../lua/user_add_video.lua")),
@@ -44,12 +46,13 @@ impl Scripts {
             session_set: Script::from_lua(include_str!("../../lua/session_set.lua")),
         }
     }
-    pub(super) fn all(&self) -> [&Script; 16] {
+    pub(super) fn all(&self) -> [&Script; 17] {
         [
             &self.lease,
             &self.load_user,
             &self.load_video,
             &self.load_timeline,
+            &self.load_chunk,
             &self.create_entity,
             &self.timeline_add,
             &self.user_add_video,

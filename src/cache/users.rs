@@ -2,7 +2,7 @@
 //! the near-cache first) and paging through a user's zsets (published videos, likes, follows).
 
 use super::codec::{script_int, user_fields, user_from_hash};
-use super::reload::Reload;
+use super::reload::{Kind, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::UserData;
@@ -74,21 +74,46 @@ impl Cache {
                 let following = self.store.following(id).await?;
                 let followers = self.store.followers(id).await?;
                 let fields = user_fields(&u, &counters, vids.len() as i64);
-                let scored = 2 * (likes.len() + following.len() + followers.len());
-                let mut args = Vec::with_capacity(fields.len() + vids.len() + scored + 6);
-                args.extend([token, (fields.len() / 2).to_string()]);
-                args.extend(fields);
-                args.push(vids.len().to_string());
-                args.extend(vids.iter().map(|v| v.to_string()));
-                for set in [&likes, &following, &followers] {
-                    args.push(set.len().to_string());
-                    for (score, member) in set.iter() {
-                        args.extend([score.to_string(), member.to_string()]);
+                let pairs = |set: &[(i64, i64)]| -> Vec<String> {
+                    set.iter()
+                        .flat_map(|(score, member)| [score.to_string(), member.to_string()])
+                        .collect()
+                };
+                let sets = [
+                    (Kind::Ids, vids.iter().map(|v| v.to_string()).collect()),
+                    (Kind::Pairs, pairs(&likes)),
+                    (Kind::Pairs, pairs(&following)),
+                    (Kind::Pairs, pairs(&followers)),
+                ];
+                let mut keys = self.keys.user_keys_all(id);
+                let lease = self.keys.user_lease(id);
+                let mut flags = String::with_capacity(4);
+                let mut tails: Vec<&[String]> = Vec::with_capacity(4);
+                for (i, (kind, items)) in sets.iter().enumerate() {
+                    let real = &keys[1 + i];
+                    match self.stage(&lease, real, *kind, &token, items).await? {
+                        Some(st) => {
+                            flags.push(if st.staged { '1' } else { '0' });
+                            tails.push(st.tail);
+                        }
+                        None => break,
                     }
                 }
-                let r = self
-                    .eval(&self.scripts.load_user, self.keys.user_keys_all(id), args)
-                    .await?;
+                if tails.len() < sets.len() {
+                    continue; // the lease was lost while staging
+                }
+                let staging: Vec<String> =
+                    keys[1..5].iter().map(|k| self.keys.staging(k)).collect();
+                keys.extend(staging);
+                let inline: usize = tails.iter().map(|t| t.len()).sum();
+                let mut args = Vec::with_capacity(fields.len() + inline + 6);
+                args.extend([token, flags, (fields.len() / 2).to_string()]);
+                args.extend(fields);
+                for (i, tail) in tails.iter().enumerate() {
+                    args.push((tail.len() / sets[i].0.width()).to_string());
+                    args.extend_from_slice(tail);
+                }
+                let r = self.eval(&self.scripts.load_user, keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(user = id, "reloaded user from durable store");

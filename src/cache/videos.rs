@@ -2,7 +2,7 @@
 //! (from the near-cache first) and counting distinct viewers.
 
 use super::codec::{script_int, video_fields, video_from_hash};
-use super::reload::Reload;
+use super::reload::{Kind, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::VideoData;
@@ -100,16 +100,35 @@ impl Cache {
                 let viewers = self.store.plays(id).await?;
                 let comments = self.store.comment_ids_by_video(id).await?;
                 let fields = video_fields(&v, &counters);
+                let comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
+                let mut keys = self.keys.video_keys_all(id);
+                let lease = self.keys.video_lease(id);
+                let Some(plays) = self
+                    .stage(&lease, &keys[1], Kind::Hll, &token, &viewers)
+                    .await?
+                else {
+                    continue;
+                };
+                let Some(cms) = self
+                    .stage(&lease, &keys[2], Kind::Ids, &token, &comments)
+                    .await?
+                else {
+                    continue;
+                };
+                let mut flags = String::with_capacity(2);
+                for st in [&plays, &cms] {
+                    flags.push(if st.staged { '1' } else { '0' });
+                }
+                let staging = [self.keys.staging(&keys[1]), self.keys.staging(&keys[2])];
+                keys.extend(staging);
                 let mut args =
-                    Vec::with_capacity(fields.len() + viewers.len() + comments.len() + 3);
-                args.extend([token, (fields.len() / 2).to_string()]);
+                    Vec::with_capacity(fields.len() + plays.tail.len() + cms.tail.len() + 4);
+                args.extend([token, flags, (fields.len() / 2).to_string()]);
                 args.extend(fields);
-                args.push(viewers.len().to_string());
-                args.extend(viewers);
-                args.extend(comments.iter().map(|c| c.to_string()));
-                let r = self
-                    .eval(&self.scripts.load_video, self.keys.video_keys_all(id), args)
-                    .await?;
+                args.push(plays.tail.len().to_string());
+                args.extend_from_slice(plays.tail);
+                args.extend_from_slice(cms.tail);
+                let r = self.eval(&self.scripts.load_video, keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(video = id, "reloaded video from durable store");

@@ -167,6 +167,8 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
     metrics::counter!("douyin_redis_round_trips_total")
         .absolute(c.round_trips.load(Ordering::Relaxed));
     metrics::counter!("douyin_cache_reloads_total").absolute(c.reloads.load(Ordering::Relaxed));
+    metrics::counter!("douyin_cache_reload_chunks_total")
+        .absolute(c.staged_chunks.load(Ordering::Relaxed));
     metrics::counter!("douyin_store_durable_writes_total").absolute(store.durable_writes);
     metrics::counter!("douyin_store_fsyncs_total").absolute(store.fsyncs);
     metrics::gauge!("douyin_redis_up").set(if st.cache.health.is_up() { 1.0 } else { 0.0 });

@@ -4,6 +4,7 @@ use douyin_lite::store::{
 };
 use serde_json::{json, Value};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -247,6 +248,39 @@ async fn rebuild_cache_and_outbox_replay() {
         .await;
     assert_eq!(v["user"]["work_count"], 3);
     assert!(st.store.pending_outbox(10).await.unwrap().is_empty());
+    app.stop().await;
+}
+
+/// `rebuild-cache` is a batch job: a Redis that stops answering for a while (busy, restarting)
+/// makes it wait and go on, not fail.
+#[tokio::test]
+async fn rebuild_cache_waits_out_a_stalled_redis() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let users = populate(&app).await;
+    let before = snapshot(&app, &users).await;
+    app.flush_redis().await;
+    let pid = redis_pid(&redis).to_string();
+    let signal = |sig: &str| {
+        let done = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(done.success());
+    };
+    signal("-STOP");
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!app.state.cache.health.is_up(), "the prober saw the stall");
+        signal("-CONT");
+    };
+    // a rebuild that gave up would end with an error before the stall ends
+    let (done, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(20), app.state.cache.rebuild_all()),
+        resume
+    );
+    let done = done.expect("the rebuild finishes once redis answers");
+    assert_eq!(done.unwrap(), (2, 4));
+    assert_eq!(snapshot(&app, &users).await, before);
     app.stop().await;
 }
 
@@ -977,5 +1011,223 @@ async fn the_cql_store_speaks_tls_and_checks_the_node_certificate() {
     let v = like(&app, &token, vid, "1").await;
     assert_eq!(code(&v), 0, "{v}");
     assert_eq!(app.user(uid).await["favorite_count"], 1);
+    app.stop().await;
+}
+
+/// Sets larger than one load script takes (`redis.load_chunk`, 100 here) are staged in chunks
+/// and renamed into place: a user with 250 followers, 250 videos and 250 likes, a video with
+/// 250 comments and 150 viewers, a conversation of 250 messages and a feed of 250 videos come
+/// back whole, both through `rebuild-cache` and through a read's reload, and no staging key is
+/// left behind.
+#[tokio::test]
+async fn large_sets_reload_whole_in_chunks() {
+    use douyin_lite::store::{Import, MessageRecord, UserCounters, VideoCounters};
+    const N: usize = 250;
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    o.tweak = Box::new(|c| c.redis.load_chunk = 100);
+    let app = spawn_with(o).await;
+    let st = &app.state;
+    let (star, _) = app.register("big_star").await;
+    let (fan, fan_token) = app.register("big_fan").await;
+    let mut data = Import::default();
+    let next = || st.ids.next_id();
+    let followers: Vec<i64> = (0..N).map(|_| next()).collect();
+    for (i, id) in followers.iter().enumerate() {
+        data.users.push(UserRecord {
+            id: *id,
+            name: format!("big_follower_{i}"),
+            password_hash: "unused".into(),
+            avatar: String::new(),
+            background_image: String::new(),
+            signature: String::new(),
+            created_ms: douyin_lite::ids::time_ms(*id),
+        });
+        data.follows.push((*id, star, next()));
+    }
+    let videos: Vec<i64> = (0..N).map(|_| next()).collect();
+    for (i, id) in videos.iter().enumerate() {
+        data.videos.push(VideoRecord {
+            id: *id,
+            author_id: star,
+            title: format!("big video {i}"),
+            desc: String::new(),
+            play: format!("https://cdn.example.com/{i}.mp4"),
+            cover: String::new(),
+            created_ms: douyin_lite::ids::time_ms(*id),
+        });
+        data.likes.push((fan, *id, next()));
+    }
+    let hot = videos[0];
+    let comments: Vec<i64> = (0..N).map(|_| next()).collect();
+    for (i, id) in comments.iter().enumerate() {
+        data.comments.push(CommentRecord {
+            id: *id,
+            video_id: hot,
+            user_id: fan,
+            content: format!("comment {i}"),
+            reply_id: 0,
+            created_ms: douyin_lite::ids::time_ms(*id),
+        });
+    }
+    let messages: Vec<i64> = (0..N).map(|_| next()).collect();
+    for (i, id) in messages.iter().enumerate() {
+        let (from, to) = if i % 2 == 0 { (fan, star) } else { (star, fan) };
+        data.messages.push(MessageRecord {
+            id: *id,
+            from_user_id: from,
+            to_user_id: to,
+            content: format!("message {i}"),
+            created_ms: douyin_lite::ids::time_ms(*id),
+        });
+    }
+    let n = N as i64;
+    data.user_counters = vec![
+        (
+            star,
+            UserCounters {
+                follower_count: n,
+                follower_version: n,
+                total_favorited: n,
+                received_version: n,
+                ..Default::default()
+            },
+        ),
+        (
+            fan,
+            UserCounters {
+                favorite_count: n,
+                like_version: n,
+                ..Default::default()
+            },
+        ),
+    ];
+    data.user_counters.extend(followers.iter().map(|f| {
+        (
+            *f,
+            UserCounters {
+                follow_count: 1,
+                follow_version: 1,
+                ..Default::default()
+            },
+        )
+    }));
+    data.video_counters = videos
+        .iter()
+        .map(|v| {
+            let comments = if *v == hot { n } else { 0 };
+            let c = VideoCounters {
+                favorite_count: 1,
+                favorite_version: 1,
+                comment_count: comments,
+                comment_version: comments,
+            };
+            (*v, c)
+        })
+        .collect();
+    st.store.import(data).await.unwrap();
+    for i in 0..150 {
+        st.store
+            .add_play(hot, &format!("viewer-{i}"))
+            .await
+            .unwrap();
+    }
+
+    let newest_first = |ids: &[i64]| ids.iter().rev().copied().collect::<Vec<_>>();
+    let check = |label: &'static str| {
+        let app = &app;
+        let (followers, videos, comments, messages) = (&followers, &videos, &comments, &messages);
+        let fan_token = fan_token.clone();
+        async move {
+            let star_info = app.user(star).await;
+            assert_eq!(star_info["follower_count"], N, "{label}: {star_info}");
+            assert_eq!(star_info["work_count"], N, "{label}: {star_info}");
+            assert_eq!(app.user(fan).await["favorite_count"], N, "{label}");
+            let q = [("user_id", star.to_string())];
+            let got = app
+                .walk_pages("/douyin/relation/follower/list/", &q, "user_list", 100)
+                .await;
+            assert_eq!(got, newest_first(followers), "{label}: followers");
+            let got = app
+                .walk_pages("/douyin/publish/list/", &q, "video_list", 100)
+                .await;
+            assert_eq!(got, newest_first(videos), "{label}: published");
+            let got = app
+                .walk_pages(
+                    "/douyin/favorite/list/",
+                    &[("user_id", fan.to_string())],
+                    "video_list",
+                    100,
+                )
+                .await;
+            assert_eq!(got, newest_first(videos), "{label}: liked");
+            let got = app
+                .walk_pages(
+                    "/douyin/comment/list/",
+                    &[("video_id", hot.to_string())],
+                    "comment_list",
+                    100,
+                )
+                .await;
+            assert_eq!(got, newest_first(comments), "{label}: comments");
+            let feed = app.get("/douyin/feed/", &[]).await;
+            assert_eq!(
+                ids(&feed["video_list"])[0],
+                videos[N - 1],
+                "{label}: feed head"
+            );
+            let keys = &app.state.cache.keys;
+            let feed = redis_cli(&app.redis_url, &["ZCARD", &keys.feed()]);
+            let feed: usize = String::from_utf8_lossy(&feed.stdout)
+                .trim()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                feed,
+                N + 1,
+                "{label}: the feed's videos and its loaded marker"
+            );
+            let chat = app
+                .get(
+                    "/douyin/message/chat/",
+                    &[
+                        ("token", fan_token.clone()),
+                        ("to_user_id", star.to_string()),
+                    ],
+                )
+                .await;
+            let got = ids(&chat["message_list"]);
+            assert_eq!(got, *messages, "{label}: chat");
+            let all = app
+                .state
+                .cache
+                .conversation_page(fan, star, Some(0), 2 * N)
+                .await
+                .unwrap();
+            let got: Vec<i64> = all.iter().map(|m| m.id).collect();
+            assert_eq!(got.len(), N, "{label}: whole conversation");
+            let plays = redis_cli(&app.redis_url, &["PFCOUNT", &keys.video_plays(hot)]);
+            let plays: i64 = String::from_utf8_lossy(&plays.stdout)
+                .trim()
+                .parse()
+                .unwrap();
+            assert!((145..=155).contains(&plays), "{label}: {plays} viewers");
+            let staged = redis_cli(&app.redis_url, &["KEYS", "*stg:*"]);
+            assert!(staged.stdout.trim_ascii().is_empty(), "{label}: {staged:?}");
+        }
+    };
+    let chunks = || st.cache.stats.staged_chunks.load(Ordering::Relaxed);
+    app.flush_redis().await;
+    let (u, v) = st.cache.rebuild_all().await.unwrap();
+    assert_eq!((u, v), (N + 2, N));
+    // two chunks before each set's inline tail: the star's followers and videos, the fan's
+    // likes, the hot video's comments, the feed (the viewers: one)
+    let staged = chunks();
+    assert!(staged >= 11, "{staged} chunks staged");
+    check("rebuild-cache").await;
+    app.flush_redis().await;
+    check("reload on a miss").await;
+    assert!(chunks() >= 2 * staged, "{} chunks staged", chunks());
     app.stop().await;
 }
