@@ -223,13 +223,15 @@ bench_scale() {
   rm -rf "$DIR/data" "$DIR/capture"
 }
 
+# RESULTS.md is written after every scale, so a scale that fails later keeps the earlier ones
 first=1
+done_scales=()
 for s in $SCALES; do
   bench_scale "$s" "$first"
   first=0
+  done_scales+=("$s")
+  python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
+    "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" "${done_scales[@]}"
+  echo "== wrote $OUT (scales: ${done_scales[*]})" >&2
 done
-
-python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
-  "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" $SCALES
 REPORTED=1
-echo "== wrote $OUT" >&2
