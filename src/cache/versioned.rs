@@ -45,6 +45,14 @@ pub enum ZsetOp {
     },
 }
 
+/// One versioned change, ready to send (`lua/entity_apply.lua`): its keys, its arguments and
+/// the near-cache entries it makes stale.
+pub struct Change {
+    keys: Vec<String>,
+    args: Vec<String>,
+    stale: [Option<NearKey>; 2],
+}
+
 impl Cache {
     /// Applies a versioned change of one group of user `id`'s cached state.
     pub async fn apply_user(
@@ -54,6 +62,55 @@ impl Cache {
         aspect: UserAspect,
         op: ZsetOp,
     ) -> Result<(), AppError> {
+        self.apply(vec![self.user_change(id, c, aspect, op)]).await
+    }
+
+    /// Applies a versioned change of one group of video `id`'s cached state.
+    pub async fn apply_video(
+        &self,
+        id: i64,
+        c: &VideoCounters,
+        aspect: VideoAspect,
+        op: ZsetOp,
+    ) -> Result<(), AppError> {
+        self.apply(vec![self.video_change(id, c, aspect, op)]).await
+    }
+
+    /// Applies `changes`: in one script call on a single Redis (a like's three changes cost one
+    /// round trip), one call per change, concurrently, on a Redis Cluster (each entity has its
+    /// own slot). Every change's near-cache entries are dropped afterwards, also on failure.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), AppError> {
+        let r = if changes.len() == 1 || !self.config.server.is_clustered() {
+            let (mut keys, mut args) = (Vec::new(), vec![changes.len().to_string()]);
+            for c in &changes {
+                keys.extend_from_slice(&c.keys);
+                args.extend([c.keys.len().to_string(), c.args.len().to_string()]);
+                args.extend_from_slice(&c.args);
+            }
+            self.eval(&self.scripts.entity_apply, keys, args).await
+        } else {
+            futures_util::future::try_join_all(changes.iter().map(|c| {
+                let mut args = vec![
+                    "1".to_string(),
+                    c.keys.len().to_string(),
+                    c.args.len().to_string(),
+                ];
+                args.extend_from_slice(&c.args);
+                self.eval(&self.scripts.entity_apply, c.keys.clone(), args)
+            }))
+            .await
+            .map(|_| fred::types::Value::Null)
+        };
+        for c in &changes {
+            for k in c.stale.iter().flatten() {
+                self.near.invalidate(*k);
+            }
+        }
+        r.map(|_| ())
+    }
+
+    /// A versioned change of one group of user `id`'s cached state (see [`Cache::apply`]).
+    pub fn user_change(&self, id: i64, c: &UserCounters, aspect: UserAspect, op: ZsetOp) -> Change {
         let all = self.keys.user_all(id);
         let mv = self.keys.user_member_versions(id);
         // (version field, base field, version, mode, counter, value, zset index in user_all)
@@ -98,26 +155,26 @@ impl Cache {
         let mut keys = vec![all[0].clone(), all[z].clone(), mv[z - 2].clone()];
         keys.extend((1..5).filter(|k| *k != z).map(|k| all[k].clone()));
         keys.push(all[5].clone());
-        let r = self
-            .apply(keys, [ver, base, mode], version, &[(field, value)], op)
-            .await;
-        self.near.invalidate(NearKey::User(id));
-        match aspect {
-            UserAspect::Likes => self.near.invalidate(NearKey::Likes(id)),
-            UserAspect::Follows => self.near.invalidate(NearKey::Follows(id)),
-            UserAspect::Received | UserAspect::Followers => {}
+        let set = match aspect {
+            UserAspect::Likes => Some(NearKey::Likes(id)),
+            UserAspect::Follows => Some(NearKey::Follows(id)),
+            UserAspect::Received | UserAspect::Followers => None,
+        };
+        Change {
+            keys,
+            args: change_args([ver, base, mode], version, (field, value), op),
+            stale: [Some(NearKey::User(id)), set],
         }
-        r
     }
 
-    /// Applies a versioned change of one group of video `id`'s cached state.
-    pub async fn apply_video(
+    /// A versioned change of one group of video `id`'s cached state (see [`Cache::apply`]).
+    pub fn video_change(
         &self,
         id: i64,
         c: &VideoCounters,
         aspect: VideoAspect,
         op: ZsetOp,
-    ) -> Result<(), AppError> {
+    ) -> Change {
         let all = self.keys.video_all(id);
         let (ver, base, version, mode, field, value) = match aspect {
             VideoAspect::Favorites => (
@@ -144,57 +201,46 @@ impl Cache {
             all[1].clone(),
             all[3].clone(),
         ];
-        let r = self
-            .apply(keys, [ver, base, mode], version, &[(field, value)], op)
-            .await;
-        self.near.invalidate(NearKey::Video(id));
-        if matches!(aspect, VideoAspect::Comments) {
-            self.near.invalidate(NearKey::Comments(id));
+        let comments = matches!(aspect, VideoAspect::Comments).then_some(NearKey::Comments(id));
+        Change {
+            keys,
+            args: change_args([ver, base, mode], version, (field, value), op),
+            stale: [Some(NearKey::Video(id)), comments],
         }
-        r
     }
+}
 
-    async fn apply(
-        &self,
-        keys: Vec<String>,
-        names: [&str; 3],
-        version: i64,
-        fields: &[(&str, i64)],
-        op: ZsetOp,
-    ) -> Result<(), AppError> {
-        let [ver, base, mode] = names;
-        let mut args = Vec::with_capacity(9 + fields.len() * 2);
-        args.extend([
-            ver.to_string(),
-            base.to_string(),
+/// One change's arguments (see `lua/entity_apply.lua`).
+fn change_args(names: [&str; 3], version: i64, counter: (&str, i64), op: ZsetOp) -> Vec<String> {
+    let [ver, base, mode] = names;
+    let mut args = Vec::with_capacity(11);
+    args.extend([
+        ver.to_string(),
+        base.to_string(),
+        version.to_string(),
+        mode.to_string(),
+        "1".to_string(),
+        counter.0.to_string(),
+        counter.1.to_string(),
+    ]);
+    match op {
+        ZsetOp::None => args.extend(["none".into(), String::new(), "0".into(), "0".into()]),
+        ZsetOp::Add {
+            member,
+            score,
+            version,
+        } => args.extend([
+            "add".into(),
+            member.to_string(),
+            score.to_string(),
             version.to_string(),
-            mode.to_string(),
-            fields.len().to_string(),
-        ]);
-        for (f, v) in fields {
-            args.push(f.to_string());
-            args.push(v.to_string());
-        }
-        match op {
-            ZsetOp::None => args.extend(["none".into(), String::new(), "0".into(), "0".into()]),
-            ZsetOp::Add {
-                member,
-                score,
-                version,
-            } => args.extend([
-                "add".into(),
-                member.to_string(),
-                score.to_string(),
-                version.to_string(),
-            ]),
-            ZsetOp::Remove { member, version } => args.extend([
-                "rem".into(),
-                member.to_string(),
-                "0".into(),
-                version.to_string(),
-            ]),
-        }
-        self.eval(&self.scripts.entity_apply, keys, args).await?;
-        Ok(())
+        ]),
+        ZsetOp::Remove { member, version } => args.extend([
+            "rem".into(),
+            member.to_string(),
+            "0".into(),
+            version.to_string(),
+        ]),
     }
+    args
 }

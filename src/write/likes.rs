@@ -47,24 +47,24 @@ pub async fn set_like(
             }
         };
         // three slots, three independent versioned changes: sent together
-        futures_util::future::try_join3(
-            st.cache
-                .apply_user(user_id, &change.liker, UserAspect::Likes, op),
-            st.cache.apply_user(
+        // the liker, the author and the video: one script on a single Redis
+        let c = &st.cache;
+        c.apply(vec![
+            c.user_change(user_id, &change.liker, UserAspect::Likes, op),
+            c.user_change(
                 author_id,
                 &change.author,
                 UserAspect::Received,
                 ZsetOp::None,
             ),
-            st.cache.apply_video(
+            c.video_change(
                 video_id,
                 &change.video,
                 VideoAspect::Favorites,
                 ZsetOp::None,
             ),
-        )
+        ])
         .await
-        .map(|_| ())
     })
     .await;
     Ok(true)

@@ -52,14 +52,12 @@ pub async fn set_follow(
             )
         };
         // two users, two independent versioned changes: sent together
-        futures_util::future::try_join(
-            st.cache
-                .apply_user(follower, &change.follower, UserAspect::Follows, a),
-            st.cache
-                .apply_user(followee, &change.followee, UserAspect::Followers, b),
-        )
+        let c = &st.cache;
+        c.apply(vec![
+            c.user_change(follower, &change.follower, UserAspect::Follows, a),
+            c.user_change(followee, &change.followee, UserAspect::Followers, b),
+        ])
         .await
-        .map(|_| ())
     })
     .await;
     Ok(true)
