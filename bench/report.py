@@ -94,16 +94,21 @@ targets = []
 # Why a target is missed, from the profiles and measurements in bench/NOTES.md (keyed by the
 # scenario or target kind); shown beside a missed target only.
 WHY = {
-    "feed_anon": "the server's own work per request (parameters, metrics, middleware, 30 near-cache "
-                 "lookups, writing 16 KB from pre-rendered fragments) on cores shared with wrk and Redis; "
-                 "the baseline only writes bytes",
+    "feed_anon": "the server's own work per request on cores shared with wrk and Redis: about 60 "
+                 "near-cache lookups (the page's videos and authors; quick_cache::get is a third of the "
+                 "server's CPU in a feed profile, each lookup bouncing the hot entries' lock and "
+                 "reference counts between the cores), then 16 KB written from fragments; the "
+                 "baseline only writes bytes",
     "feed_user": "as the anonymous feed, plus the token check and the viewer's flags, and near-cache "
                  "misses on deep pages (one pipelined round trip each)",
     "user_info": "the token check and the per-request work, against a 300-byte baseline that costs "
                  "almost nothing",
     "publish_list": "one Redis round trip per request (the list's ids are not near-cached) and up to "
                     "1,000 videos rendered for prolific authors",
-    "favorite_list": "one Redis round trip per request and about 110 videos rendered (60 KB)",
+    "favorite_list": "about 215 near-cache lookups per request (110 videos, their authors): "
+                     "quick_cache::get is 36% of the server's CPU in a profile (cache misses and "
+                     "reference counts bounced between the two cores), then 60 KB of fragments "
+                     "copied, and one Redis round trip for the ids",
     "comment_list": "first pages are near-cached, but every new comment on a hot video drops its page "
                     "and the most commented videos have about 2,000 comments (pages up to 1,000): the "
                     "misses and the large pages make the tail",
@@ -112,14 +117,14 @@ WHY = {
     "friend_list": "a script and a pipeline over the conversations per request (conversations are "
                    "not near-cached)",
     "chat_poll": "one Redis round trip per poll (messages are not near-cached)",
-    "like": "CPU-bound on 2 shared cores: three Redis scripts per like (liker, author, video: three "
-            "slots), a share of an fsync (about ten likes per group commit), the HTTP work",
+    "like": "CPU-bound on 2 shared cores (server workers 32%, Redis 25%, the group committer 18%, "
+            "wrk 10% in a profile): one Redis script per like, a share of an fsync, the HTTP work",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
     "memory": "see the allocator comparison in bench/NOTES.md",
-    "rebuild": "CPU-bound in the server: building and copying the load scripts' arguments (allocation "
-               "and memmove lead the profile)",
+    "rebuild": "Redis-bound: two scripts per user and video (the lease that drops the old keys, then "
+               "the load), about 25 µs of Redis CPU each (INFO commandstats at scale 10)",
     "scale": "more of the data misses the near-cache at the larger scale (deeper pages, colder users)",
 }
 
