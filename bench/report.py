@@ -96,9 +96,8 @@ targets = []
 WHY = {
     "feed_anon": "the server's own work per request on cores shared with wrk and Redis: about 60 "
                  "near-cache lookups (the page's videos and authors; quick_cache::get is a third of the "
-                 "server's CPU in a feed profile, each lookup bouncing the hot entries' lock and "
-                 "reference counts between the cores), then 16 KB written from fragments; the "
-                 "baseline only writes bytes",
+                 "server's CPU in a feed profile, about 0.5 µs each: four dependent cache misses), "
+                 "then 16 KB written from fragments; the baseline only writes bytes",
     "feed_user": "as the anonymous feed, plus the token check and the viewer's flags, and near-cache "
                  "misses on deep pages (one pipelined round trip each)",
     "user_info": "the token check and the per-request work, against a 300-byte baseline that costs "
@@ -106,9 +105,9 @@ WHY = {
     "publish_list": "one Redis round trip per request (the list's ids are not near-cached) and up to "
                     "1,000 videos rendered for prolific authors",
     "favorite_list": "about 215 near-cache lookups per request (110 videos, their authors): "
-                     "quick_cache::get is 36% of the server's CPU in a profile (cache misses and "
-                     "reference counts bounced between the two cores), then 60 KB of fragments "
-                     "copied, and one Redis round trip for the ids",
+                     "quick_cache::get is 36% of the server's CPU in a profile, four dependent "
+                     "cache misses per lookup, then 60 KB of fragments copied, and one Redis round "
+                     "trip for the ids",
     "comment_list": "first pages are near-cached, but every new comment on a hot video drops its page "
                     "and the most commented videos have about 2,000 comments (pages up to 1,000): the "
                     "misses and the large pages make the tail",
