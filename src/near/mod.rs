@@ -22,9 +22,11 @@
 //! `render.rs` holds the entries with their pre-rendered JSON, `track.rs` the invalidation
 //! subscriber.
 
+mod pages;
 mod render;
 pub mod track;
 
+pub use pages::Page;
 pub use render::{write_user, write_video, UserEntry, VideoEntry};
 
 use crate::model::{CommentData, Urls, UserData, VideoData};
@@ -192,6 +194,8 @@ pub struct NearStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub invalidations: AtomicU64,
+    /// Anonymous pages served whole (`pages.rs`).
+    pub pages: AtomicU64,
 }
 
 /// The in-process cache in front of Redis. Disabled (`near.enabled = false`), every lookup
@@ -207,6 +211,8 @@ pub struct NearCache {
     /// that a user exists (0). Writes need only this (likes, comments, the writer check).
     facts: Qc<NearKey, i64>,
     feed: RwLock<Option<FeedSnapshot>>,
+    /// Rendered pages for anonymous viewers (`pages.rs`).
+    pages: pages::Pages,
     /// Bumped by every feed invalidation.
     feed_generation: AtomicU64,
     /// Serialises feed refreshes (concurrent readers wait for one refresh).
@@ -250,6 +256,7 @@ impl NearCache {
             // 16 bytes of key and value each: a bounded sixteenth of the byte budget
             facts: Qc::new(((max_bytes / 16) / 64).clamp(1024, 8_000_000) as usize),
             feed: RwLock::new(None),
+            pages: pages::Pages::default(),
             feed_generation: AtomicU64::new(0),
             feed_refresh: tokio::sync::Mutex::new(()),
             seq: AtomicU64::new(1),
@@ -505,6 +512,7 @@ impl NearCache {
             st.fetch_max(s, Ordering::AcqRel);
         }
         self.entries.clear();
+        self.pages.clear();
         self.invalidate_feed();
     }
 

@@ -154,6 +154,8 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
         .absolute(near.stats.hits.load(Ordering::Relaxed));
     metrics::counter!("douyin_near_cache_misses_total")
         .absolute(near.stats.misses.load(Ordering::Relaxed));
+    metrics::counter!("douyin_near_cache_page_hits_total")
+        .absolute(near.stats.pages.load(Ordering::Relaxed));
     metrics::counter!("douyin_near_cache_invalidations_total")
         .absolute(near.stats.invalidations.load(Ordering::Relaxed));
     metrics::gauge!("douyin_near_cache_entries").set(entries as f64);

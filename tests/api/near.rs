@@ -169,6 +169,76 @@ async fn changes_through_another_instance_are_seen_within_a_second() {
     a.stop().await;
 }
 
+fn page_hits(app: &TestApp) -> u64 {
+    app.state.cache.near.stats.pages.load(Ordering::Relaxed)
+}
+
+/// The anonymous feed page is served whole (one lookup) while it is current, and a change of
+/// one of its videos or authors, through this instance or another (B's age bound is a minute,
+/// so only the invalidation can do it), shows on the next read or within a second.
+#[tokio::test]
+async fn an_anonymous_page_is_served_whole_until_a_video_or_author_changes() {
+    let (a, _author, liker) = instance_a("page").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
+    wait_for_tracking(&b).await;
+    let first = b.get("/douyin/feed/", &[]).await;
+    let vid = first["video_list"][0]["id"].as_i64().unwrap();
+    // the reload's own invalidation messages arrive after the first reads
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.get("/douyin/feed/", &[]).await;
+    let hits = page_hits(&b);
+    let again = b.get("/douyin/feed/", &[]).await;
+    assert_eq!(again["video_list"], first["video_list"]);
+    assert_eq!(page_hits(&b), hits + 1, "the warm page was served whole");
+
+    // a like through A: the video's and the author's counts change at B
+    assert_eq!(code(&like(&a, &liker, vid, "1").await), 0);
+    let t = Instant::now();
+    loop {
+        let v = &b.get("/douyin/feed/", &[]).await["video_list"][0];
+        if v["favorite_count"] == 1 && v["author"]["total_favorited"] == 1 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instance B still shows {v} a second after the like"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a follow through A: the author's follower count shows at A on the very next read (A's
+    // own page is warm too), and at B within a second
+    a.get("/douyin/feed/", &[]).await;
+    a.get("/douyin/feed/", &[]).await;
+    let aid = first["video_list"][0]["author"]["id"].as_i64().unwrap();
+    let follow = a
+        .post_query(
+            "/douyin/relation/action/",
+            &[
+                ("token", liker.clone()),
+                ("to_user_id", aid.to_string()),
+                ("action_type", "1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&follow), 0, "{follow}");
+    let v = &a.get("/douyin/feed/", &[]).await["video_list"][0];
+    assert_eq!(v["author"]["follower_count"], 1, "{v}");
+    let t = Instant::now();
+    while b.get("/douyin/feed/", &[]).await["video_list"][0]["author"]["follower_count"] != 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instance B misses the follow a second later"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // the logged-in view is never the anonymous page
+    let mine = b.get("/douyin/feed/", &[("token", liker.clone())]).await;
+    assert_eq!(mine["video_list"][0]["is_favorite"], true);
+    assert_eq!(mine["video_list"][0]["author"]["is_follow"], true);
+    b.stop().await;
+    a.stop().await;
+}
+
 #[tokio::test]
 async fn without_tracking_the_age_bound_still_holds() {
     let (a, _, liker) = instance_a("age").await;
