@@ -85,12 +85,13 @@ impl Cache {
                     (Kind::Pairs, pairs(&following)),
                     (Kind::Pairs, pairs(&followers)),
                 ];
-                let mut keys = self.keys.user_keys_all(id);
+                // the load script's keys (the lease check's are `keys`)
+                let mut load_keys = self.keys.user_keys_all(id);
                 let lease = self.keys.user_lease(id);
                 let mut flags = String::with_capacity(4);
                 let mut tails: Vec<&[String]> = Vec::with_capacity(4);
                 for (i, (kind, items)) in sets.iter().enumerate() {
-                    let real = &keys[1 + i];
+                    let real = &load_keys[1 + i];
                     match self.stage(&lease, real, *kind, &token, items).await? {
                         Some(st) => {
                             flags.push(if st.staged { '1' } else { '0' });
@@ -102,9 +103,11 @@ impl Cache {
                 if tails.len() < sets.len() {
                     continue; // the lease was lost while staging
                 }
-                let staging: Vec<String> =
-                    keys[1..5].iter().map(|k| self.keys.staging(k)).collect();
-                keys.extend(staging);
+                let staging: Vec<String> = load_keys[1..5]
+                    .iter()
+                    .map(|k| self.keys.staging(k))
+                    .collect();
+                load_keys.extend(staging);
                 let inline: usize = tails.iter().map(|t| t.len()).sum();
                 let mut args = Vec::with_capacity(fields.len() + inline + 6);
                 args.extend([token, flags, (fields.len() / 2).to_string()]);
@@ -113,7 +116,7 @@ impl Cache {
                     args.push((tail.len() / sets[i].0.width()).to_string());
                     args.extend_from_slice(tail);
                 }
-                let r = self.eval(&self.scripts.load_user, keys, args).await?;
+                let r = self.eval(&self.scripts.load_user, load_keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(user = id, "reloaded user from durable store");

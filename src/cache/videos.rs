@@ -101,16 +101,17 @@ impl Cache {
                 let comments = self.store.comment_ids_by_video(id).await?;
                 let fields = video_fields(&v, &counters);
                 let comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
-                let mut keys = self.keys.video_keys_all(id);
+                // the load script's keys (the lease check's are `keys`)
+                let mut load_keys = self.keys.video_keys_all(id);
                 let lease = self.keys.video_lease(id);
                 let Some(plays) = self
-                    .stage(&lease, &keys[1], Kind::Hll, &token, &viewers)
+                    .stage(&lease, &load_keys[1], Kind::Hll, &token, &viewers)
                     .await?
                 else {
                     continue;
                 };
                 let Some(cms) = self
-                    .stage(&lease, &keys[2], Kind::Ids, &token, &comments)
+                    .stage(&lease, &load_keys[2], Kind::Ids, &token, &comments)
                     .await?
                 else {
                     continue;
@@ -119,8 +120,11 @@ impl Cache {
                 for st in [&plays, &cms] {
                     flags.push(if st.staged { '1' } else { '0' });
                 }
-                let staging = [self.keys.staging(&keys[1]), self.keys.staging(&keys[2])];
-                keys.extend(staging);
+                let staging = [
+                    self.keys.staging(&load_keys[1]),
+                    self.keys.staging(&load_keys[2]),
+                ];
+                load_keys.extend(staging);
                 let mut args =
                     Vec::with_capacity(fields.len() + plays.tail.len() + cms.tail.len() + 4);
                 args.extend([token, flags, (fields.len() / 2).to_string()]);
@@ -128,7 +132,7 @@ impl Cache {
                 args.push(plays.tail.len().to_string());
                 args.extend_from_slice(plays.tail);
                 args.extend_from_slice(cms.tail);
-                let r = self.eval(&self.scripts.load_video, keys, args).await?;
+                let r = self.eval(&self.scripts.load_video, load_keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(video = id, "reloaded video from durable store");
