@@ -72,7 +72,9 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 /// Moves `slot` from the node serving it to another primary, the way `redis-cli --cluster
 /// reshard` does (IMPORTING/MIGRATING, MIGRATE of its keys, SETSLOT NODE everywhere), with
-/// pauses in each state so that the load meets both redirections (ASK and MOVED).
+/// pauses in each state (a second: writes are durable first, and a CQL store on a loaded
+/// machine can take hundreds of ms per write) so that the load meets both redirections (ASK
+/// and MOVED).
 async fn move_slot(url: &str, slot: u16) -> (u16, u16) {
     let all = nodes(url);
     let src = all.iter().find(|n| n.serves(slot)).unwrap().clone();
@@ -80,7 +82,7 @@ async fn move_slot(url: &str, slot: u16) -> (u16, u16) {
     let s = slot.to_string();
     cli(dst.port, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &src.id]);
     cli(src.port, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst.id]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     loop {
         let keys = cli(src.port, &["CLUSTER", "GETKEYSINSLOT", &s, "100"]);
         let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
@@ -94,7 +96,7 @@ async fn move_slot(url: &str, slot: u16) -> (u16, u16) {
         cli(src.port, &args);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     for n in [&dst, &src] {
         cli(n.port, &["CLUSTER", "SETSLOT", &s, "NODE", &dst.id]);
     }
@@ -155,7 +157,15 @@ async fn a_slot_moved_under_load_leaves_counts_exact_and_reads_fresh() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // the load must be flowing before the move starts (every liker answered twice)
+    let flowing = Instant::now();
+    while acks.load(Ordering::Relaxed) < 2 * likers.len() {
+        assert!(
+            flowing.elapsed() < Duration::from_secs(20),
+            "the load never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (acks_before, reads_before) = (acks.load(Ordering::Relaxed), reads.load(Ordering::Relaxed));
     let (from, to) = move_slot(&url, slot).await;
     let (acks_during, reads_during) = (
