@@ -152,7 +152,7 @@ run_like() {
 # bench_scale SCALE FULL: one scale from an empty store and an empty Redis
 bench_scale() {
   SCALE=$1
-  local full=$2 start
+  local full=$2 start s
   DIR=$WORK/scale-$SCALE
   mkdir -p "$DIR/bodies"
   redis-cli -p "$RPORT" flushall >/dev/null
@@ -224,12 +224,13 @@ bench_scale() {
 }
 
 # RESULTS.md is written after every scale, so a scale that fails later keeps the earlier ones
+# (not `s`: bench_scale's loops use it)
 first=1
 done_scales=()
-for s in $SCALES; do
-  bench_scale "$s" "$first"
+for scale in $SCALES; do
+  bench_scale "$scale" "$first"
   first=0
-  done_scales+=("$s")
+  done_scales+=("$scale")
   python3 bench/report.py "$RESULTS" "$WORK" "$OUT" "$CONNS" "$THREADS" "$DURATION" \
     "${VEGETA:+${VEGETA_MODULE#*@}}" "$DOUYIN_NEAR__MAX_BYTES" "${done_scales[@]}"
   echo "== wrote $OUT (scales: ${done_scales[*]})" >&2
