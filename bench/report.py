@@ -94,10 +94,10 @@ targets = []
 # Why a target is missed, from the profiles and measurements in bench/NOTES.md (keyed by the
 # scenario or target kind); shown beside a missed target only.
 WHY = {
-    "feed_anon": "the server's own work per request on cores shared with wrk and Redis: about 60 "
-                 "near-cache lookups (the page's videos and authors; quick_cache::get is a third of the "
-                 "server's CPU in a feed profile, about 0.5 µs each: four dependent cache misses), "
-                 "then 16 KB written from fragments; the baseline only writes bytes",
+    "feed_anon": "the newest page is served whole from the near-cache (one lookup, bench/NOTES.md), so "
+                 "what remains is the per-request work (parameters, middleware, metrics, the 16 KB "
+                 "copied into the response) on cores shared with wrk and Redis; the baseline only "
+                 "writes bytes",
     "feed_user": "as the anonymous feed, plus the token check and the viewer's flags, and near-cache "
                  "misses on deep pages (one pipelined round trip each)",
     "user_info": "the token check and the per-request work, against a 300-byte baseline that costs "
