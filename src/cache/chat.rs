@@ -38,7 +38,7 @@ impl Cache {
                     items.push(message_member(&MessageData::from(m)));
                 }
                 let installed = self
-                    .install_zset(&key, &lease, Kind::Pairs, token, &items)
+                    .install_zset(&key, &lease, Kind::Pairs, token, items)
                     .await?;
                 if installed {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);

@@ -31,7 +31,7 @@ impl Cache {
                         &self.keys.feed_lease(),
                         Kind::Ids,
                         token,
-                        &items,
+                        items,
                     )
                     .await?;
                 if installed {

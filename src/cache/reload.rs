@@ -49,11 +49,11 @@ impl Kind {
 }
 
 /// What [`Cache::stage`] left for the load script.
-pub(super) struct Staged<'a> {
+pub(super) struct Staged {
     /// Whether part of the set waits in its staging key ('1' in the load script's flags).
     pub staged: bool,
-    /// The members to pass inline.
-    pub tail: &'a [String],
+    /// Where the members to pass inline start (the caller moves them into the arguments).
+    pub from: usize,
 }
 
 /// Removes a single-flight entry when its last user is done with it.
@@ -105,19 +105,19 @@ impl Cache {
     /// members (a few ms of Redis time each, so that a user with 100k followers or a feed of a
     /// million videos never blocks Redis, and its health probe, for long); the load script
     /// renames the staging key over `real` and adds the tail. None: the lease was lost.
-    pub(super) async fn stage<'a>(
+    pub(super) async fn stage(
         &self,
         lease: &str,
         real: &str,
         kind: Kind,
         token: &str,
-        items: &'a [String],
-    ) -> Result<Option<Staged<'a>>, AppError> {
+        items: &[String],
+    ) -> Result<Option<Staged>, AppError> {
         let step = self.load_chunk * kind.width();
         if items.len() <= step {
             return Ok(Some(Staged {
                 staged: false,
-                tail: items,
+                from: 0,
             }));
         }
         let split = items.len() - step;
@@ -140,8 +140,29 @@ impl Cache {
         }
         Ok(Some(Staged {
             staged: true,
-            tail: &items[split..],
+            from: split,
         }))
+    }
+
+    /// Stages each of `sets` (real key, kind, members) with [`Cache::stage`]: the load script's
+    /// flags ('1' for each set staged) and where each set's inline members start, or None when
+    /// the lease was lost.
+    pub(super) async fn stage_sets(
+        &self,
+        lease: &str,
+        token: &str,
+        sets: &[(&str, Kind, &[String])],
+    ) -> Result<Option<(String, Vec<usize>)>, AppError> {
+        let mut flags = String::with_capacity(sets.len());
+        let mut froms = Vec::with_capacity(sets.len());
+        for (real, kind, items) in sets {
+            let Some(st) = self.stage(lease, real, *kind, token, items).await? else {
+                return Ok(None);
+            };
+            flags.push(if st.staged { '1' } else { '0' });
+            froms.push(st.from);
+        }
+        Ok(Some((flags, froms)))
     }
 
     /// Installs a whole zset (the feed, a conversation) with `load_timeline.lua`, staging its
@@ -152,18 +173,18 @@ impl Cache {
         lease: &str,
         kind: Kind,
         token: String,
-        items: &[String],
+        mut items: Vec<String>,
     ) -> Result<bool, AppError> {
-        let Some(st) = self.stage(lease, key, kind, &token, items).await? else {
+        let Some(st) = self.stage(lease, key, kind, &token, &items).await? else {
             return Ok(false);
         };
-        let mut args = Vec::with_capacity(st.tail.len() + 3);
+        let mut args = Vec::with_capacity(items.len() - st.from + 3);
         args.extend([
             token,
             kind.name().to_string(),
             if st.staged { "1" } else { "0" }.to_string(),
         ]);
-        args.extend_from_slice(st.tail);
+        args.extend(items.drain(st.from..));
         let keys = vec![key.to_string(), lease.to_string(), self.keys.staging(key)];
         let r = self.eval(&self.scripts.load_timeline, keys, args).await?;
         Ok(script_int(&r) == Some(1))

@@ -87,34 +87,29 @@ impl Cache {
                 ];
                 // the load script's keys (the lease check's are `keys`)
                 let mut load_keys = self.keys.user_keys_all(id);
-                let lease = self.keys.user_lease(id);
-                let mut flags = String::with_capacity(4);
-                let mut tails: Vec<&[String]> = Vec::with_capacity(4);
-                for (i, (kind, items)) in sets.iter().enumerate() {
-                    let real = &load_keys[1 + i];
-                    match self.stage(&lease, real, *kind, &token, items).await? {
-                        Some(st) => {
-                            flags.push(if st.staged { '1' } else { '0' });
-                            tails.push(st.tail);
-                        }
-                        None => break,
-                    }
-                }
-                if tails.len() < sets.len() {
+                let plan: Vec<(&str, Kind, &[String])> = sets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (kind, items))| (load_keys[1 + i].as_str(), *kind, items.as_slice()))
+                    .collect();
+                let staged = self
+                    .stage_sets(&self.keys.user_lease(id), &token, &plan)
+                    .await?;
+                let Some((flags, froms)) = staged else {
                     continue; // the lease was lost while staging
-                }
+                };
                 let staging: Vec<String> = load_keys[1..5]
                     .iter()
                     .map(|k| self.keys.staging(k))
                     .collect();
                 load_keys.extend(staging);
-                let inline: usize = tails.iter().map(|t| t.len()).sum();
-                let mut args = Vec::with_capacity(fields.len() + inline + 6);
+                let inline: usize = sets.iter().zip(&froms).map(|(s, f)| s.1.len() - f).sum();
+                let mut args = Vec::with_capacity(fields.len() + inline + 7);
                 args.extend([token, flags, (fields.len() / 2).to_string()]);
                 args.extend(fields);
-                for (i, tail) in tails.iter().enumerate() {
-                    args.push((tail.len() / sets[i].0.width()).to_string());
-                    args.extend_from_slice(tail);
+                for ((kind, mut items), from) in sets.into_iter().zip(froms) {
+                    args.push(((items.len() - from) / kind.width()).to_string());
+                    args.extend(items.drain(from..));
                 }
                 let r = self.eval(&self.scripts.load_user, load_keys, args).await?;
                 if script_int(&r) == Some(1) {

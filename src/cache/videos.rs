@@ -97,41 +97,34 @@ impl Cache {
                     return Ok(());
                 };
                 let counters = self.store.video_counters(id).await?;
-                let viewers = self.store.plays(id).await?;
+                let mut viewers = self.store.plays(id).await?;
                 let comments = self.store.comment_ids_by_video(id).await?;
                 let fields = video_fields(&v, &counters);
-                let comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
+                let mut comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
                 // the load script's keys (the lease check's are `keys`)
                 let mut load_keys = self.keys.video_keys_all(id);
-                let lease = self.keys.video_lease(id);
-                let Some(plays) = self
-                    .stage(&lease, &load_keys[1], Kind::Hll, &token, &viewers)
-                    .await?
-                else {
-                    continue;
+                let plan = [
+                    (load_keys[1].as_str(), Kind::Hll, viewers.as_slice()),
+                    (load_keys[2].as_str(), Kind::Ids, comments.as_slice()),
+                ];
+                let staged = self
+                    .stage_sets(&self.keys.video_lease(id), &token, &plan)
+                    .await?;
+                let Some((flags, froms)) = staged else {
+                    continue; // the lease was lost while staging
                 };
-                let Some(cms) = self
-                    .stage(&lease, &load_keys[2], Kind::Ids, &token, &comments)
-                    .await?
-                else {
-                    continue;
-                };
-                let mut flags = String::with_capacity(2);
-                for st in [&plays, &cms] {
-                    flags.push(if st.staged { '1' } else { '0' });
-                }
                 let staging = [
                     self.keys.staging(&load_keys[1]),
                     self.keys.staging(&load_keys[2]),
                 ];
                 load_keys.extend(staging);
-                let mut args =
-                    Vec::with_capacity(fields.len() + plays.tail.len() + cms.tail.len() + 4);
+                let inline = viewers.len() - froms[0] + comments.len() - froms[1];
+                let mut args = Vec::with_capacity(fields.len() + inline + 4);
                 args.extend([token, flags, (fields.len() / 2).to_string()]);
                 args.extend(fields);
-                args.push(plays.tail.len().to_string());
-                args.extend_from_slice(plays.tail);
-                args.extend_from_slice(cms.tail);
+                args.push((viewers.len() - froms[0]).to_string());
+                args.extend(viewers.drain(froms[0]..));
+                args.extend(comments.drain(froms[1]..));
                 let r = self.eval(&self.scripts.load_video, load_keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);

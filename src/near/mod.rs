@@ -19,8 +19,8 @@
 //! a viewer always sees their own actions. A fetch that raced with an invalidation is used for
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
-//! `render.rs` holds the entries with their pre-rendered JSON, `track.rs` the invalidation
-//! subscriber.
+//! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered pages
+//! for anonymous viewers, `track.rs` the invalidation subscriber.
 
 mod pages;
 mod render;

@@ -1144,33 +1144,42 @@ async fn large_sets_reload_whole_in_chunks() {
             assert_eq!(star_info["follower_count"], N, "{label}: {star_info}");
             assert_eq!(star_info["work_count"], N, "{label}: {star_info}");
             assert_eq!(app.user(fan).await["favorite_count"], N, "{label}");
-            let q = [("user_id", star.to_string())];
-            let got = app
-                .walk_pages("/douyin/relation/follower/list/", &q, "user_list", 100)
-                .await;
-            assert_eq!(got, newest_first(followers), "{label}: followers");
-            let got = app
-                .walk_pages("/douyin/publish/list/", &q, "video_list", 100)
-                .await;
-            assert_eq!(got, newest_first(videos), "{label}: published");
-            let got = app
-                .walk_pages(
-                    "/douyin/favorite/list/",
-                    &[("user_id", fan.to_string())],
+            let lists = [
+                (
+                    "/douyin/relation/follower/list/",
+                    "user_id",
+                    star,
+                    "user_list",
+                    followers,
+                ),
+                (
+                    "/douyin/publish/list/",
+                    "user_id",
+                    star,
                     "video_list",
-                    100,
-                )
-                .await;
-            assert_eq!(got, newest_first(videos), "{label}: liked");
-            let got = app
-                .walk_pages(
+                    videos,
+                ),
+                (
+                    "/douyin/favorite/list/",
+                    "user_id",
+                    fan,
+                    "video_list",
+                    videos,
+                ),
+                (
                     "/douyin/comment/list/",
-                    &[("video_id", hot.to_string())],
+                    "video_id",
+                    hot,
                     "comment_list",
-                    100,
-                )
-                .await;
-            assert_eq!(got, newest_first(comments), "{label}: comments");
+                    comments,
+                ),
+            ];
+            for (path, param, id, field, want) in lists {
+                let got = app
+                    .walk_pages(path, &[(param, id.to_string())], field, 100)
+                    .await;
+                assert_eq!(got, newest_first(want), "{label}: {path}");
+            }
             let feed = app.get("/douyin/feed/", &[]).await;
             assert_eq!(
                 ids(&feed["video_list"])[0],
