@@ -105,6 +105,9 @@ impl Cache {
         others: &[i64],
     ) -> Result<HashMap<i64, MessageData>, AppError> {
         let mut out = HashMap::with_capacity(others.len());
+        if others.is_empty() {
+            return Ok(out);
+        }
         let mut missing = Vec::new();
         {
             self.rt();

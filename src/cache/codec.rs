@@ -1,5 +1,6 @@
 //! Converting between Redis values and our types: hash fields of users, videos and comments,
-//! id lists with and without the loaded marker, and chat messages as zset members.
+//! id lists and scored pairs with and without the loaded marker, and chat messages as zset
+//! members.
 
 use crate::model::{CommentData, MessageData, UserData, VideoData};
 use crate::store::{CommentRecord, UserCounters, UserRecord, VideoCounters, VideoRecord};
@@ -21,23 +22,32 @@ pub(super) fn script_int(v: &Value) -> Option<i64> {
     }
 }
 
-/// The ids of a fetched zset without its loaded marker "0"; None when the marker is missing
-/// (the zset is not loaded).
-pub(super) fn ids_with_marker(items: Vec<Value>) -> Option<Vec<i64>> {
-    let mut marker = false;
-    let mut out = Vec::with_capacity(items.len());
-    for v in items {
-        let id = match v {
-            Value::Integer(i) => Some(i),
-            other => other.as_string().and_then(|s| s.parse::<i64>().ok()),
-        };
-        match id {
-            Some(0) => marker = true,
-            Some(i) => out.push(i),
-            None => {}
+/// The (member, score) pairs of a zset fetched with scores (a flat member, score, ... array),
+/// in their order, loaded marker "0" included if fetched.
+pub(super) fn scored_pairs(items: Vec<Value>) -> Vec<(i64, i64)> {
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+        let m = m
+            .as_i64()
+            .or_else(|| m.as_string().and_then(|s| s.parse().ok()));
+        let sc = sc
+            .as_f64()
+            .or_else(|| sc.as_string().and_then(|s| s.parse().ok()));
+        if let (Some(m), Some(sc)) = (m, sc) {
+            out.push((m, sc as i64));
         }
     }
-    marker.then_some(out)
+    out
+}
+
+/// The (member, score) pairs of a whole zset fetched with scores, without its loaded marker
+/// "0"; None when the marker is missing (the zset is not loaded).
+pub(super) fn pairs_with_marker(items: Vec<Value>) -> Option<Vec<(i64, i64)>> {
+    let mut pairs = scored_pairs(items);
+    let before = pairs.len();
+    pairs.retain(|(m, _)| *m != 0);
+    (pairs.len() < before).then_some(pairs)
 }
 
 pub(super) fn ids_of(items: Vec<Value>) -> Vec<i64> {

@@ -1,7 +1,7 @@
 //! The viewer's flags on a page: `is_favorite` (the viewer's liked set) and `is_follow` (whom
 //! the viewer follows), from the near-cache's copies of both sets or in one script call.
 
-use super::codec::ids_with_marker;
+use super::codec::pairs_with_marker;
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::near::NearKey;
@@ -56,15 +56,16 @@ impl Cache {
         users: &[i64],
     ) -> Result<(Vec<bool>, Vec<bool>), AppError> {
         let (lk, fk) = (NearKey::Likes(viewer), NearKey::Follows(viewer));
+        // only a whole list answers for membership (a long one may be held in part, for pages)
         let mut likes = if videos.is_empty() {
             None
         } else {
-            self.near.set(lk)
+            self.near.set(lk).filter(|s| s.whole)
         };
         let mut follows = if users.is_empty() {
             None
         } else {
-            self.near.set(fk)
+            self.near.set(fk).filter(|s| s.whole)
         };
         let need_likes = !videos.is_empty() && likes.is_none();
         let need_follows = !users.is_empty() && follows.is_none();
@@ -82,16 +83,16 @@ impl Cache {
                             (need_follows, this.keys.user_following(viewer)),
                         ];
                         for (_, key) in wanted.into_iter().filter(|(need, _)| *need) {
-                            let _: () = p.zrange(key, 0, -1, None, false, None, false).await?;
+                            let _: () = p.zrange(key, 0, -1, None, false, None, true).await?;
                         }
                         Ok(p)
                     })
                     .await?;
                 let mut sets = Vec::with_capacity(2);
                 for r in res {
-                    // members as ids; the loaded marker "0" must be among them
+                    // (member, score) pairs; the loaded marker "0" must be among them
                     let ids = match r? {
-                        Value::Array(items) => ids_with_marker(items),
+                        Value::Array(items) => pairs_with_marker(items),
                         _ => None,
                     };
                     sets.push(ids);
@@ -111,10 +112,10 @@ impl Cache {
             };
             let mut it = sets.into_iter().flatten();
             if need_likes {
-                likes = it.next().map(|ids| self.near.install_set(lk, ids, t));
+                likes = it.next().map(|ids| self.near.install_set(lk, ids, true, t));
             }
             if need_follows {
-                follows = it.next().map(|ids| self.near.install_set(fk, ids, t));
+                follows = it.next().map(|ids| self.near.install_set(fk, ids, true, t));
             }
         }
         let liked = match &likes {

@@ -17,6 +17,7 @@ mod flags;
 pub mod health;
 mod keys;
 mod limits;
+mod lists;
 mod maintenance;
 mod reload;
 mod scripts;

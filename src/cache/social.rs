@@ -1,5 +1,5 @@
 //! Follows in Redis: following and follower pages, and friends (mutual follows, one script on
-//! one slot so the two sets are never out of step).
+//! one slot so the two sets are never out of step; or from the near-cache's copies of both).
 
 use super::codec::ids_of;
 use super::{Cache, RELOAD_ATTEMPTS};
@@ -27,8 +27,16 @@ impl Cache {
         self.user_zset_scored(id, 4, cursor, limit).await
     }
 
-    /// User `id`'s friends (mutual follows), newest friendship first; None when unknown.
+    /// User `id`'s friends (mutual follows), newest friendship first; None when unknown. From
+    /// the near-cache's lists when it holds them (`lists.rs`), else one script call.
     pub async fn friends(&self, id: i64, limit: usize) -> Result<Option<Vec<i64>>, AppError> {
+        if self.near.enabled() {
+            match self.near_friends(id, limit).await? {
+                None => return Ok(None),
+                Some(Some(ids)) => return Ok(Some(ids)),
+                Some(None) => {}
+            }
+        }
         for _ in 0..RELOAD_ATTEMPTS {
             let mut keys = self.keys.user_all(id);
             keys.pop();

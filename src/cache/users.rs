@@ -1,7 +1,7 @@
 //! Users in Redis: installing a new one, reloading one from the store, reading profiles (from
 //! the near-cache first) and paging through a user's zsets (published videos, likes, follows).
 
-use super::codec::{script_int, user_fields, user_from_hash};
+use super::codec::{scored_pairs, script_int, user_fields, user_from_hash};
 use super::reload::{Kind, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
@@ -149,8 +149,30 @@ impl Cache {
     }
 
     /// (member, score) pairs of one of the user's zsets, highest score first, scores below
-    /// `cursor` when given; None when the user is unknown.
+    /// `cursor` when given; None when the user is unknown. From the near-cache's copy of the
+    /// list when it holds the page (`lists.rs`), else from Redis.
     pub(super) async fn user_zset_scored(
+        &self,
+        id: i64,
+        which: usize,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, i64)>>, AppError> {
+        if self.near.enabled() {
+            match self.near_list(id, which).await? {
+                None => return Ok(None),
+                Some(s) => {
+                    if let Some(page) = s.page(cursor, limit) {
+                        return Ok(Some(page));
+                    }
+                }
+            }
+        }
+        self.fetch_user_zset(id, which, cursor, limit).await
+    }
+
+    /// A page of one of the user's zsets from Redis (see [`Self::user_zset_scored`]).
+    pub(super) async fn fetch_user_zset(
         &self,
         id: i64,
         which: usize,
@@ -172,22 +194,7 @@ impl Cache {
                 )
                 .await?;
             match v {
-                Value::Array(items) => {
-                    let mut out = Vec::with_capacity(items.len() / 2);
-                    let mut it = items.into_iter();
-                    while let (Some(m), Some(sc)) = (it.next(), it.next()) {
-                        let m = m
-                            .as_i64()
-                            .or_else(|| m.as_string().and_then(|s| s.parse().ok()));
-                        let sc = sc
-                            .as_f64()
-                            .or_else(|| sc.as_string().and_then(|s| s.parse().ok()));
-                        if let (Some(m), Some(sc)) = (m, sc) {
-                            out.push((m, sc as i64));
-                        }
-                    }
-                    return Ok(Some(out));
-                }
+                Value::Array(items) => return Ok(Some(scored_pairs(items))),
                 _ => {
                     if !self.ensure_user(id).await? {
                         return Ok(None);

@@ -158,7 +158,8 @@ impl Cache {
         let set = match aspect {
             UserAspect::Likes => Some(NearKey::Likes(id)),
             UserAspect::Follows => Some(NearKey::Follows(id)),
-            UserAspect::Received | UserAspect::Followers => None,
+            UserAspect::Followers => Some(NearKey::Followers(id)),
+            UserAspect::Received => None,
         };
         Change {
             keys,

@@ -44,6 +44,7 @@ impl Cache {
         .await?;
         self.near.invalidate(NearKey::Video(v.id));
         self.near.invalidate(NearKey::User(a));
+        self.near.invalidate(NearKey::Works(a));
         self.near.invalidate_feed();
         Ok(())
     }

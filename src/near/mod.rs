@@ -1,12 +1,13 @@
-//! The near-cache: video and user objects (with their pre-rendered JSON), viewers' liked and
-//! following sets, sessions, each video's first comment page and the head of the feed timeline,
-//! held in process so that a feed page, user info or comment list needs no Redis round trip.
+//! The near-cache: video and user objects (with their pre-rendered JSON), users' id lists
+//! (published, liked, following, followers), sessions, each video's first comment page and the
+//! head of the feed timeline, held in process so that a feed page, user info, comment list or
+//! user list needs no Redis round trip.
 //!
 //! Bounded by bytes (`near.max_bytes`, quick_cache's scan-resistant policy evicts the rest).
 //! Kept fresh two ways:
 //! - **Invalidation**: a dedicated connection subscribes with Redis's server-assisted
 //!   client-side caching (`CLIENT TRACKING ON BCAST PREFIX ... REDIRECT`, messages on
-//!   `__redis__:invalidate`) to the video, play-count, user, set, session, comment-list
+//!   `__redis__:invalidate`) to the video, play-count, user, list, session, comment-list
 //!   and feed keys, so a change made through any instance drops the entry here within the time
 //!   Redis takes to push the message (milliseconds). A flush or a lost tracking connection
 //!   drops everything.
@@ -20,14 +21,17 @@
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered pages
-//! for anonymous viewers, `track.rs` the invalidation subscriber.
+//! for anonymous viewers, `sets.rs` users' id lists (for flags and list pages), `track.rs` the
+//! invalidation subscriber.
 
 mod pages;
 mod render;
+mod sets;
 pub mod track;
 
 pub use pages::Page;
 pub use render::{write_user, write_video, UserEntry, VideoEntry};
+pub use sets::{IdSet, SET_MAX};
 
 use crate::model::{CommentData, Urls, UserData, VideoData};
 use quick_cache::sync::Cache as Qc;
@@ -44,10 +48,14 @@ const STAMPS: usize = 4096;
 pub enum NearKey {
     Video(i64),
     User(i64),
-    /// The videos user N likes (for the viewer's `is_favorite` flags).
+    /// The videos user N likes (the viewer's `is_favorite` flags, the favorite list).
     Likes(i64),
-    /// Whom user N follows (for the viewer's `is_follow` flags).
+    /// Whom user N follows (the viewer's `is_follow` flags, the follow and friend lists).
     Follows(i64),
+    /// Who follows user N (the follower and friend lists).
+    Followers(i64),
+    /// The videos user N published (the publish list).
+    Works(i64),
     /// User N's session: which of their tokens are still good.
     Session(i64),
     /// The newest comments of video N (the first page of its comment list).
@@ -63,6 +71,8 @@ impl NearKey {
             NearKey::Follows(i) => (0x27d4_eb2f_1656_67c5u64, *i as u64),
             NearKey::Session(i) => (0x94d0_49bb_1331_11ebu64, *i as u64),
             NearKey::Comments(i) => (0xbf58_476d_1ce4_e5b9u64, *i as u64),
+            NearKey::Followers(i) => (0x6a09_e667_f3bc_c909u64, *i as u64),
+            NearKey::Works(i) => (0xbb67_ae85_84ca_a73bu64, *i as u64),
         };
         ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
     }
@@ -72,7 +82,7 @@ impl NearKey {
 pub enum NearVal {
     Video(Arc<VideoEntry>),
     User(Arc<UserEntry>),
-    /// A viewer's liked videos or followed users, sorted.
+    /// One of a user's id lists (`sets.rs`).
     Set(Arc<IdSet>),
     Session(Arc<SessionEntry>),
     Comments(Arc<CommentPage>),
@@ -116,19 +126,6 @@ impl SessionEntry {
     }
 }
 
-/// A sorted set of ids, fetched whole.
-#[derive(Debug)]
-pub struct IdSet {
-    ids: Vec<i64>,
-    fetched: Instant,
-}
-
-impl IdSet {
-    pub fn contains(&self, id: i64) -> bool {
-        self.ids.binary_search(&id).is_ok()
-    }
-}
-
 #[derive(Clone)]
 struct ByBytes;
 
@@ -154,7 +151,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
                     + e.data.signature.len()
                     + 240
             }
-            NearVal::Set(e) => e.ids.len() * 8 + 96,
+            NearVal::Set(e) => e.weight(),
             NearVal::Session(e) => e.revoked.len() * 8 + 96,
             NearVal::Comments(e) => {
                 e.comments
@@ -369,14 +366,6 @@ impl NearCache {
         }
     }
 
-    /// A viewer's liked-videos (`NearKey::Likes`) or following (`NearKey::Follows`) set.
-    pub fn set(&self, key: NearKey) -> Option<Arc<IdSet>> {
-        match self.lookup(key) {
-            Some(NearVal::Set(e)) => Some(e),
-            _ => None,
-        }
-    }
-
     /// User `id`'s session, if held and fresh.
     pub fn session(&self, id: i64) -> Option<Arc<SessionEntry>> {
         match self.lookup(NearKey::Session(id)) {
@@ -401,19 +390,6 @@ impl NearCache {
         let key = NearKey::Session(id);
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Session(e.clone()));
-        }
-        e
-    }
-
-    /// Wraps a fetched set, installing it unless an invalidation came after `t`.
-    pub fn install_set(&self, key: NearKey, mut ids: Vec<i64>, t: Ticket) -> Arc<IdSet> {
-        ids.sort_unstable();
-        let e = Arc::new(IdSet {
-            ids,
-            fetched: Instant::now(),
-        });
-        if self.installable(&key, t) {
-            self.entries.insert(key, NearVal::Set(e.clone()));
         }
         e
     }

@@ -21,10 +21,10 @@ use tokio::sync::watch;
 const TOPOLOGY_CHECK: Duration = Duration::from_secs(2);
 
 /// Keeps invalidation subscriptions for the near-cached keys (`CLIENT TRACKING ON BCAST
-/// REDIRECT` with the video, play-count, user and feed key prefixes) on Redis at `url`, one per
-/// primary of a cluster, and applies their messages. Everything cached is dropped whenever a
-/// subscription (re)starts or is lost, since messages may have been missed meanwhile. Runs
-/// until aborted.
+/// REDIRECT` with the video, play-count, user, user-list, session, comment and feed key
+/// prefixes) on Redis at `url`, one per primary of a cluster, and applies their messages.
+/// Everything cached is dropped whenever a subscription (re)starts or is lost, since messages
+/// may have been missed meanwhile. Runs until aborted.
 pub fn track(
     url: &str,
     prefix: &str,
@@ -231,7 +231,9 @@ async fn subscribe(
             .await
             .map_err(|e| format!("SUBSCRIBE: {e}"))?;
         let mut owner_conn = connect(&owner, timeout).await?;
-        let prefixes: Vec<String> = ["v:", "pc:", "u:", "fav:", "fo:", "feed:", "nc:", "ses:", "cm:"]
+        let prefixes: Vec<String> = [
+            "v:", "pc:", "u:", "pub:", "fav:", "fo:", "fr:", "feed:", "nc:", "ses:", "cm:",
+        ]
             .iter()
             .map(|p| format!("{prefix}{p}"))
             .collect();
@@ -311,6 +313,8 @@ fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
         "u" => Some(Parsed::Key(NearKey::User(id))),
         "fav" => Some(Parsed::Key(NearKey::Likes(id))),
         "fo" => Some(Parsed::Key(NearKey::Follows(id))),
+        "fr" => Some(Parsed::Key(NearKey::Followers(id))),
+        "pub" => Some(Parsed::Key(NearKey::Works(id))),
         "ses" => Some(Parsed::Key(NearKey::Session(id))),
         "cm" => Some(Parsed::Key(NearKey::Comments(id))),
         _ => None,
@@ -355,7 +359,15 @@ mod tests {
             parse_key("t:", "t:cm:{9}"),
             Some(Parsed::Key(NearKey::Comments(9)))
         ));
-        assert!(parse_key("dl:", "dl:fr:{7}").is_none());
+        assert!(matches!(
+            parse_key("dl:", "dl:fr:{7}"),
+            Some(Parsed::Key(NearKey::Followers(7)))
+        ));
+        assert!(matches!(
+            parse_key("dl:", "dl:pub:{7}"),
+            Some(Parsed::Key(NearKey::Works(7)))
+        ));
+        assert!(parse_key("dl:", "dl:stg:fr:{7}").is_none());
         assert!(parse_key("dl:", "other:v:{1}").is_none());
         assert!(parse_key("dl:", "dl:v:{x}").is_none());
     }

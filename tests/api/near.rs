@@ -169,6 +169,138 @@ async fn changes_through_another_instance_are_seen_within_a_second() {
     a.stop().await;
 }
 
+/// The ids in a list reply's `key` (`video_list` or `user_list`), in order.
+fn ids(reply: &serde_json::Value, key: &str) -> Vec<i64> {
+    reply[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {reply}"))
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// The id of the user whose token this is.
+async fn me(app: &TestApp, token: &str) -> i64 {
+    let u = app
+        .get("/douyin/user/", &[("token", token.to_string())])
+        .await;
+    u["user"]["id"].as_i64().unwrap()
+}
+
+/// A user's five lists as `(publish, favorite, follow, follower, friend)` ids, read at `app`
+/// by `user` with `token`.
+async fn lists(app: &TestApp, user: i64, token: &str) -> [Vec<i64>; 5] {
+    let q = |extra: bool| {
+        let mut q = vec![("token", token.to_string())];
+        if extra {
+            q.push(("user_id", user.to_string()));
+        }
+        q
+    };
+    [
+        ids(
+            &app.get("/douyin/publish/list/", &q(true)).await,
+            "video_list",
+        ),
+        ids(
+            &app.get("/douyin/favorite/list/", &q(true)).await,
+            "video_list",
+        ),
+        ids(
+            &app.get("/douyin/relation/follow/list/", &q(true)).await,
+            "user_list",
+        ),
+        ids(
+            &app.get("/douyin/relation/follower/list/", &q(true)).await,
+            "user_list",
+        ),
+        ids(
+            &app.get("/douyin/relation/friend/list/", &q(false)).await,
+            "user_list",
+        ),
+    ]
+}
+
+/// The publish, favorite, follow, follower and friend lists come from the near-cache once
+/// warm (no round trip), and a change shows at once through the instance that made it and
+/// within a second at another (B's age bound is a minute: only invalidations can do it).
+#[tokio::test]
+async fn user_lists_are_near_cached_and_changes_show_within_a_second() {
+    let (a, author, liker) = instance_a("lists").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
+    wait_for_tracking(&b).await;
+    let (aid, lid) = (me(&a, &author).await, me(&a, &liker).await);
+    let first = b.get("/douyin/feed/", &[]).await;
+    let vid = first["video_list"][0]["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        for app in [&a, &b] {
+            lists(app, aid, &author).await;
+            lists(app, lid, &liker).await;
+        }
+        // the reloads' own invalidation messages arrive after the first reads
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rt = round_trips(&b);
+    assert_eq!(lists(&b, aid, &author).await[0], vec![vid]);
+    let none: [Vec<i64>; 5] = Default::default();
+    assert_eq!(lists(&b, lid, &liker).await, none);
+    assert_eq!(round_trips(&b) - rt, 0, "warm user lists went to redis");
+
+    // through A: the liker likes the video and follows the author, who follows back and
+    // publishes again
+    assert_eq!(code(&like(&a, &liker, vid, "1").await), 0);
+    for (token, to) in [(&liker, aid), (&author, lid)] {
+        let r = a
+            .post_query(
+                "/douyin/relation/action/",
+                &[
+                    ("token", token.clone()),
+                    ("to_user_id", to.to_string()),
+                    ("action_type", "1".into()),
+                ],
+            )
+            .await;
+        assert_eq!(code(&r), 0, "{r}");
+    }
+    publish_url(&a, &author, "lists2").await;
+    let want_liker = |l: &[Vec<i64>; 5]| {
+        l[1] == vec![vid] && l[2] == vec![aid] && l[3] == vec![aid] && l[4] == vec![aid]
+    };
+    let want_author = |l: &[Vec<i64>; 5]| l[0].len() == 2 && l[0][1] == vid && l[4] == vec![lid];
+    // at A, at once
+    let (al, aa) = (lists(&a, lid, &liker).await, lists(&a, aid, &author).await);
+    assert!(want_liker(&al) && want_author(&aa), "A: {al:?} {aa:?}");
+    // at B, within a second
+    let t = Instant::now();
+    loop {
+        let (bl, ba) = (lists(&b, lid, &liker).await, lists(&b, aid, &author).await);
+        if want_liker(&bl) && want_author(&ba) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instance B still shows {bl:?} {ba:?} a second after the changes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // an unfollow breaks the friendship at once where it was made
+    let r = a
+        .post_query(
+            "/douyin/relation/action/",
+            &[
+                ("token", author.clone()),
+                ("to_user_id", lid.to_string()),
+                ("action_type", "2".into()),
+            ],
+        )
+        .await;
+    assert_eq!(code(&r), 0, "{r}");
+    let al = lists(&a, lid, &liker).await;
+    assert!(al[3].is_empty() && al[4].is_empty(), "{al:?}");
+    b.stop().await;
+    a.stop().await;
+}
+
 fn page_hits(app: &TestApp) -> u64 {
     app.state.cache.near.stats.pages.load(Ordering::Relaxed)
 }
