@@ -1,11 +1,13 @@
 //! Conversations in Redis: one zset per pair of users holding the messages as JSON, reloaded
-//! from the store on a miss.
+//! from the store on a miss; their newest messages are kept in the near-cache for chat polls
+//! and the friend list.
 
 use super::codec::{message_member, parse_messages};
 use super::reload::{Kind, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::MessageData;
+use crate::near::{NearKey, CONV_HEAD};
 use crate::store::MessageRecord;
 use fred::prelude::*;
 use fred::types::Value;
@@ -60,12 +62,48 @@ impl Cache {
         ];
         let args = vec![m.id.to_string(), message_member(&MessageData::from(m))];
         self.eval(&self.scripts.timeline_add, keys, args).await?;
+        self.near
+            .invalidate(NearKey::conv(m.from_user_id, m.to_user_id));
         Ok(())
     }
 
     /// Messages between `a` and `b`, oldest first: with `min_id`, those with id >= it (at most
-    /// `limit`); without, the newest `limit`.
+    /// `limit`); without, the newest `limit`. From the near-cache's newest messages of the
+    /// conversation when they cover the page (`near/convs.rs`), else from Redis.
     pub async fn conversation_page(
+        &self,
+        a: i64,
+        b: i64,
+        min_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<MessageData>, AppError> {
+        if self.near.enabled() {
+            let head = match self.near.conv(a, b) {
+                Some(h) => h,
+                None => {
+                    let t = self.near.begin();
+                    let newest = self.fetch_conversation(a, b, None, CONV_HEAD + 1).await?;
+                    self.near.install_conv(a, b, newest, t)
+                }
+            };
+            let page = match min_id {
+                Some(m) => head.after(m, limit),
+                None => head.latest(limit),
+            };
+            if let Some(page) = page {
+                return Ok(page);
+            }
+        }
+        let mut msgs = self.fetch_conversation(a, b, min_id, limit).await?;
+        if min_id.is_none() {
+            msgs.reverse();
+        }
+        Ok(msgs)
+    }
+
+    /// Messages between `a` and `b` from Redis: with `min_id`, those with id >= it, oldest
+    /// first; without, the newest, newest first; at most `limit`.
+    async fn fetch_conversation(
         &self,
         a: i64,
         b: i64,
@@ -82,13 +120,7 @@ impl Cache {
                 .eval(&self.scripts.conv_page, vec![key], args.clone())
                 .await?
             {
-                Value::Array(items) => {
-                    let mut msgs = parse_messages(items);
-                    if min_id.is_none() {
-                        msgs.reverse();
-                    }
-                    return Ok(msgs);
-                }
+                Value::Array(items) => return Ok(parse_messages(items)),
                 _ => self.ensure_conversation(a, b).await?,
             }
         }
@@ -97,17 +129,36 @@ impl Cache {
         ))
     }
 
-    /// The latest message between `user` and each of `others`, in one pipelined round trip
-    /// when all conversations are cached.
+    /// The latest message between `user` and each of `others`: from the near-cache, else in
+    /// one pipelined round trip when all conversations are in Redis (their newest messages are
+    /// kept in the near-cache).
     pub async fn latest_messages(
         &self,
         user: i64,
         others: &[i64],
     ) -> Result<HashMap<i64, MessageData>, AppError> {
         let mut out = HashMap::with_capacity(others.len());
+        let mut cold = Vec::new();
+        for o in others {
+            match self.near.conv(user, *o) {
+                Some(h) => {
+                    if let Some(m) = h.newest() {
+                        out.insert(*o, m.clone());
+                    }
+                }
+                None => cold.push(*o),
+            }
+        }
+        let others = &cold[..];
         if others.is_empty() {
             return Ok(out);
         }
+        let head = if self.near.enabled() {
+            CONV_HEAD + 1
+        } else {
+            1
+        };
+        let t = self.near.begin();
         let mut missing = Vec::new();
         {
             self.rt();
@@ -119,7 +170,7 @@ impl Cache {
                         let key = this.keys.conversation(user, *o);
                         let _: () = p.exists(key.clone()).await?;
                         let _: () = p
-                            .zrevrangebyscore(key, "+inf", 1, false, Some((0, 1)))
+                            .zrevrangebyscore(key, "+inf", 1, false, Some((0, head as i64)))
                             .await?;
                     }
                     Ok(p)
@@ -131,8 +182,12 @@ impl Cache {
                 let latest = it.next().transpose()?;
                 match (exists, latest) {
                     (1, Some(Value::Array(items))) => {
-                        if let Some(m) = parse_messages(items).pop() {
-                            out.insert(*o, m);
+                        let newest = parse_messages(items);
+                        if let Some(m) = newest.first() {
+                            out.insert(*o, m.clone());
+                        }
+                        if self.near.enabled() {
+                            self.near.install_conv(user, *o, newest, t);
                         }
                     }
                     // not loaded: one by one below

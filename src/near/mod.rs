@@ -1,14 +1,14 @@
 //! The near-cache: video and user objects (with their pre-rendered JSON), users' id lists
-//! (published, liked, following, followers), sessions, each video's first comment page and the
-//! head of the feed timeline, held in process so that a feed page, user info, comment list or
-//! user list needs no Redis round trip.
+//! (published, liked, following, followers), sessions, each video's first comment page, the
+//! newest messages of conversations and the head of the feed timeline, held in process so that
+//! a feed page, user info, comment list, user list or chat poll needs no Redis round trip.
 //!
 //! Bounded by bytes (`near.max_bytes`, quick_cache's scan-resistant policy evicts the rest).
 //! Kept fresh two ways:
 //! - **Invalidation**: a dedicated connection subscribes with Redis's server-assisted
 //!   client-side caching (`CLIENT TRACKING ON BCAST PREFIX ... REDIRECT`, messages on
-//!   `__redis__:invalidate`) to the video, play-count, user, list, session, comment-list
-//!   and feed keys, so a change made through any instance drops the entry here within the time
+//!   `__redis__:invalidate`) to the video, play-count, user, list, session, comment-list,
+//!   conversation and feed keys, so a change made through any instance drops the entry here within the time
 //!   Redis takes to push the message (milliseconds). A flush or a lost tracking connection
 //!   drops everything.
 //! - **Age**: a heartbeat written every `max_age / 4` must come back as an invalidation
@@ -21,14 +21,16 @@
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered pages
-//! for anonymous viewers, `sets.rs` users' id lists (for flags and list pages), `track.rs` the
-//! invalidation subscriber.
+//! for anonymous viewers, `sets.rs` users' id lists (for flags and list pages), `convs.rs` the
+//! newest messages of conversations, `track.rs` the invalidation subscriber.
 
+mod convs;
 mod pages;
 mod render;
 mod sets;
 pub mod track;
 
+pub use convs::{ConvHead, CONV_HEAD};
 pub use pages::Page;
 pub use render::{write_user, write_video, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
@@ -60,9 +62,16 @@ pub enum NearKey {
     Session(i64),
     /// The newest comments of video N (the first page of its comment list).
     Comments(i64),
+    /// The newest messages between two users (the lower id first: see [`NearKey::conv`]).
+    Conv(i64, i64),
 }
 
 impl NearKey {
+    /// The conversation of `a` and `b`, either way round.
+    pub fn conv(a: i64, b: i64) -> Self {
+        NearKey::Conv(a.min(b), a.max(b))
+    }
+
     fn bucket(&self) -> usize {
         let (tag, id) = match self {
             NearKey::Video(i) => (0x9e37_79b9_7f4a_7c15u64, *i as u64),
@@ -73,6 +82,10 @@ impl NearKey {
             NearKey::Comments(i) => (0xbf58_476d_1ce4_e5b9u64, *i as u64),
             NearKey::Followers(i) => (0x6a09_e667_f3bc_c909u64, *i as u64),
             NearKey::Works(i) => (0xbb67_ae85_84ca_a73bu64, *i as u64),
+            NearKey::Conv(a, b) => (
+                0x3c6e_f372_fe94_f82bu64,
+                (*a as u64).rotate_left(29) ^ *b as u64,
+            ),
         };
         ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
     }
@@ -86,6 +99,7 @@ pub enum NearVal {
     Set(Arc<IdSet>),
     Session(Arc<SessionEntry>),
     Comments(Arc<CommentPage>),
+    Conv(Arc<ConvHead>),
 }
 
 /// The newest comments of a video, newest first: up to the number fetched, and all of them
@@ -160,6 +174,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
                     .sum::<usize>()
                     + 96
             }
+            NearVal::Conv(e) => e.weight(),
         };
         w as u64
     }
@@ -346,6 +361,7 @@ impl NearCache {
                 NearVal::Set(e) => e.fetched,
                 NearVal::Session(e) => e.fetched,
                 NearVal::Comments(e) => e.fetched,
+                NearVal::Conv(e) => e.fetched,
             })
         });
         self.hit(found.is_some());

@@ -20,9 +20,15 @@ use tokio::sync::watch;
 /// How often the cluster's primaries are compared with the subscribed ones.
 const TOPOLOGY_CHECK: Duration = Duration::from_secs(2);
 
+/// The key kinds whose changes drop near-cache entries (see `parse_key`), and `nc:` for the
+/// heartbeats.
+const TRACKED: [&str; 12] = [
+    "v:", "pc:", "u:", "pub:", "fav:", "fo:", "fr:", "feed:", "nc:", "ses:", "cm:", "cv:",
+];
+
 /// Keeps invalidation subscriptions for the near-cached keys (`CLIENT TRACKING ON BCAST
-/// REDIRECT` with the video, play-count, user, user-list, session, comment and feed key
-/// prefixes) on Redis at `url`, one per primary of a cluster, and applies their messages.
+/// REDIRECT` with the video, play-count, user, user-list, session, comment, conversation and
+/// feed key prefixes) on Redis at `url`, one per primary of a cluster, and applies their messages.
 /// Everything cached is dropped whenever a subscription (re)starts or is lost, since messages
 /// may have been missed meanwhile. Runs until aborted.
 pub fn track(
@@ -231,9 +237,7 @@ async fn subscribe(
             .await
             .map_err(|e| format!("SUBSCRIBE: {e}"))?;
         let mut owner_conn = connect(&owner, timeout).await?;
-        let prefixes: Vec<String> = [
-            "v:", "pc:", "u:", "pub:", "fav:", "fo:", "fr:", "feed:", "nc:", "ses:", "cm:",
-        ]
+        let prefixes: Vec<String> = TRACKED
             .iter()
             .map(|p| format!("{prefix}{p}"))
             .collect();
@@ -300,14 +304,20 @@ enum Parsed {
     Feed,
 }
 
-/// `<prefix>v:{123}` and `<prefix>pc:{123}` name video 123, `<prefix>u:{123}` user 123.
+/// `<prefix>v:{123}` and `<prefix>pc:{123}` name video 123, `<prefix>u:{123}` user 123,
+/// `<prefix>cv:{3_12}` the conversation of users 3 and 12, and so on.
 fn parse_key(prefix: &str, key: &str) -> Option<Parsed> {
     let rest = key.strip_prefix(prefix)?;
     if rest.starts_with("feed:") {
         return Some(Parsed::Feed);
     }
     let (kind, id) = rest.split_once(':')?;
-    let id: i64 = id.strip_prefix('{')?.strip_suffix('}')?.parse().ok()?;
+    let id = id.strip_prefix('{')?.strip_suffix('}')?;
+    if kind == "cv" {
+        let (a, b) = id.split_once('_')?;
+        return Some(Parsed::Key(NearKey::conv(a.parse().ok()?, b.parse().ok()?)));
+    }
+    let id: i64 = id.parse().ok()?;
     match kind {
         "v" | "pc" => Some(Parsed::Key(NearKey::Video(id))),
         "u" => Some(Parsed::Key(NearKey::User(id))),
@@ -367,6 +377,11 @@ mod tests {
             parse_key("dl:", "dl:pub:{7}"),
             Some(Parsed::Key(NearKey::Works(7)))
         ));
+        assert!(matches!(
+            parse_key("dl:", "dl:cv:{3_12}"),
+            Some(Parsed::Key(NearKey::Conv(3, 12)))
+        ));
+        assert!(parse_key("dl:", "dl:cv:{3}").is_none());
         assert!(parse_key("dl:", "dl:stg:fr:{7}").is_none());
         assert!(parse_key("dl:", "other:v:{1}").is_none());
         assert!(parse_key("dl:", "dl:v:{x}").is_none());

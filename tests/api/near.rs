@@ -249,19 +249,8 @@ async fn user_lists_are_near_cached_and_changes_show_within_a_second() {
     // through A: the liker likes the video and follows the author, who follows back and
     // publishes again
     assert_eq!(code(&like(&a, &liker, vid, "1").await), 0);
-    for (token, to) in [(&liker, aid), (&author, lid)] {
-        let r = a
-            .post_query(
-                "/douyin/relation/action/",
-                &[
-                    ("token", token.clone()),
-                    ("to_user_id", to.to_string()),
-                    ("action_type", "1".into()),
-                ],
-            )
-            .await;
-        assert_eq!(code(&r), 0, "{r}");
-    }
+    follow(&a, &liker, aid, "1").await;
+    follow(&a, &author, lid, "1").await;
     publish_url(&a, &author, "lists2").await;
     let want_liker = |l: &[Vec<i64>; 5]| {
         l[1] == vec![vid] && l[2] == vec![aid] && l[3] == vec![aid] && l[4] == vec![aid]
@@ -284,19 +273,131 @@ async fn user_lists_are_near_cached_and_changes_show_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // an unfollow breaks the friendship at once where it was made
-    let r = a
+    follow(&a, &author, lid, "2").await;
+    let al = lists(&a, lid, &liker).await;
+    assert!(al[3].is_empty() && al[4].is_empty(), "{al:?}");
+    b.stop().await;
+    a.stop().await;
+}
+
+async fn follow(app: &TestApp, token: &str, to: i64, action: &str) {
+    let r = app
         .post_query(
             "/douyin/relation/action/",
             &[
-                ("token", author.clone()),
-                ("to_user_id", lid.to_string()),
-                ("action_type", "2".into()),
+                ("token", token.to_string()),
+                ("to_user_id", to.to_string()),
+                ("action_type", action.into()),
             ],
         )
         .await;
     assert_eq!(code(&r), 0, "{r}");
-    let al = lists(&a, lid, &liker).await;
-    assert!(al[3].is_empty() && al[4].is_empty(), "{al:?}");
+}
+
+async fn send(app: &TestApp, token: &str, to: i64, content: &str) {
+    let r = app
+        .post_json(
+            "/douyin/message/action/",
+            json!({"token": token, "to_user_id": to, "action_type": 1, "content": content}),
+        )
+        .await;
+    assert_eq!(code(&r), 0, "{r}");
+}
+
+/// What `token`'s user sees of the chat with `to`, as (content, create_time), and the latest
+/// message their friend list shows with `to`, as (message, msgType).
+async fn chat_view(
+    app: &TestApp,
+    token: &str,
+    to: i64,
+    pre_msg_time: i64,
+) -> (Vec<(String, i64)>, (String, i64)) {
+    let chat = app
+        .get(
+            "/douyin/message/chat/",
+            &[
+                ("token", token.to_string()),
+                ("to_user_id", to.to_string()),
+                ("pre_msg_time", pre_msg_time.to_string()),
+            ],
+        )
+        .await;
+    let msgs = chat["message_list"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{chat}"))
+        .iter()
+        .map(|m| {
+            let content = m["content"].as_str().unwrap().to_string();
+            (content, m["create_time"].as_i64().unwrap())
+        })
+        .collect();
+    let friends = app
+        .get("/douyin/relation/friend/list/", &[("token", token.into())])
+        .await;
+    let f = friends["user_list"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{friends}"))
+        .iter()
+        .find(|u| u["id"] == to)
+        .unwrap_or_else(|| panic!("{to} is not in {friends}"));
+    let latest = (
+        f["message"].as_str().unwrap().to_string(),
+        f["msgType"].as_i64().unwrap(),
+    );
+    (msgs, latest)
+}
+
+/// Chat polls and the friend list's latest messages come from the near-cache once warm, and a
+/// new message shows at once through the instance that took it and within a second at
+/// another (B's age bound is a minute: only invalidations can do it).
+#[tokio::test]
+async fn chat_polls_and_latest_messages_are_near_cached_and_new_ones_show_within_a_second() {
+    let (a, author, liker) = instance_a("chat").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
+    wait_for_tracking(&b).await;
+    let (aid, lid) = (me(&a, &author).await, me(&a, &liker).await);
+    follow(&a, &liker, aid, "1").await;
+    follow(&a, &author, lid, "1").await;
+    send(&a, &liker, aid, "hello").await;
+    // loads the conversation into Redis from A's store (B's own store is empty)
+    chat_view(&a, &author, lid, 0).await;
+    let (msgs, latest) = chat_view(&b, &author, lid, 0).await;
+    assert_eq!(latest, ("hello".to_string(), 0));
+    let hello_at = msgs[0].1;
+    for _ in 0..2 {
+        for app in [&a, &b] {
+            chat_view(app, &author, lid, 0).await;
+            chat_view(app, &liker, aid, hello_at).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rt = round_trips(&b);
+    let (msgs, latest) = chat_view(&b, &author, lid, 0).await;
+    assert_eq!(msgs, vec![("hello".to_string(), hello_at)]);
+    assert_eq!(latest, ("hello".to_string(), 0));
+    let (msgs, latest) = chat_view(&b, &liker, aid, hello_at).await;
+    assert!(msgs.is_empty(), "{msgs:?}");
+    assert_eq!(latest, ("hello".to_string(), 1));
+    assert_eq!(round_trips(&b) - rt, 0, "warm chats went to redis");
+
+    send(&a, &author, lid, "hi back").await;
+    let want = |(msgs, latest): &(Vec<(String, i64)>, (String, i64))| {
+        msgs.len() == 1 && msgs[0].0 == "hi back" && *latest == ("hi back".to_string(), 0)
+    };
+    let at_a = chat_view(&a, &liker, aid, hello_at).await;
+    assert!(want(&at_a), "A: {at_a:?}");
+    let t = Instant::now();
+    loop {
+        let at_b = chat_view(&b, &liker, aid, hello_at).await;
+        if want(&at_b) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instance B still shows {at_b:?} a second after the message"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     b.stop().await;
     a.stop().await;
 }
