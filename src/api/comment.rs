@@ -1,15 +1,16 @@
 //! Comments: post, delete (by the comment's or the video's author), and a video's comments.
 
 use crate::api::ctx::Ctx;
-use crate::api::reply::{month_day, ok, User};
+use crate::api::reply::{month_day, ok, ok_close, ok_open, User};
 use crate::api::views;
 use crate::error::AppError;
 use crate::model::CommentData;
+use crate::near::{write_user, UserEntry};
 use crate::state::AppState;
 use crate::write::comments;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/comment/action", action);
@@ -65,13 +66,6 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     }))
 }
 
-#[derive(Serialize)]
-struct ListReply {
-    comment_list: Vec<Comment>,
-    /// Our extension: pass it as `cursor` for the next page; 0 when there is none.
-    next_cursor: i64,
-}
-
 async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let viewer = views::viewer(st, p.token()).await?;
@@ -106,17 +100,82 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .map(|c| c.user_id)
         .filter(|u| seen.insert(*u))
         .collect();
-    let users: HashMap<i64, User> = views::users(st, viewer, &uids)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
-    let comment_list = comments
-        .iter()
-        .filter_map(|c| users.get(&c.user_id).map(|u| render(st, c, u.clone())))
-        .collect();
-    Ok(ok(&ListReply {
-        comment_list,
-        next_cursor,
-    }))
+    let users = views::user_views(st, viewer, &uids).await?;
+    // `{..., "comment_list": [...], "next_cursor": N}` (`next_cursor` is our extension: pass it
+    // as `cursor` for the next page; 0 when there is none)
+    let mut body = ok_open(comments.len() * 420);
+    body.extend_from_slice(b",\"comment_list\":[");
+    let start = body.len();
+    for c in comments {
+        let Some((u, follows)) = users.get(&c.user_id) else {
+            continue;
+        };
+        if body.len() > start {
+            body.push(b',');
+        }
+        write_comment(&mut body, c, u, *follows, st.cfg.server.utc_offset_minutes);
+    }
+    body.extend_from_slice(b"],\"next_cursor\":");
+    body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
+    Ok(ok_close(body))
+}
+
+/// Appends comment `c` by `user` as a `Comment` object (as [`Comment`] serialises), its date
+/// at `offset_minutes` from UTC.
+fn write_comment(
+    buf: &mut Vec<u8>,
+    c: &CommentData,
+    user: &UserEntry,
+    follows: bool,
+    offset_minutes: i32,
+) {
+    let mut n = itoa::Buffer::new();
+    buf.extend_from_slice(b"{\"id\":");
+    buf.extend_from_slice(n.format(c.id).as_bytes());
+    buf.extend_from_slice(b",\"user\":");
+    write_user(buf, user, follows);
+    buf.extend_from_slice(b",\"content\":");
+    // serialising a &str cannot fail
+    let _ = simd_json::to_writer(&mut *buf, &c.content);
+    buf.extend_from_slice(b",\"create_date\":\"");
+    buf.extend_from_slice(month_day(c.created_ms, offset_minutes).as_bytes());
+    buf.extend_from_slice(b"\",\"reply_id\":");
+    buf.extend_from_slice(n.format(c.reply_id).as_bytes());
+    buf.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserData;
+
+    #[test]
+    fn written_comment_equals_serialised_comment() {
+        let u = UserData {
+            id: 7,
+            name: "n \"q\"".into(),
+            follow_count: 2,
+            ..Default::default()
+        };
+        let c = CommentData {
+            id: 42,
+            video_id: 9,
+            user_id: 7,
+            content: "line\nbreak \u{1F600}".into(),
+            created_ms: 1_680_733_741_000,
+            reply_id: 5,
+        };
+        let mut buf = Vec::new();
+        write_comment(&mut buf, &c, &UserEntry::new(u.clone()), true, 480);
+        let ours: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let want = serde_json::to_value(Comment {
+            id: 42,
+            user: User::from_data(&u, true),
+            content: c.content.clone(),
+            create_date: "04-06".into(),
+            reply_id: 5,
+        })
+        .unwrap();
+        assert_eq!(ours, want);
+    }
 }

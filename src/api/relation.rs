@@ -2,12 +2,11 @@
 //! follows) with the latest message of each conversation.
 
 use crate::api::ctx::Ctx;
-use crate::api::reply::{ok, Empty, User};
+use crate::api::reply::{ok, ok_close, ok_open, Empty};
 use crate::api::views;
 use crate::error::AppError;
 use crate::write::social::set_follow;
 use ntex::web::{self, HttpResponse};
-use serde::Serialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/relation/action", action);
@@ -31,13 +30,8 @@ async fn action(ctx: Ctx) -> Result<HttpResponse, AppError> {
     Ok(ok(&Empty {}))
 }
 
-#[derive(Serialize)]
-struct ListReply {
-    user_list: Vec<User>,
-    /// Our extension: pass it as `cursor` for the next page; 0 when there is none.
-    next_cursor: i64,
-}
-
+/// A follow or follower list: `{..., "user_list": [...], "next_cursor": N}` (`next_cursor` is
+/// our extension: pass it as `cursor` for the next page; 0 when there is none).
 async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let (uid, viewer) = views::subject(st, p).await?;
@@ -50,11 +44,12 @@ async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppEr
     let page = page.ok_or(AppError::UserNotFound)?;
     let next_cursor = views::next_cursor(page.last().map(|(_, s)| *s), page.len(), count);
     let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-    let user_list = views::users(st, viewer, &ids).await?;
-    Ok(ok(&ListReply {
-        user_list,
-        next_cursor,
-    }))
+    let mut body = ok_open(ids.len() * 320);
+    body.extend_from_slice(b",\"user_list\":");
+    views::write_users(&mut body, st, viewer, &ids, |_, _| {}).await?;
+    body.extend_from_slice(b",\"next_cursor\":");
+    body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
+    Ok(ok_close(body))
 }
 
 async fn follow_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
@@ -65,23 +60,9 @@ async fn follower_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     relation_list(&ctx, true).await
 }
 
-/// A friend: a full User plus the latest message between the two.
-#[derive(Serialize)]
-struct FriendUser {
-    #[serde(flatten)]
-    user: User,
-    /// The latest message, either direction; empty when there is none.
-    message: String,
-    /// 0: the caller received it, 1: the caller sent it.
-    #[serde(rename = "msgType")]
-    msg_type: i64,
-}
-
-#[derive(Serialize)]
-struct FriendReply {
-    user_list: Vec<FriendUser>,
-}
-
+/// The friend list: each friend a full `User` plus `message`, the latest message between the
+/// two either way (empty when there is none), and `msgType` (0: the caller received it, 1: the
+/// caller sent it).
 async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let uid = views::writer(st, p.token()).await?;
@@ -95,21 +76,24 @@ async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .friends(uid, st.cfg.server.max_list)
         .await?
         .unwrap_or_default();
-    let users = views::users(st, Some(uid), &ids).await?;
     let latest = st.cache.latest_messages(uid, &ids).await?;
-    let user_list = users
-        .into_iter()
-        .map(|user| {
-            let (message, msg_type) = match latest.get(&user.id) {
-                Some(m) => (m.content.clone(), i64::from(m.from == uid)),
-                None => (String::new(), 0),
-            };
-            FriendUser {
-                user,
-                message,
-                msg_type,
+    let mut body = ok_open(ids.len() * 400);
+    body.extend_from_slice(b",\"user_list\":");
+    views::write_users(&mut body, st, Some(uid), &ids, |buf, id| {
+        buf.extend_from_slice(b",\"message\":");
+        match latest.get(&id) {
+            Some(m) => {
+                // serialising a &str cannot fail
+                let _ = simd_json::to_writer(&mut *buf, &m.content);
+                buf.extend_from_slice(if m.from == uid {
+                    b",\"msgType\":1"
+                } else {
+                    b",\"msgType\":0"
+                });
             }
-        })
-        .collect();
-    Ok(ok(&FriendReply { user_list }))
+            None => buf.extend_from_slice(b"\"\",\"msgType\":0"),
+        }
+    })
+    .await?;
+    Ok(ok_close(body))
 }

@@ -9,9 +9,11 @@ use crate::api::reply::{ok_close, ok_open, User};
 use crate::auth::Token;
 use crate::error::AppError;
 use crate::model::UserData;
-use crate::near::write_video;
+use crate::near::{write_user_open, write_video, UserEntry};
 use crate::state::AppState;
 use ntex::web::HttpResponse;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
 /// JSON array of `Video` objects appended to `buf` (the response body being built). Objects
@@ -130,6 +132,57 @@ pub async fn video_page_reply(
     body.extend_from_slice(b",\"next_cursor\":");
     body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
     Ok(ok_close(body))
+}
+
+/// The users `ids` with whether `viewer` follows each (unknown ones absent): the cached
+/// entries with their pre-rendered JSON, for [`crate::near::write_user`] and [`write_users`].
+pub async fn user_views(
+    st: &AppState,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<HashMap<i64, (Arc<UserEntry>, bool)>, AppError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut found = st.cache.user_entries(ids).await?;
+    let follows = match viewer {
+        Some(v) => st.cache.viewer_flags(v, &[], ids).await?.1,
+        None => vec![false; ids.len()],
+    };
+    Ok(ids
+        .iter()
+        .zip(follows)
+        .filter_map(|(id, f)| found.remove(id).map(|u| (*id, (u, f))))
+        .collect())
+}
+
+/// The users `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
+/// JSON array of `User` objects appended to `buf`; `extra(buf, id)` may append fields of its
+/// own to each object (each after a comma), as the friend list does.
+pub async fn write_users(
+    buf: &mut Vec<u8>,
+    st: &AppState,
+    viewer: Option<i64>,
+    ids: &[i64],
+    mut extra: impl FnMut(&mut Vec<u8>, i64),
+) -> Result<(), AppError> {
+    let seen = user_views(st, viewer, ids).await?;
+    buf.reserve(seen.values().map(|(u, _)| u.rest.len() + 64).sum::<usize>() + 2);
+    buf.push(b'[');
+    let start = buf.len();
+    for id in ids {
+        let Some((u, follows)) = seen.get(id) else {
+            continue;
+        };
+        if buf.len() > start {
+            buf.push(b',');
+        }
+        write_user_open(buf, u, *follows);
+        extra(buf, *id);
+        buf.push(b'}');
+    }
+    buf.push(b']');
+    Ok(())
 }
 
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.

@@ -114,9 +114,17 @@ fn bool_json(b: bool) -> &'static [u8] {
 
 /// Appends a `User` object as seen by a viewer.
 pub fn write_user(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
+    write_user_open(buf, u, is_follow);
+    buf.push(b'}');
+}
+
+/// Appends a `User` object as seen by a viewer without its closing brace, for the caller to
+/// add fields of its own (each after a comma) and close it.
+pub fn write_user_open(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
     buf.extend_from_slice(&u.head);
     buf.extend_from_slice(bool_json(is_follow));
-    buf.extend_from_slice(&u.rest);
+    // `rest` ends with the object's closing brace
+    buf.extend_from_slice(&u.rest[..u.rest.len() - 1]);
 }
 
 /// Appends a `Video` object as seen by a viewer.
