@@ -9,16 +9,17 @@ use crate::api::reply::{ok_close, ok_open, User};
 use crate::auth::Token;
 use crate::error::AppError;
 use crate::model::UserData;
-use crate::near::{write_user_open, write_video, UserEntry};
+use crate::near::{write_user_open, UserEntry};
 use crate::state::AppState;
 use ntex::web::HttpResponse;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
-/// JSON array of `Video` objects appended to `buf` (the response body being built). Objects
-/// come from the near-cache with their JSON pre-rendered, so a page costs one buffer and, for a
-/// viewer, one Redis round trip for the flags.
+/// JSON array of `Video` objects appended to `buf` (the response body being built). The page
+/// is rendered once from the near-cache's entries and kept whole (`near/pages.rs`): an
+/// anonymous reader gets it as it is, a viewer with their flags set in place (from the
+/// near-cache's copies of their liked and following sets, or one Redis round trip).
 pub async fn write_videos(
     buf: &mut Vec<u8>,
     st: &AppState,
@@ -30,60 +31,41 @@ pub async fn write_videos(
         return Ok(());
     }
     let near = &st.cache.near;
-    // an anonymous page is the same for everyone: served whole while current (near/pages.rs)
-    let ticket = if viewer.is_none() {
-        if let Some(page) = near.anon_page(ids) {
-            buf.extend_from_slice(&page.json);
-            return Ok(());
+    let page = match near.page(ids) {
+        Some(page) => page,
+        None => {
+            let t = near.begin();
+            let vids = st.cache.video_entries(ids).await?;
+            let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
+            for v in &vids {
+                if !authors.contains(&v.data.author_id) {
+                    authors.push(v.data.author_id);
+                }
+            }
+            let users = st.cache.user_entries(&authors).await?;
+            let mut items = Vec::with_capacity(vids.len());
+            for v in vids {
+                match users.get(&v.data.author_id) {
+                    Some(a) => items.push((v, a.clone())),
+                    None => tracing::warn!(
+                        video = v.data.id,
+                        author = v.data.author_id,
+                        "video without an author record; skipped"
+                    ),
+                }
+            }
+            near.render_page(ids, &items, t)
         }
-        Some(near.begin())
-    } else {
-        None
     };
-    let vids = st.cache.video_entries(ids).await?;
-    let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
-    for v in &vids {
-        if !authors.contains(&v.data.author_id) {
-            authors.push(v.data.author_id);
-        }
-    }
-    let users = st.cache.user_entries(&authors).await?;
-    let (liked, follows) = match viewer {
+    match viewer {
+        None => buf.extend_from_slice(page.anonymous()),
         Some(u) => {
-            let present: Vec<i64> = vids.iter().map(|v| v.data.id).collect();
-            st.cache.viewer_flags(u, &present, &authors).await?
+            let (liked, follows) = st
+                .cache
+                .viewer_flags(u, &page.videos, &page.authors)
+                .await?;
+            page.write(buf, &liked, &follows);
         }
-        None => (vec![false; vids.len()], vec![false; authors.len()]),
-    };
-    let size: usize = vids
-        .iter()
-        .map(|v| v.rest.len() + users.get(&v.data.author_id).map_or(0, |u| u.rest.len()) + 80)
-        .sum();
-    buf.reserve(size + 2);
-    let start = buf.len();
-    buf.push(b'[');
-    for (v, is_favorite) in vids.iter().zip(liked) {
-        let Some(author) = users.get(&v.data.author_id) else {
-            tracing::warn!(
-                video = v.data.id,
-                author = v.data.author_id,
-                "video without an author record; skipped"
-            );
-            continue;
-        };
-        let follows_author = authors
-            .iter()
-            .position(|a| *a == v.data.author_id)
-            .and_then(|i| follows.get(i).copied())
-            .unwrap_or(false);
-        if buf.len() > start + 1 {
-            buf.push(b',');
-        }
-        write_video(buf, v, author, is_favorite, follows_author);
-    }
-    buf.push(b']');
-    if let Some(t) = ticket {
-        near.keep_anon_page(ids, &authors, t, &buf[start..]);
     }
     Ok(())
 }

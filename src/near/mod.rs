@@ -20,8 +20,8 @@
 //! a viewer always sees their own actions. A fetch that raced with an invalidation is used for
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
-//! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered pages
-//! for anonymous viewers, `sets.rs` users' id lists (for flags and list pages), `convs.rs` the
+//! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered video
+//! lists, `sets.rs` users' id lists (for flags and list pages), `convs.rs` the
 //! newest messages of conversations, `track.rs` the invalidation subscriber.
 
 mod convs;
@@ -42,8 +42,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// Hash buckets of invalidation stamps (see [`NearCache::begin`]).
-const STAMPS: usize = 4096;
+/// Hash buckets of invalidation stamps (see [`NearCache::begin`]): a page depends on up to a
+/// few hundred of them, so fewer would make unrelated invalidations drop it more often.
+const STAMPS: usize = 16384;
 
 /// What a near-cache key names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,7 +207,7 @@ pub struct NearStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub invalidations: AtomicU64,
-    /// Anonymous pages served whole (`pages.rs`).
+    /// Pages served whole (`pages.rs`).
     pub pages: AtomicU64,
 }
 
@@ -223,7 +224,7 @@ pub struct NearCache {
     /// that a user exists (0). Writes need only this (likes, comments, the writer check).
     facts: Qc<NearKey, i64>,
     feed: RwLock<Option<FeedSnapshot>>,
-    /// Rendered pages for anonymous viewers (`pages.rs`).
+    /// Rendered pages (`pages.rs`), a quarter of the byte bound.
     pages: pages::Pages,
     /// Bumped by every feed invalidation.
     feed_generation: AtomicU64,
@@ -258,6 +259,9 @@ impl NearCache {
         feed_cap: usize,
         urls: Urls,
     ) -> Self {
+        // a quarter of the bound for rendered pages, the rest for entries
+        let page_bytes = max_bytes / 4;
+        let max_bytes = max_bytes - page_bytes;
         let est_items = (max_bytes / 1024).clamp(16, 4_000_000) as usize;
         Self {
             enabled,
@@ -268,7 +272,7 @@ impl NearCache {
             // 16 bytes of key and value each: a bounded sixteenth of the byte budget
             facts: Qc::new(((max_bytes / 16) / 64).clamp(1024, 8_000_000) as usize),
             feed: RwLock::new(None),
-            pages: pages::Pages::default(),
+            pages: pages::pages(page_bytes),
             feed_generation: AtomicU64::new(0),
             feed_refresh: tokio::sync::Mutex::new(()),
             seq: AtomicU64::new(1),
@@ -485,10 +489,15 @@ impl NearCache {
     }
 
     /// Drops `key` and stamps its bucket so that fetches begun before now are not installed.
+    /// Stamped again after the removal, so that a page rendered from a lookup made before the
+    /// removal (with a ticket from before this second stamp) is never current.
     pub fn invalidate(&self, key: NearKey) {
+        let bucket = &self.stamps[key.bucket()];
         let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        self.stamps[key.bucket()].fetch_max(s, Ordering::AcqRel);
+        bucket.fetch_max(s, Ordering::AcqRel);
         self.entries.remove(&key);
+        let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        bucket.fetch_max(s, Ordering::AcqRel);
         self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -499,12 +508,15 @@ impl NearCache {
 
     /// Drops everything (a flush, or the tracking connection was lost).
     pub fn clear(&self) {
-        let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        for st in self.stamps.iter() {
-            st.fetch_max(s, Ordering::AcqRel);
+        // stamped before and after, as in `invalidate`
+        for _ in 0..2 {
+            let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            for st in self.stamps.iter() {
+                st.fetch_max(s, Ordering::AcqRel);
+            }
+            self.entries.clear();
+            self.pages.clear();
         }
-        self.entries.clear();
-        self.pages.clear();
         self.invalidate_feed();
     }
 

@@ -1,49 +1,132 @@
-//! Rendered pages for anonymous viewers: the `video_list` JSON of a list of videos, kept whole,
-//! so that a popular page (the newest feed page, what the app shows on open) costs one lookup
-//! instead of one per video and author (each a few dependent cache misses; bench/NOTES.md).
+//! Rendered pages: the `video_list` JSON of a list of videos with every viewer flag `false`,
+//! and where each flag sits, kept whole so that a popular page (the newest feed pages, what
+//! the app shows on open) costs one lookup instead of one per video and author (each a few
+//! dependent cache misses and a shared reference count; bench/NOTES.md). An anonymous reader
+//! gets the JSON as it is; a viewer's copy is written from it with their flags set in place.
+//!
 //! A page is served while none of its videos and authors was invalidated since it was
-//! rendered (their invalidation stamps, one small array) and for at most `near.max_age`, so it
-//! is never staler than the entries it was rendered from.
+//! rendered (their invalidation stamps, one small array) and under the same age rule as the
+//! entries it was rendered from. Pages have their own share of the near-cache's byte bound.
 
+use super::render::{bool_json, UserEntry, VideoEntry};
 use super::{NearCache, NearKey, Ticket};
-use std::collections::HashMap;
+use quick_cache::sync::Cache as Qc;
+use quick_cache::Weighter;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
-
-/// Pages held at most; all are dropped when a new one would exceed this.
-const MAX_PAGES: usize = 256;
 
 /// A rendered `video_list`.
 pub struct Page {
     /// The stamp buckets of its videos and authors.
-    deps: Vec<usize>,
+    deps: Box<[usize]>,
     ticket: u64,
     built: Instant,
-    pub json: Box<[u8]>,
+    /// The JSON array, every `is_favorite` and `is_follow` false.
+    json: Box<[u8]>,
+    /// For each video: where its `is_favorite` value and its author's `is_follow` value start.
+    flags: Box<[(u32, u32)]>,
+    /// The videos, in order, and each one's author (for the viewer's flags).
+    pub videos: Box<[i64]>,
+    pub authors: Box<[i64]>,
 }
 
-/// The pages by their requested video ids.
-#[derive(Default)]
-pub(super) struct Pages(Mutex<HashMap<Box<[i64]>, Arc<Page>>>);
+const FALSE: usize = b"false".len();
 
-impl Pages {
-    pub(super) fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+impl Page {
+    /// Renders `items` (videos with their authors, in order) with every flag false.
+    fn render(items: &[(Arc<VideoEntry>, Arc<UserEntry>)], t: Ticket) -> Self {
+        let size: usize = items
+            .iter()
+            .map(|(v, a)| v.head.len() + v.rest.len() + a.head.len() + a.rest.len() + 24)
+            .sum();
+        let mut json = Vec::with_capacity(size + 2);
+        let mut flags = Vec::with_capacity(items.len());
+        json.push(b'[');
+        for (i, (v, a)) in items.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(&v.head);
+            let fav = json.len() as u32;
+            json.extend_from_slice(b"false,\"author\":");
+            json.extend_from_slice(&a.head);
+            let follow = json.len() as u32;
+            json.extend_from_slice(b"false");
+            json.extend_from_slice(&a.rest);
+            json.extend_from_slice(&v.rest);
+            flags.push((fav, follow));
+        }
+        json.push(b']');
+        let mut deps: Vec<usize> = items
+            .iter()
+            .flat_map(|(v, a)| {
+                [
+                    NearKey::Video(v.data.id).bucket(),
+                    NearKey::User(a.data.id).bucket(),
+                ]
+            })
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        Page {
+            deps: deps.into(),
+            ticket: t.0,
+            built: Instant::now(),
+            json: json.into(),
+            flags: flags.into(),
+            videos: items.iter().map(|(v, _)| v.data.id).collect(),
+            authors: items.iter().map(|(_, a)| a.data.id).collect(),
+        }
+    }
+
+    /// The page as an anonymous reader sees it.
+    pub fn anonymous(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// Appends the page as a viewer sees it: whether they like each video and follow each
+    /// video's author (one of each per video, in order).
+    pub fn write(&self, buf: &mut Vec<u8>, liked: &[bool], follows: &[bool]) {
+        buf.reserve(self.json.len());
+        let mut at = 0;
+        for (i, (fav, follow)) in self.flags.iter().enumerate() {
+            let (fav, follow) = (*fav as usize, *follow as usize);
+            buf.extend_from_slice(&self.json[at..fav]);
+            buf.extend_from_slice(bool_json(liked.get(i).copied().unwrap_or(false)));
+            buf.extend_from_slice(&self.json[fav + FALSE..follow]);
+            buf.extend_from_slice(bool_json(follows.get(i).copied().unwrap_or(false)));
+            at = follow + FALSE;
+        }
+        buf.extend_from_slice(&self.json[at..]);
     }
 }
 
+#[derive(Clone)]
+pub(super) struct PageBytes;
+
+impl Weighter<Box<[i64]>, Arc<Page>> for PageBytes {
+    fn weight(&self, k: &Box<[i64]>, p: &Arc<Page>) -> u64 {
+        (k.len() * 8 + p.json.len() + p.deps.len() * 8 + p.flags.len() * 24 + 160) as u64
+    }
+}
+
+/// The pages by their requested video ids.
+pub(super) type Pages = Qc<Box<[i64]>, Arc<Page>, PageBytes>;
+
+pub(super) fn pages(max_bytes: u64) -> Pages {
+    let est_items = (max_bytes / 8192).clamp(16, 1_000_000) as usize;
+    Qc::with_weighter(est_items, max_bytes.max(1), PageBytes)
+}
+
 impl NearCache {
-    /// The rendered `video_list` of `ids` for an anonymous viewer, if held and current.
-    pub fn anon_page(&self, ids: &[i64]) -> Option<Arc<Page>> {
+    /// The rendered page of `ids`, if held and current.
+    pub fn page(&self, ids: &[i64]) -> Option<Arc<Page>> {
         if !self.enabled {
             return None;
         }
-        let page = {
-            let map = self.pages.0.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(ids).cloned()
-        }?;
-        let current = page.built.elapsed() < self.max_age
+        let page = self.pages.get(ids)?;
+        let current = self.fresh(page.built)
             && page
                 .deps
                 .iter()
@@ -56,27 +139,69 @@ impl NearCache {
         }
     }
 
-    /// Keeps `json`, the `video_list` of `ids` by `authors` for an anonymous viewer, rendered
-    /// from entries looked up after ticket `t` was taken.
-    pub fn keep_anon_page(&self, ids: &[i64], authors: &[i64], t: Ticket, json: &[u8]) {
-        if !self.enabled {
-            return;
+    /// Renders the page of `ids` from `items` (its videos with their authors, looked up after
+    /// ticket `t` was taken) and keeps it.
+    pub fn render_page(
+        &self,
+        ids: &[i64],
+        items: &[(Arc<VideoEntry>, Arc<UserEntry>)],
+        t: Ticket,
+    ) -> Arc<Page> {
+        let page = Arc::new(Page::render(items, t));
+        if self.enabled {
+            self.pages.insert(ids.into(), page.clone());
         }
-        let deps = ids
-            .iter()
-            .map(|id| NearKey::Video(*id).bucket())
-            .chain(authors.iter().map(|id| NearKey::User(*id).bucket()))
-            .collect();
-        let page = Arc::new(Page {
-            deps,
-            ticket: t.0,
-            built: Instant::now(),
-            json: json.into(),
-        });
-        let mut map = self.pages.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_PAGES && !map.contains_key(ids) {
-            map.clear();
-        }
-        map.insert(ids.into(), page);
+        page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{near, user};
+    use super::*;
+    use crate::model::{UserData, VideoData};
+    use std::time::Duration;
+
+    #[test]
+    fn a_viewers_page_is_the_anonymous_one_with_their_flags() {
+        let n = near(Duration::from_secs(60), 10);
+        let t = n.begin();
+        let a = n.install_user(user(), t);
+        let b = n.install_user(
+            UserData {
+                id: 8,
+                name: "false".into(),
+                ..Default::default()
+            },
+            t,
+        );
+        let video = |id, author| VideoData {
+            id,
+            author_id: author,
+            title: "false \"false\"".into(),
+            ..Default::default()
+        };
+        let items = vec![
+            (n.install_video(video(1, 7), t), a.clone()),
+            (n.install_video(video(2, 8), t), b.clone()),
+        ];
+        let page = n.render_page(&[1, 2, 3], &items, t);
+        let mut want = Vec::new();
+        want.push(b'[');
+        super::super::write_video(&mut want, &items[0].0, &a, true, false);
+        want.push(b',');
+        super::super::write_video(&mut want, &items[1].0, &b, false, true);
+        want.push(b']');
+        let mut ours = Vec::new();
+        page.write(&mut ours, &[true, false], &[false, true]);
+        assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(want).unwrap());
+        assert_eq!(&*page.videos, &[1, 2]);
+        assert_eq!(&*page.authors, &[7, 8]);
+
+        // held until one of its videos or authors is invalidated
+        assert!(n.page(&[1, 2, 3]).is_some());
+        assert!(n.page(&[1, 2]).is_none());
+        n.invalidate(NearKey::User(8));
+        assert!(n.page(&[1, 2, 3]).is_none());
     }
 }

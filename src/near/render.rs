@@ -104,7 +104,7 @@ fn user_head(id: i64) -> Vec<u8> {
     format!("{{\"id\":{id},\"is_follow\":").into_bytes()
 }
 
-fn bool_json(b: bool) -> &'static [u8] {
+pub(super) fn bool_json(b: bool) -> &'static [u8] {
     if b {
         b"true"
     } else {

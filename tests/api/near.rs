@@ -406,11 +406,11 @@ fn page_hits(app: &TestApp) -> u64 {
     app.state.cache.near.stats.pages.load(Ordering::Relaxed)
 }
 
-/// The anonymous feed page is served whole (one lookup) while it is current, and a change of
-/// one of its videos or authors, through this instance or another (B's age bound is a minute,
+/// A feed page is served whole (one lookup) while it is current, to anonymous readers as it
+/// is and to viewers with their flags, and a change of one of its videos or authors, through this instance or another (B's age bound is a minute,
 /// so only the invalidation can do it), shows on the next read or within a second.
 #[tokio::test]
-async fn an_anonymous_page_is_served_whole_until_a_video_or_author_changes() {
+async fn a_page_is_served_whole_until_a_video_or_author_changes() {
     let (a, _author, liker) = instance_a("page").await;
     let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
     wait_for_tracking(&b).await;
@@ -464,10 +464,17 @@ async fn an_anonymous_page_is_served_whole_until_a_video_or_author_changes() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // the logged-in view is never the anonymous page
+    // a viewer gets the same page with their own flags
     let mine = b.get("/douyin/feed/", &[("token", liker.clone())]).await;
     assert_eq!(mine["video_list"][0]["is_favorite"], true);
     assert_eq!(mine["video_list"][0]["author"]["is_follow"], true);
+    let hits = page_hits(&b);
+    let again = b.get("/douyin/feed/", &[("token", liker.clone())]).await;
+    assert_eq!(again["video_list"], mine["video_list"]);
+    assert_eq!(page_hits(&b), hits + 1, "the viewer's page was not the kept one");
+    let anon = b.get("/douyin/feed/", &[]).await;
+    assert_eq!(anon["video_list"][0]["is_favorite"], false);
+    assert_eq!(anon["video_list"][0]["author"]["is_follow"], false);
     b.stop().await;
     a.stop().await;
 }
