@@ -210,9 +210,11 @@ impl Default for RedisConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NearConfig {
-    /// Hold videos, users and the feed head in process. Off: every read goes to Redis.
+    /// Hold videos, users, users' lists, comment pages, conversations' newest messages and the
+    /// feed head in process. Off: every read goes to Redis.
     pub enabled: bool,
-    /// Memory bound of the cached objects and their JSON, in bytes (least useful evicted).
+    /// Memory bound of the cached objects and their JSON, in bytes (least useful evicted); a
+    /// quarter of it holds whole rendered video lists.
     pub max_bytes: u64,
     /// The staleness bound, in milliseconds: changes made through other instances are normally
     /// seen within milliseconds (Redis client tracking); entries older than this are served

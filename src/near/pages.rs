@@ -16,6 +16,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The longest list kept as a page: feed pages and most users' lists. A longer one (a
+/// favorite list of hundreds) is rendered for its request only: kept, such pages would crowd
+/// each other out of the pages' share of the bound and cost more than they save (measured:
+/// bench/NOTES.md).
+pub const PAGE_MAX: usize = 64;
+
 /// A rendered `video_list`.
 pub struct Page {
     /// The stamp buckets of its videos and authors.
@@ -122,7 +128,7 @@ pub(super) fn pages(max_bytes: u64) -> Pages {
 impl NearCache {
     /// The rendered page of `ids`, if held and current.
     pub fn page(&self, ids: &[i64]) -> Option<Arc<Page>> {
-        if !self.enabled {
+        if !self.enabled || ids.len() > PAGE_MAX {
             return None;
         }
         let page = self.pages.get(ids)?;
@@ -140,7 +146,7 @@ impl NearCache {
     }
 
     /// Renders the page of `ids` from `items` (its videos with their authors, looked up after
-    /// ticket `t` was taken) and keeps it.
+    /// ticket `t` was taken) and keeps it (up to [`PAGE_MAX`] ids).
     pub fn render_page(
         &self,
         ids: &[i64],
@@ -148,7 +154,7 @@ impl NearCache {
         t: Ticket,
     ) -> Arc<Page> {
         let page = Arc::new(Page::render(items, t));
-        if self.enabled {
+        if self.enabled && ids.len() <= PAGE_MAX {
             self.pages.insert(ids.into(), page.clone());
         }
         page
@@ -194,7 +200,10 @@ mod tests {
         want.push(b']');
         let mut ours = Vec::new();
         page.write(&mut ours, &[true, false], &[false, true]);
-        assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(want).unwrap());
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
         assert_eq!(&*page.videos, &[1, 2]);
         assert_eq!(&*page.authors, &[7, 8]);
 
@@ -203,5 +212,12 @@ mod tests {
         assert!(n.page(&[1, 2]).is_none());
         n.invalidate(NearKey::User(8));
         assert!(n.page(&[1, 2, 3]).is_none());
+
+        // a longer list is rendered for its request only
+        let long: Vec<i64> = (1..=PAGE_MAX as i64 + 1).collect();
+        let held = n.pages.len();
+        let page = n.render_page(&long, &items, n.begin());
+        assert_eq!(&*page.videos, &[1, 2]);
+        assert_eq!(n.pages.len(), held);
     }
 }

@@ -471,7 +471,11 @@ async fn a_page_is_served_whole_until_a_video_or_author_changes() {
     let hits = page_hits(&b);
     let again = b.get("/douyin/feed/", &[("token", liker.clone())]).await;
     assert_eq!(again["video_list"], mine["video_list"]);
-    assert_eq!(page_hits(&b), hits + 1, "the viewer's page was not the kept one");
+    assert_eq!(
+        page_hits(&b),
+        hits + 1,
+        "the viewer's page was not the kept one"
+    );
     let anon = b.get("/douyin/feed/", &[]).await;
     assert_eq!(anon["video_list"][0]["is_favorite"], false);
     assert_eq!(anon["video_list"][0]["author"]["is_follow"], false);
