@@ -98,24 +98,29 @@ WHY = {
                  "what remains is the per-request work (parameters, middleware, metrics, the 16 KB "
                  "copied into the response) on cores shared with wrk and Redis; the baseline only "
                  "writes bytes",
-    "feed_user": "as the anonymous feed, plus the token check and the viewer's flags, and near-cache "
-                 "misses on deep pages (one pipelined round trip each)",
+    "feed_user": "a page is kept whole and written with the viewer's flags (one page lookup and the "
+                 "viewer's two sets, bench/NOTES.md), but the pages of the logged-in feed are many "
+                 "(every latest_time) and deep ones miss: about 60 entry lookups to render one",
     "user_info": "the token check and the per-request work, against a 300-byte baseline that costs "
                  "almost nothing",
-    "publish_list": "one Redis round trip per request (the list's ids are not near-cached) and up to "
-                    "1,000 videos rendered for prolific authors",
+    "publish_list": "no round trip once warm (ids near-cached); the near-cache lookups (session, "
+                    "list, videos, author, viewer's sets: a few dependent cache misses each) and "
+                    "the per-request work, against a baseline that only writes bytes",
     "favorite_list": "about 215 near-cache lookups per request (110 videos, their authors): "
-                     "quick_cache::get is 36% of the server's CPU in a profile, four dependent "
-                     "cache misses per lookup, then 60 KB of fragments copied, and one Redis round "
-                     "trip for the ids",
+                     "quick_cache::get is over 40% of the server's CPU in a profile, four dependent "
+                     "cache misses per lookup, then 60 KB of fragments copied; 10,000 users' lists "
+                     "are too many to keep whole",
     "comment_list": "first pages are near-cached, but every new comment on a hot video drops its page "
                     "and the most commented videos have about 2,000 comments (pages up to 1,000): the "
                     "misses and the large pages make the tail",
-    "follow_list": "one Redis round trip per request; users rendered with the viewer's flags",
-    "follower_list": "one Redis round trip per request; users rendered with the viewer's flags",
-    "friend_list": "a script and a pipeline over the conversations per request (conversations are "
-                   "not near-cached)",
-    "chat_poll": "one Redis round trip per poll (messages are not near-cached)",
+    "follow_list": "no round trip once warm; one near-cache lookup per user listed and the "
+                   "per-request work",
+    "follower_list": "no round trip once warm; one near-cache lookup per user listed and the "
+                     "per-request work",
+    "friend_list": "no round trip once warm (both follow lists and the conversations' newest messages "
+                   "near-cached); cold conversations cost a pipeline while the run warms them",
+    "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
+                 "token check and the per-request work",
     "like": "CPU-bound on 2 shared cores (server workers 32%, Redis 25%, the group committer 18%, "
             "wrk 10% in a profile): one Redis script per like, a share of an fsync, the HTTP work",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
