@@ -2,9 +2,10 @@
 
 use crate::api::ctx::{client_ip, Ctx};
 use crate::api::params::Params;
-use crate::api::reply::{ok, User};
+use crate::api::reply::{ok, ok_close, ok_open};
 use crate::api::views;
 use crate::error::AppError;
+use crate::near::write_user;
 use crate::state::AppState;
 use crate::text;
 use crate::write::accounts::{create_user, NewUser};
@@ -161,19 +162,16 @@ async fn login(ctx: Ctx) -> Result<HttpResponse, AppError> {
     Ok(ok(&AuthReply { user_id, token }))
 }
 
-#[derive(Serialize)]
-struct InfoReply {
-    user: User,
-}
-
+/// `{..., "user": {...}}`, written from the near-cache's pre-rendered JSON.
 async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let (id, viewer) = views::subject(st, p).await?;
-    let user = views::users(st, viewer, &[id])
-        .await?
-        .pop()
-        .ok_or(AppError::UserNotFound)?;
-    Ok(ok(&InfoReply { user }))
+    let seen = views::user_views(st, viewer, &[id]).await?;
+    let (user, follows) = seen.get(&id).ok_or(AppError::UserNotFound)?;
+    let mut body = ok_open(user.rest.len() + 64);
+    body.extend_from_slice(b",\"user\":");
+    write_user(&mut body, user, *follows);
+    Ok(ok_close(body))
 }
 
 /// Our extension: logs out the token used (or, with `everywhere=1`, every token of the user).
