@@ -8,9 +8,9 @@
 //! - **Invalidation**: a dedicated connection subscribes with Redis's server-assisted
 //!   client-side caching (`CLIENT TRACKING ON BCAST PREFIX ... REDIRECT`, messages on
 //!   `__redis__:invalidate`) to the video, play-count, user, list, session, comment-list,
-//!   conversation and feed keys, so a change made through any instance drops the entry here within the time
-//!   Redis takes to push the message (milliseconds). A flush or a lost tracking connection
-//!   drops everything.
+//!   conversation and feed keys, so a change made through any instance drops the entry here
+//!   within the time Redis takes to push the message (milliseconds). A flush or a lost
+//!   tracking connection drops everything.
 //! - **Age**: a heartbeat written every `max_age / 4` must come back as an invalidation
 //!   message. While it does (within `near.max_age_ms`, 1 s by default), entries live until
 //!   invalidated; otherwise no entry older than `max_age` is served. So staleness is bounded by
@@ -21,8 +21,8 @@
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered video
-//! lists, `sets.rs` users' id lists (for flags and list pages), `convs.rs` the
-//! newest messages of conversations, `track.rs` the invalidation subscriber.
+//! lists, `sets.rs` users' id lists (for flags and list pages), `convs.rs` the newest messages
+//! of conversations, `track.rs` the invalidation subscriber.
 
 mod convs;
 mod pages;
