@@ -169,18 +169,10 @@ pub async fn write_users(
 
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.
 pub async fn users(st: &AppState, viewer: Option<i64>, ids: &[i64]) -> Result<Vec<User>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let found = st.cache.users(ids).await?;
-    let follows = match viewer {
-        Some(v) => st.cache.viewer_flags(v, &[], ids).await?.1,
-        None => vec![false; ids.len()],
-    };
+    let seen = user_views(st, viewer, ids).await?;
     Ok(ids
         .iter()
-        .zip(follows)
-        .filter_map(|(id, f)| found.get(id).map(|u| User::from_data(u, f)))
+        .filter_map(|id| seen.get(id).map(|(u, f)| User::from_data(&u.data, *f)))
         .collect())
 }
 

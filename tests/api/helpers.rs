@@ -587,6 +587,19 @@ pub async fn like(app: &TestApp, token: &str, vid: i64, action: &str) -> Value {
     .await
 }
 
+/// Follows (`action` "1") or unfollows ("2") user `to`.
+pub async fn follow(app: &TestApp, token: &str, to: i64, action: &str) -> Value {
+    app.post_query(
+        "/douyin/relation/action/",
+        &[
+            ("token", token.into()),
+            ("to_user_id", to.to_string()),
+            ("action_type", action.into()),
+        ],
+    )
+    .await
+}
+
 /// Sends a chat message (JSON body) from the holder of `token` to `to`; returns the response.
 pub async fn send_message(app: &TestApp, token: &str, to: i64, content: &str) -> Value {
     app.post_json(

@@ -249,8 +249,8 @@ async fn user_lists_are_near_cached_and_changes_show_within_a_second() {
     // through A: the liker likes the video and follows the author, who follows back and
     // publishes again
     assert_eq!(code(&like(&a, &liker, vid, "1").await), 0);
-    follow(&a, &liker, aid, "1").await;
-    follow(&a, &author, lid, "1").await;
+    follows(&a, &liker, aid, "1").await;
+    follows(&a, &author, lid, "1").await;
     publish_url(&a, &author, "lists2").await;
     let want_liker = |l: &[Vec<i64>; 5]| {
         l[1] == vec![vid] && l[2] == vec![aid] && l[3] == vec![aid] && l[4] == vec![aid]
@@ -273,34 +273,22 @@ async fn user_lists_are_near_cached_and_changes_show_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // an unfollow breaks the friendship at once where it was made
-    follow(&a, &author, lid, "2").await;
+    follows(&a, &author, lid, "2").await;
     let al = lists(&a, lid, &liker).await;
     assert!(al[3].is_empty() && al[4].is_empty(), "{al:?}");
     b.stop().await;
     a.stop().await;
 }
 
-async fn follow(app: &TestApp, token: &str, to: i64, action: &str) {
-    let r = app
-        .post_query(
-            "/douyin/relation/action/",
-            &[
-                ("token", token.to_string()),
-                ("to_user_id", to.to_string()),
-                ("action_type", action.into()),
-            ],
-        )
-        .await;
+/// Follows or unfollows, which must succeed.
+async fn follows(app: &TestApp, token: &str, to: i64, action: &str) {
+    let r = follow(app, token, to, action).await;
     assert_eq!(code(&r), 0, "{r}");
 }
 
+/// Sends a message, which must succeed.
 async fn send(app: &TestApp, token: &str, to: i64, content: &str) {
-    let r = app
-        .post_json(
-            "/douyin/message/action/",
-            json!({"token": token, "to_user_id": to, "action_type": 1, "content": content}),
-        )
-        .await;
+    let r = send_message(app, token, to, content).await;
     assert_eq!(code(&r), 0, "{r}");
 }
 
@@ -356,8 +344,8 @@ async fn chat_polls_and_latest_messages_are_near_cached_and_new_ones_show_within
     let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
     wait_for_tracking(&b).await;
     let (aid, lid) = (me(&a, &author).await, me(&a, &liker).await);
-    follow(&a, &liker, aid, "1").await;
-    follow(&a, &author, lid, "1").await;
+    follows(&a, &liker, aid, "1").await;
+    follows(&a, &author, lid, "1").await;
     send(&a, &liker, aid, "hello").await;
     // loads the conversation into Redis from A's store (B's own store is empty)
     chat_view(&a, &author, lid, 0).await;

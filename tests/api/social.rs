@@ -1,18 +1,6 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 
-async fn follow(app: &TestApp, token: &str, to: i64, action: &str) -> Value {
-    app.post_query(
-        "/douyin/relation/action/",
-        &[
-            ("token", token.into()),
-            ("to_user_id", to.to_string()),
-            ("action_type", action.into()),
-        ],
-    )
-    .await
-}
-
 async fn chat(app: &TestApp, token: &str, to: i64, pre: i64) -> Vec<Value> {
     let v = app
         .get(
