@@ -41,13 +41,23 @@ pub(super) fn scored_pairs(items: Vec<Value>) -> Vec<(i64, i64)> {
     out
 }
 
-/// The (member, score) pairs of a whole zset fetched with scores, without its loaded marker
-/// "0"; None when the marker is missing (the zset is not loaded).
-pub(super) fn pairs_with_marker(items: Vec<Value>) -> Option<Vec<(i64, i64)>> {
-    let mut pairs = scored_pairs(items);
-    let before = pairs.len();
-    pairs.retain(|(m, _)| *m != 0);
-    (pairs.len() < before).then_some(pairs)
+/// The members of a whole zset fetched without scores, without its loaded marker "0"; None
+/// when the marker is missing (the zset is not loaded).
+pub(super) fn ids_with_marker(items: Vec<Value>) -> Option<Vec<i64>> {
+    let mut marked = false;
+    let mut ids = Vec::with_capacity(items.len());
+    for v in items {
+        let id = match v {
+            Value::Integer(i) => Some(i),
+            other => other.as_string().and_then(|s| s.parse().ok()),
+        };
+        match id {
+            Some(0) => marked = true,
+            Some(id) => ids.push(id),
+            None => {}
+        }
+    }
+    marked.then_some(ids)
 }
 
 pub(super) fn ids_of(items: Vec<Value>) -> Vec<i64> {

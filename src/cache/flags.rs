@@ -1,7 +1,7 @@
 //! The viewer's flags on a page: `is_favorite` (the viewer's liked set) and `is_follow` (whom
 //! the viewer follows), from the near-cache's copies of both sets or in one script call.
 
-use super::codec::pairs_with_marker;
+use super::codec::ids_with_marker;
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::near::NearKey;
@@ -48,7 +48,8 @@ impl Cache {
     }
 
     /// The viewer's flags from their liked and following sets held in the near-cache; the
-    /// missing ones are fetched whole, in one round trip, and kept.
+    /// missing ones are fetched whole, in one round trip, and kept as ids alone (a list
+    /// already held whole with its scores answers as well).
     async fn viewer_flags_near(
         &self,
         viewer: i64,
@@ -83,16 +84,16 @@ impl Cache {
                             (need_follows, this.keys.user_following(viewer)),
                         ];
                         for (_, key) in wanted.into_iter().filter(|(need, _)| *need) {
-                            let _: () = p.zrange(key, 0, -1, None, false, None, true).await?;
+                            let _: () = p.zrange(key, 0, -1, None, false, None, false).await?;
                         }
                         Ok(p)
                     })
                     .await?;
                 let mut sets = Vec::with_capacity(2);
                 for r in res {
-                    // (member, score) pairs; the loaded marker "0" must be among them
+                    // the members; the loaded marker "0" must be among them
                     let ids = match r? {
-                        Value::Array(items) => pairs_with_marker(items),
+                        Value::Array(items) => ids_with_marker(items),
                         _ => None,
                     };
                     sets.push(ids);
@@ -112,10 +113,10 @@ impl Cache {
             };
             let mut it = sets.into_iter().flatten();
             if need_likes {
-                likes = it.next().map(|ids| self.near.install_set(lk, ids, true, t));
+                likes = it.next().map(|ids| self.near.install_ids(lk, ids, t));
             }
             if need_follows {
-                follows = it.next().map(|ids| self.near.install_set(fk, ids, true, t));
+                follows = it.next().map(|ids| self.near.install_ids(fk, ids, t));
             }
         }
         let liked = match &likes {

@@ -28,7 +28,8 @@ impl Cache {
         which: usize,
     ) -> Result<Option<Arc<IdSet>>, AppError> {
         let key = list_key(id, which);
-        if let Some(s) = self.near.set(key) {
+        // a list held as ids alone (fetched for a viewer's flags) has no order: fetch it scored
+        if let Some(s) = self.near.set(key).filter(|s| s.is_scored()) {
             return Ok(Some(s));
         }
         let t = self.near.begin();
@@ -64,8 +65,7 @@ impl Cache {
         };
         let mut both: Vec<(i64, i64)> = few
             .ranked()
-            .iter()
-            .filter_map(|(m, s)| many.score(*m).map(|s2| (*m, (*s).max(s2))))
+            .filter_map(|(m, s)| many.score(m).map(|s2| (m, s.max(s2))))
             .collect();
         both.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
         both.truncate(limit);

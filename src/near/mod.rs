@@ -42,9 +42,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// Hash buckets of invalidation stamps (see [`NearCache::begin`]): a page depends on up to a
-/// few hundred of them, so fewer would make unrelated invalidations drop it more often.
-const STAMPS: usize = 16384;
+/// Hash buckets of invalidation stamps (see [`NearCache::begin`]) for videos and users: a page
+/// depends on up to a few hundred of them, so fewer would make unrelated invalidations drop
+/// it more often.
+const ENTRY_STAMPS: usize = 16384;
+/// Buckets of every other key (lists, sessions, comments, conversations), apart from the
+/// entries' so that a like's or a follow's list invalidation never drops a page that merely
+/// shares a bucket with it.
+const OTHER_STAMPS: usize = 4096;
+const STAMPS: usize = ENTRY_STAMPS + OTHER_STAMPS;
 
 /// What a near-cache key names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,7 +94,11 @@ impl NearKey {
                 (*a as u64).rotate_left(29) ^ *b as u64,
             ),
         };
-        ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize % STAMPS
+        let h = ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize;
+        match self {
+            NearKey::Video(_) | NearKey::User(_) => h % ENTRY_STAMPS,
+            _ => ENTRY_STAMPS + h % OTHER_STAMPS,
+        }
     }
 }
 
@@ -627,6 +637,26 @@ mod tests {
         n.clear();
         n.install_video(VideoData::default(), t);
         assert!(n.video(0).is_none());
+    }
+
+    #[test]
+    fn list_and_session_invalidations_never_share_a_bucket_with_entries() {
+        for i in 1..5000i64 {
+            for k in [NearKey::Video(i), NearKey::User(i)] {
+                assert!(k.bucket() < ENTRY_STAMPS);
+            }
+            for k in [
+                NearKey::Likes(i),
+                NearKey::Follows(i),
+                NearKey::Followers(i),
+                NearKey::Works(i),
+                NearKey::Session(i),
+                NearKey::Comments(i),
+                NearKey::conv(i, i * 7),
+            ] {
+                assert!((ENTRY_STAMPS..STAMPS).contains(&k.bucket()));
+            }
+        }
     }
 
     #[test]
