@@ -11,14 +11,30 @@ use crate::near::{NearKey, CONV_HEAD};
 use crate::store::MessageRecord;
 use fred::prelude::*;
 use fred::types::Value;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+
+/// How many conversations one friend list loads from the durable store at once.
+const COLD_LOADS: usize = 16;
 
 impl Cache {
     /// Reloads the conversation of `a` and `b` from the durable store if it is not in Redis.
     pub async fn ensure_conversation(&self, a: i64, b: i64) -> Result<(), AppError> {
+        self.load_conversation(a, b).await.map(|_| ())
+    }
+
+    /// [`Self::ensure_conversation`], returning the messages loaded, newest first, when this
+    /// call loaded them (None: the conversation was in Redis already, or loaded by another).
+    async fn load_conversation(
+        &self,
+        a: i64,
+        b: i64,
+    ) -> Result<Option<Vec<MessageData>>, AppError> {
         let key = self.keys.conversation(a, b);
-        self.single_flight(key.clone(), || async {
+        let mut loaded = None;
+        let out = &mut loaded;
+        self.single_flight(key.clone(), || async move {
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
                 let lease = self.keys.conversation_lease(a, b);
@@ -35,15 +51,20 @@ impl Cache {
                 }
                 let msgs = self.store.conversation(a, b).await?;
                 let mut items = Vec::with_capacity(2 * msgs.len());
+                let mut data = Vec::with_capacity(msgs.len());
                 for m in &msgs {
+                    let d = MessageData::from(m);
                     items.push(m.id.to_string());
-                    items.push(message_member(&MessageData::from(m)));
+                    items.push(message_member(&d));
+                    data.push(d);
                 }
                 let installed = self
                     .install_zset(&key, &lease, Kind::Pairs, token, items)
                     .await?;
                 if installed {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    data.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
+                    *out = Some(data);
                     return Ok(());
                 }
             }
@@ -51,7 +72,8 @@ impl Cache {
                 "conversation: reload kept losing its lease".into(),
             ))
         })
-        .await
+        .await?;
+        Ok(loaded)
     }
 
     /// Adds a sent message to its cached conversation.
@@ -195,8 +217,28 @@ impl Cache {
                 }
             }
         }
-        for o in missing {
-            if let Some(m) = self.conversation_page(user, o, None, 1).await?.pop() {
+        // Conversations not in Redis yet are loaded from the durable store concurrently, a
+        // few at a time (one by one, a friend list of cold conversations waited for each
+        // load's round trips in turn). What this request loads it also serves, and keeps in
+        // the near-cache, from the messages it read: no further round trip to read them back.
+        let mut loads = futures_util::stream::iter(missing)
+            .map(|o| async move {
+                let t = self.near.begin();
+                let newest = match self.load_conversation(user, o).await? {
+                    Some(mut newest) => {
+                        newest.truncate(CONV_HEAD + 1);
+                        if self.near.enabled() {
+                            self.near.install_conv(user, o, newest.clone(), t);
+                        }
+                        newest.into_iter().next()
+                    }
+                    None => self.conversation_page(user, o, None, 1).await?.pop(),
+                };
+                Ok::<_, AppError>((o, newest))
+            })
+            .buffer_unordered(COLD_LOADS);
+        while let Some(r) = loads.next().await {
+            if let (o, Some(m)) = r? {
                 out.insert(o, m);
             }
         }

@@ -258,7 +258,10 @@ mod tests {
         let s = IdSet::scored(pairs, true);
         assert!(!s.whole);
         assert_eq!(s.len(), SET_MAX);
-        assert_eq!(s.page(None, 1), Some(vec![(SET_MAX as i64 + 5, (SET_MAX as i64 + 5) * 2)]));
+        assert_eq!(
+            s.page(None, 1),
+            Some(vec![(SET_MAX as i64 + 5, (SET_MAX as i64 + 5) * 2)])
+        );
         assert!(!s.contains(1) && s.contains(6));
     }
 }

@@ -1,5 +1,7 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 async fn chat(app: &TestApp, token: &str, to: i64, pre: i64) -> Vec<Value> {
     let v = app
@@ -200,6 +202,84 @@ async fn long_lists_are_capped_and_paged_with_a_cursor() {
         .await;
     assert_eq!(code(&v), 10001, "count above the cap");
     assert_eq!(app.user(star).await["follower_count"], 10);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn friend_list_loads_cold_conversations_and_serves_their_latest_messages() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("cold_a").await;
+    let mut friends = Vec::new();
+    for i in 0..6 {
+        let (f, tf) = app.register(&format!("cold_f{i}")).await;
+        assert_eq!(code(&follow(&app, &ta, f, "1").await), 0);
+        assert_eq!(code(&follow(&app, &tf, a, "1").await), 0);
+        friends.push((f, tf));
+    }
+    // friend i has i + 1 messages, sent by a and by the friend in turn (a first); the last
+    // friend none
+    for (i, (f, tf)) in friends.iter().enumerate().take(5) {
+        for j in 0..=i {
+            let (token, to) = if j % 2 == 0 { (&ta, *f) } else { (tf, a) };
+            let sent = send_message(&app, token, to, &format!("c{i}-{j}")).await;
+            assert_eq!(code(&sent), 0);
+        }
+    }
+    // every conversation now lives only in the durable store
+    app.flush_redis().await;
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    let list = v["user_list"].as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    for u in list {
+        let i = friends.iter().position(|(f, _)| u["id"] == *f).unwrap();
+        if i == 5 {
+            assert_eq!(u["message"], "", "no conversation: {u}");
+            continue;
+        }
+        assert_eq!(u["message"], format!("c{i}-{i}"), "{u}");
+        // msgType 1: a sent it (even i), 0: a received it
+        assert_eq!(u["msgType"], if i % 2 == 0 { 1 } else { 0 }, "{u}");
+    }
+    // loaded whole into redis, not only the newest message
+    let all = chat(&app, &ta, friends[4].0, 0).await;
+    let contents: Vec<&str> = all.iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, vec!["c4-0", "c4-1", "c4-2", "c4-3", "c4-4"]);
+    // the same list again is the same, and once the loads' own invalidation messages have
+    // come back (loading writes the keys), it is served from the near-cache
+    let mut rts = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rt = app.state.cache.stats.round_trips.load(Ordering::Relaxed);
+        let again = app
+            .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+            .await;
+        assert_eq!(again["user_list"], v["user_list"]);
+        rts.push(app.state.cache.stats.round_trips.load(Ordering::Relaxed) - rt);
+    }
+    assert_eq!(
+        rts.last(),
+        Some(&0),
+        "a warm friend list went to redis: {rts:?}"
+    );
+    // a new message shows at once
+    let (f3, tf3) = &friends[3];
+    assert_eq!(code(&send_message(&app, tf3, a, "newest").await), 0);
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+        .await;
+    let u = v["user_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == *f3)
+        .unwrap();
+    assert_eq!(
+        (u["message"].as_str(), u["msgType"].as_i64()),
+        (Some("newest"), Some(0))
+    );
     app.stop().await;
 }
 
