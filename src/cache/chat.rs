@@ -4,7 +4,7 @@
 
 use super::codec::{message_member, parse_messages};
 use super::reload::{Kind, Reload};
-use super::{Cache, RELOAD_ATTEMPTS};
+use super::{Cache, COLD_LOADS, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::MessageData;
 use crate::near::{NearKey, CONV_HEAD};
@@ -14,9 +14,6 @@ use fred::types::Value;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-
-/// How many conversations one friend list loads from the durable store at once.
-const COLD_LOADS: usize = 16;
 
 impl Cache {
     /// Reloads the conversation of `a` and `b` from the durable store if it is not in Redis.

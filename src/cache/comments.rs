@@ -1,13 +1,14 @@
 //! Comments in Redis: a hash per comment (immutable) and each video's comment zset.
 
 use super::codec::{comment_fields, comment_from_hash, ids_of};
-use super::{Cache, RELOAD_ATTEMPTS};
+use super::{Cache, COLD_LOADS, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::CommentData;
 use crate::near::CommentPage;
 use crate::store::CommentRecord;
 use fred::prelude::*;
 use fred::types::Value;
+use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -89,9 +90,11 @@ impl Cache {
         ))
     }
 
-    /// Comments by id, in the order given; deleted ones are skipped.
+    /// Comments by id, in the order given; deleted ones are skipped. Those not in Redis are
+    /// loaded from the durable store, [`COLD_LOADS`] at a time.
     pub async fn comments(&self, ids: &[i64]) -> Result<Vec<CommentData>, AppError> {
-        let mut out = Vec::with_capacity(ids.len());
+        let mut out: Vec<Option<CommentData>> = Vec::with_capacity(ids.len());
+        let mut cold = Vec::new();
         self.rt();
         let this = self;
         let res: Vec<Result<HashMap<String, String>, fred::error::Error>> = self
@@ -105,13 +108,29 @@ impl Cache {
             .await?;
         for (id, r) in ids.iter().zip(res) {
             let h = r?;
-            if !h.is_empty() {
-                out.push(comment_from_hash(*id, h));
-            } else if let Some(c) = self.store.get_comment(*id).await? {
-                self.comment_created(&c).await?;
-                out.push(CommentData::from(&c));
+            if h.is_empty() {
+                cold.push((out.len(), *id));
+                out.push(None);
+            } else {
+                out.push(Some(comment_from_hash(*id, h)));
             }
         }
-        Ok(out)
+        if !cold.is_empty() {
+            let loaded: Vec<(usize, Option<CommentData>)> = futures_util::stream::iter(cold)
+                .map(|(at, id)| async move {
+                    let Some(c) = self.store.get_comment(id).await? else {
+                        return Ok((at, None));
+                    };
+                    self.comment_created(&c).await?;
+                    Ok::<_, AppError>((at, Some(CommentData::from(&c))))
+                })
+                .buffer_unordered(COLD_LOADS)
+                .try_collect()
+                .await?;
+            for (at, c) in loaded {
+                out[at] = c;
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 }

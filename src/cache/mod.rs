@@ -44,6 +44,10 @@ use std::time::Duration;
 
 /// How many times a read reloads a key that a concurrent write keeps dropping.
 const RELOAD_ATTEMPTS: usize = 8;
+/// How many objects one request loads from the durable store into Redis at once (cold
+/// conversations of a friend list, cold comments of a comment list): one at a time, a list of
+/// a thousand waited for a thousand round trips in turn.
+const COLD_LOADS: usize = 16;
 /// How many times a multi-key call is made again while its slot is being moved (TRYAGAIN).
 const TRYAGAIN_ATTEMPTS: usize = 16;
 

@@ -435,7 +435,8 @@ async fn comments_and_counts_survive_flushall() {
     let (_, ta) = app.register("cf_a").await;
     let (_, tb) = app.register("cf_b").await;
     let v1 = publish_url(&app, &ta, "v1").await;
-    for i in 0..5 {
+    // more than the comments a list loads from the durable store at once
+    for i in 0..20 {
         let v = app
             .post_query(
                 "/douyin/comment/action/",
@@ -472,8 +473,8 @@ async fn comments_and_counts_survive_flushall() {
             .await,
         app.get("/douyin/feed/", &[("token", tb.clone())]).await,
     );
-    assert_eq!(before.0["comment_list"].as_array().unwrap().len(), 4);
-    assert_eq!(before.1["video_list"][0]["comment_count"], 4);
+    assert_eq!(before.0["comment_list"].as_array().unwrap().len(), 19);
+    assert_eq!(before.1["video_list"][0]["comment_count"], 19);
     app.flush_redis().await;
     let after = (
         app.get("/douyin/comment/list/", &[("video_id", v1.to_string())])
