@@ -118,7 +118,8 @@ WHY = {
     "follower_list": "no round trip once warm; one near-cache lookup per user listed and the "
                      "per-request work",
     "friend_list": "no round trip once warm (both follow lists and the conversations' newest messages "
-                   "near-cached); cold conversations cost a pipeline while the run warms them",
+                   "near-cached); the first pass loads cold conversations from the durable store, 16 at a "
+                   "time (bench/NOTES.md)",
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
     "like": "CPU-bound on 2 shared cores (server workers 32%, Redis 25%, the group committer 18%, "
@@ -129,7 +130,9 @@ WHY = {
     "memory": "see the allocator comparison in bench/NOTES.md",
     "rebuild": "Redis-bound: two scripts per user and video (the lease that drops the old keys, then "
                "the load), about 25 µs of Redis CPU each (INFO commandstats at scale 10)",
-    "scale": "more of the data misses the near-cache at the larger scale (deeper pages, colder users)",
+    "scale": "the first pass at scale 10 loads 100,000 users' lists into Redis as it goes (each load's "
+             "invalidation drops near-cached entries), and the users' state with the deep pages' "
+             "videos exceeds the 256 MiB bound; warmed, feed_user ran at 32,000 req/s (bench/NOTES.md)",
 }
 
 
