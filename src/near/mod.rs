@@ -518,16 +518,20 @@ impl NearCache {
 
     /// Drops everything (a flush, or the tracking connection was lost).
     pub fn clear(&self) {
-        // stamped before and after, as in `invalidate`
-        for _ in 0..2 {
-            let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-            for st in self.stamps.iter() {
-                st.fetch_max(s, Ordering::AcqRel);
-            }
-            self.entries.clear();
-            self.pages.clear();
-        }
+        // stamped before and after the removal, as in `invalidate`
+        self.stamp_all();
+        self.entries.clear();
+        self.pages.clear();
+        self.stamp_all();
         self.invalidate_feed();
+    }
+
+    /// Stamps every bucket: fetches begun before now are not installed.
+    fn stamp_all(&self) {
+        let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        for st in self.stamps.iter() {
+            st.fetch_max(s, Ordering::AcqRel);
+        }
     }
 
     /// Up to `limit` feed ids strictly below `before` (None: the newest), from the snapshot.
