@@ -32,7 +32,7 @@ pub mod track;
 
 pub use convs::{ConvHead, CONV_HEAD};
 pub use pages::Page;
-pub use render::{write_user, write_user_open, write_video, UserEntry, VideoEntry};
+pub use render::{write_user, write_user_open, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
 
 use crate::model::{CommentData, Urls, UserData, VideoData};

@@ -127,27 +127,11 @@ pub fn write_user_open(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
     buf.extend_from_slice(&u.rest[..u.rest.len() - 1]);
 }
 
-/// Appends a `Video` object as seen by a viewer.
-pub fn write_video(
-    buf: &mut Vec<u8>,
-    v: &VideoEntry,
-    author: &UserEntry,
-    is_favorite: bool,
-    follows_author: bool,
-) {
-    buf.extend_from_slice(&v.head);
-    buf.extend_from_slice(bool_json(is_favorite));
-    buf.extend_from_slice(b",\"author\":");
-    write_user(buf, author, follows_author);
-    buf.extend_from_slice(&v.rest);
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{near, user};
+    use super::super::test_support::user;
     use super::*;
-    use crate::api::reply::{User, Video};
-    use std::time::Duration;
+    use crate::api::reply::User;
 
     #[test]
     fn rendered_user_equals_serialised_user() {
@@ -157,43 +141,6 @@ mod tests {
         write_user(&mut buf, &e, true);
         let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
         let mut want = simd_json::to_vec(&User::from_data(&d, true)).unwrap();
-        let want: simd_json::OwnedValue = simd_json::to_owned_value(&mut want).unwrap();
-        assert_eq!(ours, want);
-    }
-
-    #[test]
-    fn rendered_video_equals_serialised_video() {
-        let n = near(Duration::from_secs(60), 10);
-        let u = n.install_user(user(), n.begin());
-        let d = VideoData {
-            id: 99,
-            author_id: 7,
-            title: "t \\ \"x\"".into(),
-            desc: "d".into(),
-            play: "videos/99.mp4".into(),
-            cover: String::new(),
-            favorite_count: 3,
-            comment_count: 2,
-            play_count: 1,
-        };
-        let v = n.install_video(d.clone(), n.begin());
-        let mut buf = Vec::new();
-        write_video(&mut buf, &v, &u, true, false);
-        let ours: simd_json::OwnedValue = simd_json::to_owned_value(&mut buf).unwrap();
-        let urls = Urls::new("http://h".into());
-        let want = Video {
-            id: 99,
-            author: User::from_data(&u.data, false),
-            play_url: urls.play(&d),
-            cover_url: urls.cover(&d),
-            favorite_count: 3,
-            comment_count: 2,
-            play_count: 1,
-            is_favorite: true,
-            title: d.title.clone(),
-            desc: d.desc.clone(),
-        };
-        let mut want = simd_json::to_vec(&want).unwrap();
         let want: simd_json::OwnedValue = simd_json::to_owned_value(&mut want).unwrap();
         assert_eq!(ours, want);
     }
