@@ -395,8 +395,9 @@ fn page_hits(app: &TestApp) -> u64 {
 }
 
 /// A feed page is served whole (one lookup) while it is current, to anonymous readers as it
-/// is and to viewers with their flags, and a change of one of its videos or authors, through this instance or another (B's age bound is a minute,
-/// so only the invalidation can do it), shows on the next read or within a second.
+/// is and to viewers with their flags, and a change of one of its videos or authors, through
+/// this instance or another (B's age bound is a minute, so only the invalidation can do it),
+/// shows on the next read or within a second.
 #[tokio::test]
 async fn a_page_is_served_whole_until_a_video_or_author_changes() {
     let (a, _author, liker) = instance_a("page").await;
