@@ -135,3 +135,33 @@ impl Urls {
         }
     }
 }
+
+/// "MM-DD" of Unix millisecond `ms` at `offset_minutes` from UTC.
+pub fn month_day(ms: i64, offset_minutes: i32) -> String {
+    let days = (ms + offset_minutes as i64 * 60_000).div_euclid(86_400_000);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_day;
+
+    #[test]
+    fn month_day_in_a_time_zone() {
+        // 2023-04-05T22:29:01Z
+        assert_eq!(month_day(1_680_733_741_000, 0), "04-05");
+        assert_eq!(month_day(1_680_733_741_000, 480), "04-06");
+        assert_eq!(month_day(0, 0), "01-01");
+        assert_eq!(month_day(951_782_400_000, 0), "02-29"); // 2000-02-29
+        assert_eq!(month_day(1_735_689_599_000, 0), "12-31"); // 2024-12-31T23:59:59Z
+    }
+}

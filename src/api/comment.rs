@@ -1,11 +1,11 @@
 //! Comments: post, delete (by the comment's or the video's author), and a video's comments.
 
 use crate::api::ctx::Ctx;
-use crate::api::reply::{month_day, ok, ok_close, ok_open, User};
+use crate::api::reply::{ok, ok_close, ok_open, User};
 use crate::api::views;
 use crate::error::AppError;
-use crate::model::CommentData;
-use crate::near::{write_user, UserEntry};
+use crate::model::{month_day, CommentData};
+use crate::near::write_comment;
 use crate::state::AppState;
 use crate::write::comments;
 use ntex::web::{self, HttpResponse};
@@ -71,28 +71,33 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let viewer = views::viewer(st, p.token()).await?;
     let vid = p.require_i64("video_id")?;
     let (cursor, count) = views::paging(st, p)?;
-    // the first page comes from the near-cache (comments never change), a later one from Redis
-    let (page, paged);
-    let comments: &[CommentData] = match cursor {
-        None => {
-            page = st
-                .cache
-                .newest_comments(vid, count, st.cfg.server.max_list)
-                .await?
-                .ok_or(AppError::VideoNotFound)?;
-            page.first(count).unwrap_or(&page.comments)
-        }
-        Some(_) => {
-            let ids = st
-                .cache
-                .video_comment_ids(vid, cursor, count)
-                .await?
-                .ok_or(AppError::VideoNotFound)?;
-            paged = st.cache.comments(&ids).await?;
-            &paged
-        }
+    let offset = st.cfg.server.utc_offset_minutes;
+    // `{..., "comment_list": [...], "next_cursor": N}` (`next_cursor` is our extension: pass it
+    // as `cursor` for the next page; 0 when there is none); a comment's cursor is its id
+    let Some(cursor) = cursor else {
+        // the first page: held rendered in the near-cache (comments never change)
+        let page = st
+            .cache
+            .newest_comments(vid, count, st.cfg.server.max_list, offset)
+            .await?
+            .ok_or(AppError::VideoNotFound)?;
+        let n = page.first(count).unwrap_or(page.comments.len());
+        let follows = match viewer {
+            Some(v) => st.cache.viewer_flags(v, &[], page.authors(n)).await?.1,
+            None => Vec::new(),
+        };
+        let next_cursor = views::next_cursor(page.comments[..n].last().map(|c| c.id), n, count);
+        let mut body = ok_open(64);
+        body.extend_from_slice(b",\"comment_list\":");
+        page.write(&mut body, n, &follows);
+        return Ok(list_close(body, next_cursor));
     };
-    // a comment's cursor is its id
+    let ids = st
+        .cache
+        .video_comment_ids(vid, Some(cursor), count)
+        .await?
+        .ok_or(AppError::VideoNotFound)?;
+    let comments = st.cache.comments(&ids).await?;
     let next_cursor = views::next_cursor(comments.last().map(|c| c.id), comments.len(), count);
     let mut seen = HashSet::new();
     let uids: Vec<i64> = comments
@@ -101,81 +106,25 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .filter(|u| seen.insert(*u))
         .collect();
     let users = views::user_views(st, viewer, &uids).await?;
-    // `{..., "comment_list": [...], "next_cursor": N}` (`next_cursor` is our extension: pass it
-    // as `cursor` for the next page; 0 when there is none)
     let mut body = ok_open(comments.len() * 420);
     body.extend_from_slice(b",\"comment_list\":[");
     let start = body.len();
-    for c in comments {
+    for c in &comments {
         let Some((u, follows)) = users.get(&c.user_id) else {
             continue;
         };
         if body.len() > start {
             body.push(b',');
         }
-        write_comment(&mut body, c, u, *follows, st.cfg.server.utc_offset_minutes);
+        write_comment(&mut body, c, u, *follows, offset);
     }
-    body.extend_from_slice(b"],\"next_cursor\":");
+    body.push(b']');
+    Ok(list_close(body, next_cursor))
+}
+
+/// Ends a comment list's reply with its `next_cursor`.
+fn list_close(mut body: Vec<u8>, next_cursor: i64) -> HttpResponse {
+    body.extend_from_slice(b",\"next_cursor\":");
     body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
-    Ok(ok_close(body))
-}
-
-/// Appends comment `c` by `user` as a `Comment` object (as [`Comment`] serialises), its date
-/// at `offset_minutes` from UTC.
-fn write_comment(
-    buf: &mut Vec<u8>,
-    c: &CommentData,
-    user: &UserEntry,
-    follows: bool,
-    offset_minutes: i32,
-) {
-    let mut n = itoa::Buffer::new();
-    buf.extend_from_slice(b"{\"id\":");
-    buf.extend_from_slice(n.format(c.id).as_bytes());
-    buf.extend_from_slice(b",\"user\":");
-    write_user(buf, user, follows);
-    buf.extend_from_slice(b",\"content\":");
-    // serialising a &str cannot fail
-    let _ = simd_json::to_writer(&mut *buf, &c.content);
-    buf.extend_from_slice(b",\"create_date\":\"");
-    buf.extend_from_slice(month_day(c.created_ms, offset_minutes).as_bytes());
-    buf.extend_from_slice(b"\",\"reply_id\":");
-    buf.extend_from_slice(n.format(c.reply_id).as_bytes());
-    buf.push(b'}');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::UserData;
-
-    #[test]
-    fn written_comment_equals_serialised_comment() {
-        let u = UserData {
-            id: 7,
-            name: "n \"q\"".into(),
-            follow_count: 2,
-            ..Default::default()
-        };
-        let c = CommentData {
-            id: 42,
-            video_id: 9,
-            user_id: 7,
-            content: "line\nbreak \u{1F600}".into(),
-            created_ms: 1_680_733_741_000,
-            reply_id: 5,
-        };
-        let mut buf = Vec::new();
-        write_comment(&mut buf, &c, &UserEntry::new(u.clone()), true, 480);
-        let ours: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-        let want = serde_json::to_value(Comment {
-            id: 42,
-            user: User::from_data(&u, true),
-            content: c.content.clone(),
-            create_date: "04-06".into(),
-            reply_id: 5,
-        })
-        .unwrap();
-        assert_eq!(ours, want);
-    }
+    ok_close(body)
 }

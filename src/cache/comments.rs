@@ -64,35 +64,57 @@ impl Cache {
         ))
     }
 
-    /// The newest `count` comments of video `id` (None: no such video), newest first: from the
-    /// near-cache when it holds them (no round trip), otherwise the newest `head` (at least
-    /// `count`) are read from Redis and kept there until the video's comments change.
+    /// The newest `count` comments of video `id` (None: no such video), newest first, with
+    /// their rendering (dates at `offset_minutes` from UTC): from the near-cache when it holds
+    /// them (no round trip; rendered again when an author changed), otherwise the newest `head`
+    /// (at least `count`) are read from Redis and kept there until the video's comments change.
     pub async fn newest_comments(
         &self,
         id: i64,
         count: usize,
         head: usize,
+        offset_minutes: i32,
     ) -> Result<Option<Arc<CommentPage>>, AppError> {
-        if let Some(page) = self.near.comments(id) {
-            if page.first(count).is_some() {
-                return Ok(Some(page));
+        // taken before the lookup: a page dropped after it is not installed again
+        let ticket = self.near.begin();
+        let held = self.near.comments(id).filter(|p| p.first(count).is_some());
+        if let Some(page) = &held {
+            if self.near.comments_rendered(page) {
+                return Ok(Some(page.clone()));
             }
         }
-        let ticket = self.near.begin();
-        let head = head.max(count);
-        let Some(ids) = self.video_comment_ids(id, None, head).await? else {
-            return Ok(None);
+        let (comments, whole): (Arc<[CommentData]>, bool) = match &held {
+            Some(page) => (page.comments.clone(), page.whole),
+            None => {
+                let head = head.max(count);
+                let Some(ids) = self.video_comment_ids(id, None, head).await? else {
+                    return Ok(None);
+                };
+                let whole = ids.len() < head;
+                (self.comments(&ids).await?.into(), whole)
+            }
         };
-        let whole = ids.len() < head;
-        let comments = self.comments(&ids).await?;
-        Ok(Some(
-            self.near.install_comments(id, comments, whole, ticket),
-        ))
+        let mut authors: Vec<i64> = comments.iter().map(|c| c.user_id).collect();
+        authors.sort_unstable();
+        authors.dedup();
+        let users = self.user_entries(&authors).await?;
+        Ok(Some(self.near.install_comments(
+            id,
+            comments,
+            whole,
+            held.as_deref(),
+            &users,
+            offset_minutes,
+            ticket,
+        )))
     }
 
     /// Comments by id, in the order given; deleted ones are skipped. Those not in Redis are
     /// loaded from the durable store, [`COLD_LOADS`] at a time.
     pub async fn comments(&self, ids: &[i64]) -> Result<Vec<CommentData>, AppError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut out: Vec<Option<CommentData>> = Vec::with_capacity(ids.len());
         let mut cold = Vec::new();
         self.rt();

@@ -21,21 +21,24 @@
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered video
-//! lists, `sets.rs` users' id lists (for flags and list pages), `convs.rs` the newest messages
-//! of conversations, `track.rs` the invalidation subscriber.
+//! lists, `comments.rs` videos' newest comments with their rendered JSON, `sets.rs` users' id
+//! lists (for flags and list pages), `convs.rs` the newest messages of conversations,
+//! `track.rs` the invalidation subscriber.
 
+mod comments;
 mod convs;
 mod pages;
 mod render;
 mod sets;
 pub mod track;
 
+pub use comments::{write_comment, CommentPage};
 pub use convs::{ConvHead, CONV_HEAD};
 pub use pages::Page;
 pub use render::{write_user, write_user_open, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
 
-use crate::model::{CommentData, Urls, UserData, VideoData};
+use crate::model::{Urls, UserData, VideoData};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -113,29 +116,6 @@ pub enum NearVal {
     Conv(Arc<ConvHead>),
 }
 
-/// The newest comments of a video, newest first: up to the number fetched, and all of them
-/// when `whole` (the video had no more). Comments never change; a new or deleted one changes
-/// the video's comment zset, whose invalidation drops the page.
-#[derive(Debug)]
-pub struct CommentPage {
-    pub comments: Vec<CommentData>,
-    pub whole: bool,
-    fetched: Instant,
-}
-
-impl CommentPage {
-    /// The first `count` comments, if this page holds them (or holds every comment).
-    pub fn first(&self, count: usize) -> Option<&[CommentData]> {
-        if self.comments.len() >= count {
-            Some(&self.comments[..count])
-        } else if self.whole {
-            Some(&self.comments)
-        } else {
-            None
-        }
-    }
-}
-
 /// A user's session: tokens of `generation` are good unless their id is in `revoked`.
 #[derive(Debug)]
 pub struct SessionEntry {
@@ -178,13 +158,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
             }
             NearVal::Set(e) => e.weight(),
             NearVal::Session(e) => e.revoked.len() * 8 + 96,
-            NearVal::Comments(e) => {
-                e.comments
-                    .iter()
-                    .map(|c| c.content.len() + 80)
-                    .sum::<usize>()
-                    + 96
-            }
+            NearVal::Comments(e) => e.weight(),
             NearVal::Conv(e) => e.weight(),
         };
         w as u64
@@ -420,35 +394,6 @@ impl NearCache {
         let key = NearKey::Session(id);
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Session(e.clone()));
-        }
-        e
-    }
-
-    /// The near-cached newest comments of video `id`.
-    pub fn comments(&self, id: i64) -> Option<Arc<CommentPage>> {
-        match self.lookup(NearKey::Comments(id)) {
-            Some(NearVal::Comments(e)) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// Wraps video `id`'s newest comments (`whole`: all it has), installing them unless an
-    /// invalidation came after `t`.
-    pub fn install_comments(
-        &self,
-        id: i64,
-        comments: Vec<CommentData>,
-        whole: bool,
-        t: Ticket,
-    ) -> Arc<CommentPage> {
-        let e = Arc::new(CommentPage {
-            comments,
-            whole,
-            fetched: Instant::now(),
-        });
-        let key = NearKey::Comments(id);
-        if self.installable(&key, t) {
-            self.entries.insert(key, NearVal::Comments(e.clone()));
         }
         e
     }

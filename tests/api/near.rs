@@ -711,3 +711,78 @@ async fn comment_pages_are_near_cached_and_follow_other_instances() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A near-cached comment list is held rendered: it shows its authors' changes (their counts)
+/// and each viewer's own `is_follow`, also when the change is made through another instance.
+#[tokio::test]
+async fn rendered_comment_lists_follow_their_authors_and_each_viewer() {
+    let (a, author, liker) = instance_a("cmrd").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
+    wait_for_tracking(&b).await;
+    let first = a.get("/douyin/feed/", &[]).await;
+    let vid = first["video_list"][0]["id"].as_i64().unwrap();
+    let author_id = first["video_list"][0]["author"]["id"].as_i64().unwrap();
+    comment_action(&a, &liker, vid, "1", "one".into()).await;
+    comment_action(&a, &author, vid, "1", "two".into()).await;
+    // (viewer's is_follow of the liker, the liker's follower_count) as `token` sees it at B
+    let liker_seen = |v: serde_json::Value| {
+        let c = &v["comment_list"][1];
+        assert_eq!(c["content"], "one", "{v}");
+        (
+            c["user"]["is_follow"].clone(),
+            c["user"]["follower_count"].clone(),
+        )
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            texts(&comments_at(&b, &author, vid, &[]).await),
+            ["two", "one"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rt = round_trips(&b);
+    assert_eq!(
+        liker_seen(comments_at(&b, &author, vid, &[]).await),
+        (json!(false), json!(0))
+    );
+    assert_eq!(round_trips(&b) - rt, 0, "a warm comment list went to redis");
+
+    // the author follows the liker through A: at B the liker's count changes for every viewer,
+    // and the author (only) sees that they follow them
+    let liker_id = comments_at(&b, &author, vid, &[]).await["comment_list"][1]["user"]["id"]
+        .as_i64()
+        .unwrap();
+    follows(&a, &author, liker_id, "1").await;
+    let t = Instant::now();
+    loop {
+        let seen = liker_seen(comments_at(&b, &author, vid, &[]).await);
+        if seen == (json!(true), json!(1)) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "B still shows {seen:?} a second after the follow"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        liker_seen(comments_at(&b, &liker, vid, &[]).await),
+        (json!(false), json!(1))
+    );
+    // the author sees themselves followed by nobody, in the same list
+    let own = comments_at(&b, &liker, vid, &[]).await;
+    assert_eq!(own["comment_list"][0]["user"]["id"], author_id);
+    assert_eq!(own["comment_list"][0]["user"]["is_follow"], false);
+    // rendered again once, then warm again
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    comments_at(&b, &author, vid, &[]).await;
+    let rt = round_trips(&b);
+    comments_at(&b, &liker, vid, &[]).await;
+    assert_eq!(
+        round_trips(&b) - rt,
+        0,
+        "a re-rendered comment list went to redis"
+    );
+    b.stop().await;
+    a.stop().await;
+}
