@@ -181,9 +181,10 @@ pub struct RedisConfig {
     pub timeout_ms: u64,
     /// How often Redis's health is probed (a PING on a connection of its own).
     pub probe_interval_ms: u64,
-    /// A probe slower than this marks Redis down: requests that need it then answer
-    /// "unavailable" at once (and /readyz 503) until a probe succeeds. During an outage a
-    /// request answers within about `probe_interval_ms + probe_timeout_ms`.
+    /// Two probes in a row slower than this (or one that fails) mark Redis down: requests
+    /// that need it then answer "unavailable" at once (and /readyz 503) until a probe
+    /// succeeds. During an outage a request answers within about `probe_interval_ms +
+    /// probe_timeout_ms` (a hung Redis: `probe_interval_ms + 2 * probe_timeout_ms`).
     pub probe_timeout_ms: u64,
     /// The most members of one set (a user's followers, the feed, a conversation) a reload
     /// installs in one script; larger sets go in chunks of this size, staged and renamed into
