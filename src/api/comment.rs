@@ -6,11 +6,13 @@ use crate::api::views;
 use crate::error::AppError;
 use crate::model::{month_day, CommentData};
 use crate::near::write_comment;
+use crate::near::UserEntry;
 use crate::state::AppState;
 use crate::write::comments;
 use ntex::web::{self, HttpResponse};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     super::ctx::route_write(cfg, "/douyin/comment/action", action);
@@ -105,7 +107,11 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .map(|c| c.user_id)
         .filter(|u| seen.insert(*u))
         .collect();
-    let users = views::user_views(st, viewer, &uids).await?;
+    let users: HashMap<i64, (Arc<UserEntry>, bool)> = uids
+        .iter()
+        .zip(views::user_views(st, viewer, &uids).await?)
+        .filter_map(|(id, v)| v.map(|v| (*id, v)))
+        .collect();
     let mut body = ok_open(comments.len() * 420);
     body.extend_from_slice(b",\"comment_list\":[");
     let start = body.len();

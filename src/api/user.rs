@@ -167,7 +167,9 @@ async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let (id, viewer) = views::subject(st, p).await?;
     let seen = views::user_views(st, viewer, &[id]).await?;
-    let (user, follows) = seen.get(&id).ok_or(AppError::UserNotFound)?;
+    let Some(Some((user, follows))) = seen.first() else {
+        return Err(AppError::UserNotFound);
+    };
     let mut body = ok_open(user.rest.len() + 64);
     body.extend_from_slice(b",\"user\":");
     write_user(&mut body, user, *follows);

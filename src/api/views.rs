@@ -12,7 +12,6 @@ use crate::model::UserData;
 use crate::near::{write_user_open, UserEntry};
 use crate::state::AppState;
 use ntex::web::HttpResponse;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
@@ -116,25 +115,26 @@ pub async fn video_page_reply(
     Ok(ok_close(body))
 }
 
-/// The users `ids` with whether `viewer` follows each (unknown ones absent): the cached
-/// entries with their pre-rendered JSON, for [`crate::near::write_user`] and [`write_users`].
+/// The users `ids`, in that order, with whether `viewer` follows each (None: unknown): the
+/// cached entries with their pre-rendered JSON, for [`crate::near::write_user`] and
+/// [`write_users`].
 pub async fn user_views(
     st: &AppState,
     viewer: Option<i64>,
     ids: &[i64],
-) -> Result<HashMap<i64, (Arc<UserEntry>, bool)>, AppError> {
+) -> Result<Vec<Option<(Arc<UserEntry>, bool)>>, AppError> {
     if ids.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
-    let mut found = st.cache.user_entries(ids).await?;
+    let found = st.cache.user_entries_in_order(ids).await?;
     let follows = match viewer {
         Some(v) => st.cache.viewer_flags(v, &[], ids).await?.1,
         None => vec![false; ids.len()],
     };
-    Ok(ids
-        .iter()
+    Ok(found
+        .into_iter()
         .zip(follows)
-        .filter_map(|(id, f)| found.remove(id).map(|u| (*id, (u, f))))
+        .map(|(u, f)| u.map(|u| (u, f)))
         .collect())
 }
 
@@ -149,11 +149,17 @@ pub async fn write_users(
     mut extra: impl FnMut(&mut Vec<u8>, i64),
 ) -> Result<(), AppError> {
     let seen = user_views(st, viewer, ids).await?;
-    buf.reserve(seen.values().map(|(u, _)| u.rest.len() + 64).sum::<usize>() + 2);
+    buf.reserve(
+        seen.iter()
+            .flatten()
+            .map(|(u, _)| u.rest.len() + 64)
+            .sum::<usize>()
+            + 2,
+    );
     buf.push(b'[');
     let start = buf.len();
-    for id in ids {
-        let Some((u, follows)) = seen.get(id) else {
+    for (id, view) in ids.iter().zip(&seen) {
+        let Some((u, follows)) = view else {
             continue;
         };
         if buf.len() > start {
@@ -170,9 +176,10 @@ pub async fn write_users(
 /// The users `ids` (in that order, unknown ones skipped) with `is_follow` as seen by `viewer`.
 pub async fn users(st: &AppState, viewer: Option<i64>, ids: &[i64]) -> Result<Vec<User>, AppError> {
     let seen = user_views(st, viewer, ids).await?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| seen.get(id).map(|(u, f)| User::from_data(&u.data, *f)))
+    Ok(seen
+        .into_iter()
+        .flatten()
+        .map(|(u, f)| User::from_data(&u.data, f))
         .collect())
 }
 

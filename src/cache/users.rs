@@ -232,6 +232,37 @@ impl Cache {
         Ok(out)
     }
 
+    /// Users `ids`, in that order (None: unknown), as [`Self::user_entries`] finds them, without
+    /// a map for the common case where the near-cache holds them all.
+    pub async fn user_entries_in_order(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<Option<Arc<UserEntry>>>, AppError> {
+        let mut out: Vec<Option<Arc<UserEntry>>> =
+            ids.iter().map(|id| self.near.user(*id)).collect();
+        let missing: Vec<i64> = ids
+            .iter()
+            .zip(&out)
+            .filter(|(_, e)| e.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !missing.is_empty() {
+            let t = self.near.begin();
+            let fetched: HashMap<i64, Arc<UserEntry>> = self
+                .fetch_users(&missing)
+                .await?
+                .into_iter()
+                .map(|(id, d)| (id, self.near.install_user(d, t)))
+                .collect();
+            for (slot, id) in out.iter_mut().zip(ids) {
+                if slot.is_none() {
+                    *slot = fetched.get(id).cloned();
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Users by id (see [`Self::user_entries`]).
     pub async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserData>, AppError> {
         Ok(self

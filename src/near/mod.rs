@@ -286,7 +286,9 @@ impl NearCache {
     /// invalidation subscription is demonstrably delivering (a heartbeat came back within
     /// `max_age`): either way a change is seen within `max_age` at worst.
     fn fresh(&self, fetched: Instant) -> bool {
-        fetched.elapsed() < self.max_age || self.delivering()
+        // while delivering (the usual case) one clock read, not two (a profile of the lists
+        // had 3% of the server's time in clock_gettime)
+        self.delivering() || fetched.elapsed() < self.max_age
     }
 
     /// True while invalidation messages are demonstrably arriving.
