@@ -9,7 +9,7 @@ use crate::api::reply::{ok_close, ok_open, User};
 use crate::auth::Token;
 use crate::error::AppError;
 use crate::model::UserData;
-use crate::near::{write_user_open, UserEntry};
+use crate::near::{write_items, write_user_open, UserEntry, PAGE_MAX};
 use crate::state::AppState;
 use ntex::web::HttpResponse;
 use std::sync::Arc;
@@ -52,6 +52,19 @@ pub async fn write_videos(
                         "video without an author record; skipped"
                     ),
                 }
+            }
+            if ids.len() > PAGE_MAX {
+                // not kept as a page: written for this request with its flags, one copy
+                let (liked, follows) = match viewer {
+                    Some(u) => {
+                        let videos: Vec<i64> = items.iter().map(|(v, _)| v.data.id).collect();
+                        let authors: Vec<i64> = items.iter().map(|(_, a)| a.data.id).collect();
+                        st.cache.viewer_flags(u, &videos, &authors).await?
+                    }
+                    None => (Vec::new(), Vec::new()),
+                };
+                write_items(buf, &items, &liked, &follows, |_, _| {});
+                return Ok(());
             }
             near.render_page(ids, &items, t)
         }

@@ -34,7 +34,7 @@ pub mod track;
 
 pub use comments::{write_comment, CommentPage};
 pub use convs::{ConvHead, CONV_HEAD};
-pub use pages::Page;
+pub use pages::{write_items, Page, PAGE_MAX};
 pub use render::{write_user, write_user_open, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
 

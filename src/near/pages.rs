@@ -42,28 +42,11 @@ const FALSE: usize = b"false".len();
 impl Page {
     /// Renders `items` (videos with their authors, in order) with every flag false.
     fn render(items: &[(Arc<VideoEntry>, Arc<UserEntry>)], t: Ticket) -> Self {
-        let size: usize = items
-            .iter()
-            .map(|(v, a)| v.head.len() + v.rest.len() + a.head.len() + a.rest.len() + 24)
-            .sum();
-        let mut json = Vec::with_capacity(size + 2);
+        let mut json = Vec::new();
         let mut flags = Vec::with_capacity(items.len());
-        json.push(b'[');
-        for (i, (v, a)) in items.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            json.extend_from_slice(&v.head);
-            let fav = json.len() as u32;
-            json.extend_from_slice(b"false,\"author\":");
-            json.extend_from_slice(&a.head);
-            let follow = json.len() as u32;
-            json.extend_from_slice(b"false");
-            json.extend_from_slice(&a.rest);
-            json.extend_from_slice(&v.rest);
-            flags.push((fav, follow));
-        }
-        json.push(b']');
+        write_items(&mut json, items, &[], &[], |fav, follow| {
+            flags.push((fav, follow))
+        });
         let mut deps: Vec<usize> = items
             .iter()
             .flat_map(|(v, a)| {
@@ -106,6 +89,41 @@ impl Page {
         }
         buf.extend_from_slice(&self.json[at..]);
     }
+}
+
+/// Appends `items` (videos with their authors, in order) as a JSON array of `Video` objects,
+/// `liked[i]` and `follows[i]` the viewer's flags of the i-th (missing: false), and tells
+/// `at(fav, follow)` where each video's two flag values start in `json`. A page renders with
+/// every flag false; a list too long to keep as a page is written for its request directly.
+pub fn write_items(
+    json: &mut Vec<u8>,
+    items: &[(Arc<VideoEntry>, Arc<UserEntry>)],
+    liked: &[bool],
+    follows: &[bool],
+    mut at: impl FnMut(u32, u32),
+) {
+    let size: usize = items
+        .iter()
+        .map(|(v, a)| v.head.len() + v.rest.len() + a.head.len() + a.rest.len() + 24)
+        .sum();
+    json.reserve(size + 2);
+    json.push(b'[');
+    for (i, (v, a)) in items.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(&v.head);
+        let fav = json.len() as u32;
+        json.extend_from_slice(bool_json(liked.get(i).copied().unwrap_or(false)));
+        json.extend_from_slice(b",\"author\":");
+        json.extend_from_slice(&a.head);
+        let follow = json.len() as u32;
+        json.extend_from_slice(bool_json(follows.get(i).copied().unwrap_or(false)));
+        json.extend_from_slice(&a.rest);
+        json.extend_from_slice(&v.rest);
+        at(fav, follow);
+    }
+    json.push(b']');
 }
 
 #[derive(Clone)]
@@ -224,6 +242,12 @@ mod tests {
             parsed(page.anonymous().to_vec()),
             serialised(&items, &[false], &[false])
         );
+        // a list too long for a page is written directly, flags and all
+        for (liked, follows) in [(true, false), (false, true), (true, true)] {
+            let mut direct = Vec::new();
+            write_items(&mut direct, &items, &[liked], &[follows], |_, _| {});
+            assert_eq!(parsed(direct), serialised(&items, &[liked], &[follows]));
+        }
     }
 
     #[test]
