@@ -9,9 +9,10 @@ use crate::api::reply::{ok_close, ok_open, User};
 use crate::auth::Token;
 use crate::error::AppError;
 use crate::model::UserData;
-use crate::near::{write_items, write_user_open, UserEntry, PAGE_MAX};
+use crate::near::{write_cards, write_user_open, Card, UserEntry, VideoEntry, PAGE_MAX};
 use crate::state::AppState;
 use ntex::web::HttpResponse;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The videos `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
@@ -29,43 +30,15 @@ pub async fn write_videos(
         buf.extend_from_slice(b"[]");
         return Ok(());
     }
+    if ids.len() > PAGE_MAX {
+        return write_long(buf, st, viewer, ids).await;
+    }
     let near = &st.cache.near;
     let page = match near.page(ids) {
         Some(page) => page,
         None => {
             let t = near.begin();
-            let vids = st.cache.video_entries(ids).await?;
-            let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
-            for v in &vids {
-                if !authors.contains(&v.data.author_id) {
-                    authors.push(v.data.author_id);
-                }
-            }
-            let users = st.cache.user_entries(&authors).await?;
-            let mut items = Vec::with_capacity(vids.len());
-            for v in vids {
-                match users.get(&v.data.author_id) {
-                    Some(a) => items.push((v, a.clone())),
-                    None => tracing::warn!(
-                        video = v.data.id,
-                        author = v.data.author_id,
-                        "video without an author record; skipped"
-                    ),
-                }
-            }
-            if ids.len() > PAGE_MAX {
-                // not kept as a page: written for this request with its flags, one copy
-                let (liked, follows) = match viewer {
-                    Some(u) => {
-                        let videos: Vec<i64> = items.iter().map(|(v, _)| v.data.id).collect();
-                        let authors: Vec<i64> = items.iter().map(|(_, a)| a.data.id).collect();
-                        st.cache.viewer_flags(u, &videos, &authors).await?
-                    }
-                    None => (Vec::new(), Vec::new()),
-                };
-                write_items(buf, &items, &liked, &follows, |_, _| {});
-                return Ok(());
-            }
+            let items = items(st, &st.cache.video_entries(ids).await?).await?;
             near.render_page(ids, &items, t)
         }
     };
@@ -79,6 +52,76 @@ pub async fn write_videos(
             page.write(buf, &liked, &follows);
         }
     }
+    Ok(())
+}
+
+/// Each of `vids` with its author (a video whose author is unknown is skipped).
+async fn items(
+    st: &AppState,
+    vids: &[Arc<VideoEntry>],
+) -> Result<Vec<(Arc<VideoEntry>, Arc<UserEntry>)>, AppError> {
+    let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
+    for v in vids {
+        if !authors.contains(&v.data.author_id) {
+            authors.push(v.data.author_id);
+        }
+    }
+    let users = st.cache.user_entries(&authors).await?;
+    let mut items = Vec::with_capacity(vids.len());
+    for v in vids {
+        match users.get(&v.data.author_id) {
+            Some(a) => items.push((v.clone(), a.clone())),
+            None => tracing::warn!(
+                video = v.data.id,
+                author = v.data.author_id,
+                "video without an author record; skipped"
+            ),
+        }
+    }
+    Ok(items)
+}
+
+/// A list too long to keep as a page (a favorite list of a hundred), written from each video's
+/// card (the video rendered with its author: one lookup a video, not two), the missing cards
+/// rendered from the entries.
+async fn write_long(
+    buf: &mut Vec<u8>,
+    st: &AppState,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<(), AppError> {
+    let near = &st.cache.near;
+    let mut slots: Vec<Option<Arc<Card>>> = ids.iter().map(|id| near.card(*id)).collect();
+    let missing: Vec<i64> = ids
+        .iter()
+        .zip(&slots)
+        .filter(|(_, c)| c.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if !missing.is_empty() {
+        let t = near.begin();
+        let vids = st.cache.video_entries(&missing).await?;
+        let made: HashMap<i64, Arc<Card>> = items(st, &vids)
+            .await?
+            .iter()
+            .map(|(v, a)| (v.data.id, near.install_card(v, a, t)))
+            .collect();
+        for (slot, id) in slots.iter_mut().zip(ids) {
+            if slot.is_none() {
+                *slot = made.get(id).cloned();
+            }
+        }
+    }
+    let cards: Vec<Arc<Card>> = slots.into_iter().flatten().collect();
+    let (liked, follows) = match viewer {
+        Some(u) => {
+            let videos: Vec<i64> = cards.iter().map(|c| c.video).collect();
+            let authors: Vec<i64> = cards.iter().map(|c| c.author).collect();
+            st.cache.viewer_flags(u, &videos, &authors).await?
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    write_cards(buf, &cards, &liked, &follows);
     Ok(())
 }
 

@@ -34,7 +34,7 @@ pub mod track;
 
 pub use comments::{write_comment, CommentPage};
 pub use convs::{ConvHead, CONV_HEAD};
-pub use pages::{write_items, Page, PAGE_MAX};
+pub use pages::{write_cards, Card, Page, PAGE_MAX};
 pub use render::{write_user, write_user_open, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
 
@@ -74,6 +74,8 @@ pub enum NearKey {
     Comments(i64),
     /// The newest messages between two users (the lower id first: see [`NearKey::conv`]).
     Conv(i64, i64),
+    /// Video N rendered with its author (`pages.rs`), for lists too long to keep whole.
+    Card(i64),
 }
 
 impl NearKey {
@@ -84,7 +86,8 @@ impl NearKey {
 
     fn bucket(&self) -> usize {
         let (tag, id) = match self {
-            NearKey::Video(i) => (0x9e37_79b9_7f4a_7c15u64, *i as u64),
+            // a card goes with its video (its author's stamp is checked apart)
+            NearKey::Video(i) | NearKey::Card(i) => (0x9e37_79b9_7f4a_7c15u64, *i as u64),
             NearKey::User(i) => (0xc2b2_ae3d_27d4_eb4fu64, *i as u64),
             NearKey::Likes(i) => (0x1656_67b1_9e37_79f9u64, *i as u64),
             NearKey::Follows(i) => (0x27d4_eb2f_1656_67c5u64, *i as u64),
@@ -99,7 +102,7 @@ impl NearKey {
         };
         let h = ((id ^ tag).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as usize;
         match self {
-            NearKey::Video(_) | NearKey::User(_) => h % ENTRY_STAMPS,
+            NearKey::Video(_) | NearKey::User(_) | NearKey::Card(_) => h % ENTRY_STAMPS,
             _ => ENTRY_STAMPS + h % OTHER_STAMPS,
         }
     }
@@ -114,6 +117,7 @@ pub enum NearVal {
     Session(Arc<SessionEntry>),
     Comments(Arc<CommentPage>),
     Conv(Arc<ConvHead>),
+    Card(Arc<Card>),
 }
 
 /// A user's session: tokens of `generation` are good unless their id is in `revoked`.
@@ -160,6 +164,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
             NearVal::Session(e) => e.revoked.len() * 8 + 96,
             NearVal::Comments(e) => e.weight(),
             NearVal::Conv(e) => e.weight(),
+            NearVal::Card(e) => e.weight(),
         };
         w as u64
     }
@@ -352,6 +357,7 @@ impl NearCache {
                 NearVal::Session(e) => e.fetched,
                 NearVal::Comments(e) => e.fetched,
                 NearVal::Conv(e) => e.fetched,
+                NearVal::Card(e) => e.built,
             })
         });
         self.hit(found.is_some());

@@ -9,7 +9,7 @@
 //! entries it was rendered from. Pages have their own share of the near-cache's byte bound.
 
 use super::render::{bool_json, UserEntry, VideoEntry};
-use super::{NearCache, NearKey, Ticket};
+use super::{NearCache, NearKey, NearVal, Ticket};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
 use std::sync::atomic::Ordering;
@@ -95,7 +95,7 @@ impl Page {
 /// `liked[i]` and `follows[i]` the viewer's flags of the i-th (missing: false), and tells
 /// `at(fav, follow)` where each video's two flag values start in `json`. A page renders with
 /// every flag false; a list too long to keep as a page is written for its request directly.
-pub fn write_items(
+fn write_items(
     json: &mut Vec<u8>,
     items: &[(Arc<VideoEntry>, Arc<UserEntry>)],
     liked: &[bool],
@@ -112,18 +112,74 @@ pub fn write_items(
         if i > 0 {
             json.push(b',');
         }
-        json.extend_from_slice(&v.head);
-        let fav = json.len() as u32;
-        json.extend_from_slice(bool_json(liked.get(i).copied().unwrap_or(false)));
-        json.extend_from_slice(b",\"author\":");
-        json.extend_from_slice(&a.head);
-        let follow = json.len() as u32;
-        json.extend_from_slice(bool_json(follows.get(i).copied().unwrap_or(false)));
-        json.extend_from_slice(&a.rest);
-        json.extend_from_slice(&v.rest);
-        at(fav, follow);
+        let liked = liked.get(i).copied().unwrap_or(false);
+        let follows = follows.get(i).copied().unwrap_or(false);
+        let (fav, follow) = write_item(json, v, a, liked, follows);
+        at(fav as u32, follow as u32);
     }
     json.push(b']');
+}
+
+/// Appends video `v` by `a` as a `Video` object with the given flags; returns where its
+/// `is_favorite` and its author's `is_follow` values start.
+fn write_item(
+    json: &mut Vec<u8>,
+    v: &VideoEntry,
+    a: &UserEntry,
+    liked: bool,
+    follows: bool,
+) -> (usize, usize) {
+    json.extend_from_slice(&v.head);
+    let fav = json.len();
+    json.extend_from_slice(bool_json(liked));
+    json.extend_from_slice(b",\"author\":");
+    json.extend_from_slice(&a.head);
+    let follow = json.len();
+    json.extend_from_slice(bool_json(follows));
+    json.extend_from_slice(&a.rest);
+    json.extend_from_slice(&v.rest);
+    (fav, follow)
+}
+
+/// A video rendered with its author, both flags false: a list too long to keep whole (a
+/// favorite list of a hundred videos) is written from one card a video, one lookup instead of
+/// two (each a few dependent cache misses: bench/NOTES.md). Current while neither the video nor
+/// its author was invalidated since it was rendered (their stamps).
+#[derive(Debug)]
+pub struct Card {
+    pub video: i64,
+    pub author: i64,
+    json: Box<[u8]>,
+    fav: u32,
+    follow: u32,
+    deps: [usize; 2],
+    ticket: u64,
+    pub(super) built: Instant,
+}
+
+impl Card {
+    pub(super) fn weight(&self) -> usize {
+        self.json.len() + 120
+    }
+}
+
+/// Appends `cards` as a JSON array of `Video` objects, `liked[i]` and `follows[i]` the
+/// viewer's flags of the i-th (missing: false).
+pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follows: &[bool]) {
+    buf.reserve(cards.iter().map(|c| c.json.len() + 1).sum::<usize>() + 2);
+    buf.push(b'[');
+    for (i, c) in cards.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let (fav, follow) = (c.fav as usize, c.follow as usize);
+        buf.extend_from_slice(&c.json[..fav]);
+        buf.extend_from_slice(bool_json(liked.get(i).copied().unwrap_or(false)));
+        buf.extend_from_slice(&c.json[fav + FALSE..follow]);
+        buf.extend_from_slice(bool_json(follows.get(i).copied().unwrap_or(false)));
+        buf.extend_from_slice(&c.json[follow + FALSE..]);
+    }
+    buf.push(b']');
 }
 
 #[derive(Clone)]
@@ -176,6 +232,43 @@ impl NearCache {
             self.pages.insert(ids.into(), page.clone());
         }
         page
+    }
+}
+
+impl NearCache {
+    /// Video `id`'s card, if held and current.
+    pub fn card(&self, id: i64) -> Option<Arc<Card>> {
+        let Some(NearVal::Card(c)) = self.lookup(NearKey::Card(id)) else {
+            return None;
+        };
+        c.deps
+            .iter()
+            .all(|b| self.stamps[*b].load(Ordering::Acquire) <= c.ticket)
+            .then_some(c)
+    }
+
+    /// Renders video `v` with its author `a` (both looked up after ticket `t` was taken) as a
+    /// card, kept unless either was invalidated after `t`.
+    pub fn install_card(&self, v: &VideoEntry, a: &UserEntry, t: Ticket) -> Arc<Card> {
+        let mut json =
+            Vec::with_capacity(v.head.len() + v.rest.len() + a.head.len() + a.rest.len() + 24);
+        let (fav, follow) = write_item(&mut json, v, a, false, false);
+        let (vk, ak) = (NearKey::Video(v.data.id), NearKey::User(a.data.id));
+        let card = Arc::new(Card {
+            video: v.data.id,
+            author: a.data.id,
+            json: json.into(),
+            fav: fav as u32,
+            follow: follow as u32,
+            deps: [vk.bucket(), ak.bucket()],
+            ticket: t.0,
+            built: Instant::now(),
+        });
+        if self.installable(&vk, t) && self.installable(&ak, t) {
+            self.entries
+                .insert(NearKey::Card(v.data.id), NearVal::Card(card.clone()));
+        }
+        card
     }
 }
 
@@ -248,6 +341,48 @@ mod tests {
             write_items(&mut direct, &items, &[liked], &[follows], |_, _| {});
             assert_eq!(parsed(direct), serialised(&items, &[liked], &[follows]));
         }
+    }
+
+    #[test]
+    fn cards_write_a_long_list_and_go_out_of_date_with_their_video_or_author() {
+        let n = near(Duration::from_secs(60), 10);
+        let t = n.begin();
+        let a = n.install_user(user(), t);
+        let video = |id| VideoData {
+            id,
+            author_id: 7,
+            title: format!("v{id} \"q\""),
+            play: format!("videos/{id}.mp4"),
+            ..Default::default()
+        };
+        let items: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|id| (n.install_video(video(id), t), a.clone()))
+            .collect();
+        let cards: Vec<Arc<Card>> = items.iter().map(|(v, a)| n.install_card(v, a, t)).collect();
+        let mut out = Vec::new();
+        write_cards(&mut out, &cards, &[true, false], &[false, true]);
+        assert_eq!(
+            parsed(out),
+            serialised(&items, &[true, false], &[false, true])
+        );
+        let held = n.card(2).expect("installed");
+        assert_eq!((held.video, held.author), (2, 7));
+        // the video changes: its card is out of date, the other one is not
+        n.invalidate(NearKey::Video(2));
+        assert!(n.card(2).is_none());
+        assert!(n.card(1).is_some());
+        // the author changes: both are
+        n.invalidate(NearKey::User(7));
+        assert!(n.card(1).is_none());
+        // a card rendered from entries looked up before an invalidation is not kept
+        let t = n.begin();
+        let (v, a) = (&items[0].0, &items[0].1);
+        n.invalidate(NearKey::User(7));
+        n.install_card(v, a, t);
+        assert!(n.card(1).is_none());
+        n.install_card(v, a, n.begin());
+        assert!(n.card(1).is_some());
     }
 
     #[test]

@@ -786,3 +786,80 @@ async fn rendered_comment_lists_follow_their_authors_and_each_viewer() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A favorite list longer than a kept page is written from each video's card (the video
+/// rendered with its author): every viewer's flags are right, a warm list costs no round
+/// trip, and an author's change shows at once.
+#[tokio::test]
+async fn a_long_favorite_list_is_written_from_cards_and_follows_changes() {
+    let app = spawn_app().await;
+    let (author_id, author) = app.register("card_author").await;
+    let (liker_id, liker) = app.register("card_liker").await;
+    let (_, viewer) = app.register("card_viewer").await;
+    let (_, fan) = app.register("card_fan").await;
+    let n = douyin_lite::near::PAGE_MAX + 6;
+    for i in 0..n {
+        publish_url(&app, &author, &format!("card{i}")).await;
+    }
+    let q = [("user_id", author_id.to_string()), ("count", n.to_string())];
+    let published = app.get("/douyin/publish/list/", &q).await;
+    let vids: Vec<i64> = published["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(vids.len(), n);
+    for v in &vids {
+        assert_eq!(code(&like(&app, &liker, *v, "1").await), 0);
+    }
+    // the viewer likes two of them and follows the author
+    assert_eq!(code(&like(&app, &viewer, vids[0], "1").await), 0);
+    assert_eq!(code(&like(&app, &viewer, vids[n - 1], "1").await), 0);
+    follows(&app, &viewer, author_id, "1").await;
+    let favorites = |token: String| {
+        let app = &app;
+        async move {
+            app.get(
+                "/douyin/favorite/list/",
+                &[("user_id", liker_id.to_string()), ("token", token)],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        favorites(viewer.clone()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rt = round_trips(&app);
+    let seen = favorites(viewer.clone()).await;
+    assert_eq!(round_trips(&app) - rt, 0, "a warm long list went to redis");
+    let list = seen["video_list"].as_array().unwrap();
+    assert_eq!(list.len(), n);
+    for v in list {
+        let id = v["id"].as_i64().unwrap();
+        let liked = id == vids[0] || id == vids[n - 1];
+        assert_eq!(v["is_favorite"], liked, "{v}");
+        assert_eq!(v["author"]["is_follow"], true, "{v}");
+        assert_eq!(v["author"]["follower_count"], 1, "{v}");
+        assert_eq!(v["favorite_count"], if liked { 2 } else { 1 }, "{v}");
+    }
+    // the liker's own view: every video liked, the author not followed
+    let own = favorites(liker.clone()).await;
+    assert!(own["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["is_favorite"] == true && v["author"]["is_follow"] == false));
+    // another user follows the author, and likes a video: both show at once
+    follows(&app, &fan, author_id, "1").await;
+    assert_eq!(code(&like(&app, &fan, vids[3], "1").await), 0);
+    let after = favorites(viewer.clone()).await;
+    for v in after["video_list"].as_array().unwrap() {
+        assert_eq!(v["author"]["follower_count"], 2, "{v}");
+        if v["id"].as_i64().unwrap() == vids[3] {
+            assert_eq!(v["favorite_count"], 2, "{v}");
+        }
+    }
+    app.stop().await;
+}
