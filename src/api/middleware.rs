@@ -77,7 +77,9 @@ where
         let _in_flight = InFlight::new(&self.in_flight);
         let start = Instant::now();
         let method = req.method().clone();
-        let path = req.path().to_string();
+        let route = crate::ops::metrics::route_label(req.path());
+        // the path itself only for the request log line, when its level is on
+        let path = tracing::enabled!(tracing::Level::INFO).then(|| req.path().to_string());
         let mut res = if method == ntex::http::Method::OPTIONS {
             req.into_response(HttpResponse::NoContent().finish())
         } else {
@@ -112,15 +114,10 @@ where
             .map(|c| c.0);
         let elapsed = start.elapsed();
         let http = res.status().as_u16();
-        crate::ops::metrics::record_request(
-            crate::ops::metrics::route_label(&path),
-            http,
-            code,
-            elapsed.as_secs_f64(),
-        );
+        crate::ops::metrics::record_request(route, http, code, elapsed.as_secs_f64());
         tracing::info!(
             method = %method,
-            path = %path,
+            path = path.as_deref().unwrap_or(route),
             http,
             status_code = code,
             latency_us = elapsed.as_micros() as u64,

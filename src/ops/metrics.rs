@@ -98,18 +98,58 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// One route's per-request metrics, registered once: `counter!` with labels builds its key and
+/// looks it up in the registry on every call, twice per request.
+struct RouteMetrics {
+    ok: metrics::Counter,
+    error: metrics::Counter,
+    http_error: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+/// The handles of every route label (created after the recorder is installed: `build` installs
+/// it before any request is served).
+fn route_metrics(route: &'static str) -> &'static RouteMetrics {
+    static ALL: OnceLock<Vec<(&'static str, RouteMetrics)>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        ROUTES
+            .iter()
+            .copied()
+            .chain(["other"])
+            .map(|r| {
+                let counter = |outcome: &'static str| {
+                    metrics::counter!("douyin_http_requests_total", "route" => r, "outcome" => outcome)
+                };
+                (
+                    r,
+                    RouteMetrics {
+                        ok: counter("ok"),
+                        error: counter("error"),
+                        http_error: counter("http_error"),
+                        latency: metrics::histogram!("douyin_http_request_duration_seconds", "route" => r),
+                    },
+                )
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|(r, _)| std::ptr::eq(*r, route) || *r == route)
+        .map(|(_, m)| m)
+        .unwrap_or(&all[all.len() - 1].1)
+}
+
 /// Records one request: its route, the envelope's status code (None for non-API responses)
 /// and its latency.
 pub fn record_request(route: &'static str, http: u16, code: Option<i32>, secs: f64) {
-    let outcome = match code {
-        Some(0) => "ok",
-        Some(_) => "error",
-        None if http < 400 => "ok",
-        None => "http_error",
-    };
-    metrics::counter!("douyin_http_requests_total", "route" => route, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("douyin_http_request_duration_seconds", "route" => route).record(secs);
+    let m = route_metrics(route);
+    match code {
+        Some(0) => &m.ok,
+        Some(_) => &m.error,
+        None if http < 400 => &m.ok,
+        None => &m.http_error,
+    }
+    .increment(1);
+    m.latency.record(secs);
     if let Some(c) = code.filter(|c| *c != 0) {
         metrics::counter!("douyin_api_errors_total", "route" => route, "status_code" => c.to_string())
             .increment(1);

@@ -523,6 +523,16 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
     ] {
         assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
     }
+    // counted, not merely registered (the recorder is shared by the tests of this process)
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {series}:\n{text}"))
+    };
+    assert!(value("douyin_http_requests_total{route=\"/douyin/feed\",outcome=\"ok\"}") >= 2.0);
+    assert!(value("douyin_http_requests_total{route=\"/douyin/feed\",outcome=\"error\"}") >= 1.0);
+    assert!(value("douyin_http_request_duration_seconds_count{route=\"/douyin/feed\"}") >= 3.0);
     // the group commit is the embedded store's
     if !crate::helpers::cql_enabled() {
         for want in [
