@@ -106,13 +106,13 @@ WHY = {
     "publish_list": "no round trip once warm (ids near-cached); the near-cache lookups (session, "
                     "list, videos, author, viewer's sets: a few dependent cache misses each) and "
                     "the per-request work, against a baseline that only writes bytes",
-    "favorite_list": "about 215 near-cache lookups per request (110 videos, their authors): "
-                     "quick_cache::get is over 40% of the server's CPU in a profile, four dependent "
-                     "cache misses per lookup, then 60 KB of fragments copied; 10,000 users' lists "
-                     "are too many to keep whole",
-    "comment_list": "first pages are near-cached, but every new comment on a hot video drops its page "
-                    "and the most commented videos have about 2,000 comments (pages up to 1,000): the "
-                    "misses and the large pages make the tail",
+    "favorite_list": "one card lookup per video (the video rendered with its author, bench/NOTES.md): "
+                     "about 115 near-cache lookups per request, each a few dependent cache misses, "
+                     "then 60 KB copied; 10,000 users' lists are too many to keep whole",
+    "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
+                    "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
+                    "authors from Redis: about 0.7 round trips a request) and the most commented "
+                    "videos return up to 1,000 comments a page",
     "follow_list": "no round trip once warm; one near-cache lookup per user listed and the "
                    "per-request work",
     "follower_list": "no round trip once warm; one near-cache lookup per user listed and the "

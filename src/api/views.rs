@@ -19,7 +19,8 @@ use std::sync::Arc;
 /// JSON array of `Video` objects appended to `buf` (the response body being built). The page
 /// is rendered once from the near-cache's entries and kept whole (`near/pages.rs`): an
 /// anonymous reader gets it as it is, a viewer with their flags set in place (from the
-/// near-cache's copies of their liked and following sets, or one Redis round trip).
+/// near-cache's copies of their liked and following sets, or one Redis round trip). A list
+/// longer than [`PAGE_MAX`] is written from its videos' cards instead (`write_long`).
 pub async fn write_videos(
     buf: &mut Vec<u8>,
     st: &AppState,

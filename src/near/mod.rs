@@ -1,7 +1,8 @@
-//! The near-cache: video and user objects (with their pre-rendered JSON), users' id lists
-//! (published, liked, following, followers), sessions, each video's first comment page, the
-//! newest messages of conversations and the head of the feed timeline, held in process so that
-//! a feed page, user info, comment list, user list or chat poll needs no Redis round trip.
+//! The near-cache: video and user objects (with their pre-rendered JSON, and each video
+//! rendered with its author as a card), users' id lists (published, liked, following,
+//! followers), sessions, each video's first comment page (rendered), the newest messages of
+//! conversations and the head of the feed timeline, held in process so that a feed page, user
+//! info, comment list, user list or chat poll needs no Redis round trip.
 //!
 //! Bounded by bytes (`near.max_bytes`, quick_cache's scan-resistant policy evicts the rest).
 //! Kept fresh two ways:
@@ -21,7 +22,7 @@
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered video
-//! lists, `comments.rs` videos' newest comments with their rendered JSON, `sets.rs` users' id
+//! lists and cards, `comments.rs` videos' newest comments with their rendered JSON, `sets.rs` users' id
 //! lists (for flags and list pages), `convs.rs` the newest messages of conversations,
 //! `track.rs` the invalidation subscriber.
 

@@ -93,8 +93,8 @@ impl Page {
 
 /// Appends `items` (videos with their authors, in order) as a JSON array of `Video` objects,
 /// `liked[i]` and `follows[i]` the viewer's flags of the i-th (missing: false), and tells
-/// `at(fav, follow)` where each video's two flag values start in `json`. A page renders with
-/// every flag false; a list too long to keep as a page is written for its request directly.
+/// `at(fav, follow)` where each video's two flag values start in `json` (a page renders with
+/// every flag false).
 fn write_items(
     json: &mut Vec<u8>,
     items: &[(Arc<VideoEntry>, Arc<UserEntry>)],
@@ -335,7 +335,7 @@ mod tests {
             parsed(page.anonymous().to_vec()),
             serialised(&items, &[false], &[false])
         );
-        // a list too long for a page is written directly, flags and all
+        // written with the flags themselves
         for (liked, follows) in [(true, false), (false, true), (true, true)] {
             let mut direct = Vec::new();
             write_items(&mut direct, &items, &[liked], &[follows], |_, _| {});
