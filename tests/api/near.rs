@@ -12,16 +12,6 @@ fn round_trips(app: &TestApp) -> u64 {
     app.state.cache.stats.round_trips.load(Ordering::Relaxed)
 }
 
-async fn publish_url(app: &TestApp, token: &str, title: &str) {
-    let v = app
-        .post_json(
-            "/douyin/publish/actionUrl",
-            json!({"token": token, "url": format!("https://cdn.example.com/{title}.mp4"), "title": title}),
-        )
-        .await;
-    assert_eq!(code(&v), 0, "{v}");
-}
-
 #[tokio::test]
 async fn a_warm_feed_page_costs_no_redis_round_trip() {
     let app = spawn_app().await;
