@@ -213,27 +213,15 @@ impl Cache {
         &self,
         ids: &[i64],
     ) -> Result<HashMap<i64, Arc<UserEntry>>, AppError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        let mut missing = Vec::new();
-        for id in ids {
-            match self.near.user(*id) {
-                Some(e) => {
-                    out.insert(*id, e);
-                }
-                None => missing.push(*id),
-            }
-        }
-        if !missing.is_empty() {
-            let t = self.near.begin();
-            for (id, d) in self.fetch_users(&missing).await? {
-                out.insert(id, self.near.install_user(d, t));
-            }
-        }
-        Ok(out)
+        Ok(ids
+            .iter()
+            .zip(self.user_entries_in_order(ids).await?)
+            .filter_map(|(id, e)| e.map(|e| (*id, e)))
+            .collect())
     }
 
-    /// Users `ids`, in that order (None: unknown), as [`Self::user_entries`] finds them, without
-    /// a map for the common case where the near-cache holds them all.
+    /// Users `ids`, in that order (None: unknown): from the near-cache, the rest in one
+    /// pipelined round trip (a map only for those).
     pub async fn user_entries_in_order(
         &self,
         ids: &[i64],

@@ -8,7 +8,7 @@
 //! none of the authors was invalidated since it was made (their stamps, as `pages.rs`); when one
 //! was, the same comments are rendered again from fresh author entries.
 
-use super::render::{bool_json, UserEntry};
+use super::render::{bool_json, write_user_at, UserEntry};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use crate::model::{month_day, CommentData};
 use std::collections::HashMap;
@@ -183,11 +183,7 @@ pub fn write_comment(
     buf.extend_from_slice(b"{\"id\":");
     buf.extend_from_slice(n.format(c.id).as_bytes());
     buf.extend_from_slice(b",\"user\":");
-    buf.extend_from_slice(&user.head);
-    let follow = buf.len();
-    buf.extend_from_slice(bool_json(follows));
-    // `rest` ends with the user object's closing brace
-    buf.extend_from_slice(&user.rest);
+    let follow = write_user_at(buf, user, follows);
     buf.extend_from_slice(b",\"content\":");
     // serialising a &str cannot fail
     let _ = simd_json::to_writer(&mut *buf, &c.content);

@@ -8,7 +8,7 @@
 //! rendered (their invalidation stamps, one small array) and under the same age rule as the
 //! entries it was rendered from. Pages have their own share of the near-cache's byte bound.
 
-use super::render::{bool_json, UserEntry, VideoEntry};
+use super::render::{bool_json, write_user_at, UserEntry, VideoEntry};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
@@ -133,10 +133,7 @@ fn write_item(
     let fav = json.len();
     json.extend_from_slice(bool_json(liked));
     json.extend_from_slice(b",\"author\":");
-    json.extend_from_slice(&a.head);
-    let follow = json.len();
-    json.extend_from_slice(bool_json(follows));
-    json.extend_from_slice(&a.rest);
+    let follow = write_user_at(json, a, follows);
     json.extend_from_slice(&v.rest);
     (fav, follow)
 }

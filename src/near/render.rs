@@ -114,8 +114,18 @@ pub(super) fn bool_json(b: bool) -> &'static [u8] {
 
 /// Appends a `User` object as seen by a viewer.
 pub fn write_user(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
-    write_user_open(buf, u, is_follow);
-    buf.push(b'}');
+    write_user_at(buf, u, is_follow);
+}
+
+/// Appends a `User` object as seen by a viewer; returns where its `is_follow` value starts in
+/// `buf` (for renderings whose flags are set per viewer later).
+pub(super) fn write_user_at(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) -> usize {
+    buf.extend_from_slice(&u.head);
+    let at = buf.len();
+    buf.extend_from_slice(bool_json(is_follow));
+    // `rest` ends with the object's closing brace
+    buf.extend_from_slice(&u.rest);
+    at
 }
 
 /// Appends a `User` object as seen by a viewer without its closing brace, for the caller to
