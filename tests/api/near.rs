@@ -798,18 +798,10 @@ async fn a_long_favorite_list_is_written_from_cards_and_follows_changes() {
     let (_, viewer) = app.register("card_viewer").await;
     let (_, fan) = app.register("card_fan").await;
     let n = douyin_lite::near::PAGE_MAX + 6;
+    let mut vids = Vec::with_capacity(n);
     for i in 0..n {
-        publish_url(&app, &author, &format!("card{i}")).await;
+        vids.push(publish_url(&app, &author, &format!("card{i}")).await);
     }
-    let q = [("user_id", author_id.to_string()), ("count", n.to_string())];
-    let published = app.get("/douyin/publish/list/", &q).await;
-    let vids: Vec<i64> = published["video_list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(vids.len(), n);
     for v in &vids {
         assert_eq!(code(&like(&app, &liker, *v, "1").await), 0);
     }
