@@ -38,6 +38,29 @@ async fn backends() -> Vec<(&'static str, Arc<dyn Store>)> {
     out
 }
 
+/// Every backend twice over the same data, as two instances see it: the embedded store is one
+/// process's, so both handles are the same; the CQL store gets a second connection of its own
+/// (its own counter rounds, as another instance has).
+async fn backends_twice() -> Vec<(&'static str, Arc<dyn Store>, Arc<dyn Store>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("store-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir).unwrap());
+    let mut out = vec![("embedded", embedded.clone(), embedded)];
+    if cql_enabled() {
+        let cfg = cql_config(&dir);
+        prepare_keyspace(&cfg).await;
+        out.push((
+            "cql",
+            Arc::new(CqlStore::connect(&cfg).await.unwrap()),
+            Arc::new(CqlStore::connect(&cfg).await.unwrap()),
+        ));
+    }
+    out
+}
+
 fn user(name: &str) -> UserRecord {
     UserRecord {
         id: next_id(),
@@ -235,6 +258,64 @@ async fn concurrent_likes_of_one_video_are_exact() {
         }
         assert_eq!(sum, likers, "{name}");
         assert!(likers >= 16, "{name}: the 16 single likes count ({likers})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_finished_by_two_instances_at_once_counts_once() {
+    for (name, s, other) in backends_twice().await {
+        let a = new_user(&*s, "hot").await;
+        let v = new_video(&*s, a).await;
+        let mut jobs = Vec::new();
+        let mut users = Vec::new();
+        for i in 0..80 {
+            let u = new_user(&*s, &format!("fan{i}")).await;
+            users.push(u);
+            let e = entry(OutboxOp::LikeChanged {
+                user_id: u,
+                video_id: v,
+                author_id: a,
+            });
+            // one instance makes the change while the other replays its outbox entry, as a
+            // restarted or a second instance does with every entry it finds pending
+            let (s, other) = (s.clone(), other.clone());
+            jobs.push(tokio::spawn(async move {
+                let replay = {
+                    let (other, e) = (other.clone(), e.clone());
+                    tokio::spawn(async move {
+                        for k in 0..6u64 {
+                            other.complete(&e).await.unwrap();
+                            tokio::time::sleep(std::time::Duration::from_micros(300 * k)).await;
+                        }
+                    })
+                };
+                s.set_like(u, v, a, true, next_id(), &e).await.unwrap();
+                replay.await.unwrap();
+                s.outbox_done(e.id).await.unwrap();
+            }));
+        }
+        for j in jobs {
+            j.await.unwrap();
+        }
+        let likers = s.count_likers(v).await.unwrap();
+        assert_eq!(likers, 80, "{name}");
+        assert_eq!(
+            s.video_counters(v).await.unwrap().favorite_count,
+            80,
+            "{name}"
+        );
+        assert_eq!(
+            s.user_counters(a).await.unwrap().total_favorited,
+            80,
+            "{name}"
+        );
+        for u in users {
+            assert_eq!(
+                s.user_counters(u).await.unwrap().favorite_count,
+                1,
+                "{name}: user {u} liked once"
+            );
+        }
     }
 }
 

@@ -180,12 +180,14 @@ impl Tallier {
     ) -> StoreResult<Vec<(i64, i64)>> {
         let ids: Vec<i64> = changes.iter().map(|c| c.0).collect();
         for _ in 0..CAS_ATTEMPTS {
-            let (cur, marked) = futures_util::future::try_join(
-                self.read_raw(owner, grp),
-                self.marked(owner, grp, &ids),
-            )
-            .await?;
-            // after the counter: a finisher that cleared a change (and may have dropped its
+            // The counter first, then the markers: a change counted in the counter read was
+            // counted with its marker in one write, so the later read finds the marker (or,
+            // once it is dropped, the cleared `pending` below). Read at once, the markers
+            // could come from before a concurrent round and the counter from after it, and
+            // that change would be counted again on top of itself.
+            let cur = self.read_raw(owner, grp).await?;
+            let marked = self.marked(owner, grp, &ids).await?;
+            // after the markers: a finisher that cleared a change (and may have dropped its
             // marker) did so before this read, so it shows here
             let mut live: Vec<usize> = Vec::new();
             let checks = futures_util::future::try_join_all(
