@@ -9,7 +9,7 @@ use crate::api::reply::{ok_close, ok_open, User};
 use crate::auth::Token;
 use crate::error::AppError;
 use crate::model::UserData;
-use crate::near::{write_cards, write_user_open, Card, UserEntry, VideoEntry, PAGE_MAX};
+use crate::near::{write_cards, Card, UserEntry, VideoEntry, PAGE_MAX};
 use crate::state::AppState;
 use ntex::web::HttpResponse;
 use std::collections::HashMap;
@@ -197,36 +197,40 @@ pub async fn user_views(
 
 /// The users `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
 /// JSON array of `User` objects appended to `buf`; `extra(buf, id)` may append fields of its
-/// own to each object (each after a comma), as the friend list does.
+/// own to each object (each after a comma), as the friend list does. The page is rendered once
+/// from the near-cache's entries and kept whole (`near/people.rs`); a viewer's copy has their
+/// flags set in place.
 pub async fn write_users(
     buf: &mut Vec<u8>,
     st: &AppState,
     viewer: Option<i64>,
     ids: &[i64],
-    mut extra: impl FnMut(&mut Vec<u8>, i64),
+    extra: impl FnMut(&mut Vec<u8>, i64),
 ) -> Result<(), AppError> {
-    let seen = user_views(st, viewer, ids).await?;
-    buf.reserve(
-        seen.iter()
-            .flatten()
-            .map(|(u, _)| u.rest.len() + 64)
-            .sum::<usize>()
-            + 2,
-    );
-    buf.push(b'[');
-    let start = buf.len();
-    for (id, view) in ids.iter().zip(&seen) {
-        let Some((u, follows)) = view else {
-            continue;
-        };
-        if buf.len() > start {
-            buf.push(b',');
-        }
-        write_user_open(buf, u, *follows);
-        extra(buf, *id);
-        buf.push(b'}');
+    if ids.is_empty() {
+        buf.extend_from_slice(b"[]");
+        return Ok(());
     }
-    buf.push(b']');
+    let near = &st.cache.near;
+    let page = match near.user_page(ids) {
+        Some(page) => page,
+        None => {
+            let t = near.begin();
+            let found: Vec<Arc<UserEntry>> = st
+                .cache
+                .user_entries_in_order(ids)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            near.render_user_page(ids, &found, t)
+        }
+    };
+    let follows = match viewer {
+        Some(v) => st.cache.viewer_flags(v, &[], &page.users).await?.1,
+        None => Vec::new(),
+    };
+    page.write(buf, &follows, extra);
     Ok(())
 }
 

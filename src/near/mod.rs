@@ -22,13 +22,14 @@
 //! its own request but not installed (see [`NearCache::begin`]).
 //!
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered video
-//! lists and cards, `comments.rs` videos' newest comments with their rendered JSON, `sets.rs` users' id
-//! lists (for flags and list pages), `convs.rs` the newest messages of conversations,
-//! `track.rs` the invalidation subscriber.
+//! lists and cards, `people.rs` whole rendered user lists, `comments.rs` videos' newest
+//! comments with their rendered JSON, `sets.rs` users' id lists (for flags and list pages),
+//! `convs.rs` the newest messages of conversations, `track.rs` the invalidation subscriber.
 
 mod comments;
 mod convs;
 mod pages;
+mod people;
 mod render;
 mod sets;
 pub mod track;
@@ -36,7 +37,8 @@ pub mod track;
 pub use comments::{write_comment, CommentPage};
 pub use convs::{ConvHead, CONV_HEAD};
 pub use pages::{write_cards, Card, Page, PAGE_MAX};
-pub use render::{write_user, write_user_open, UserEntry, VideoEntry};
+pub use people::UserPage;
+pub use render::{write_user, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
 
 use crate::model::{Urls, UserData, VideoData};

@@ -8,6 +8,7 @@
 //! rendered (their invalidation stamps, one small array) and under the same age rule as the
 //! entries it was rendered from. Pages have their own share of the near-cache's byte bound.
 
+use super::people::UserPage;
 use super::render::{bool_json, write_user_at, UserEntry, VideoEntry};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use quick_cache::sync::Cache as Qc;
@@ -37,7 +38,7 @@ pub struct Page {
     pub authors: Box<[i64]>,
 }
 
-const FALSE: usize = b"false".len();
+pub(super) const FALSE: usize = b"false".len();
 
 impl Page {
     /// Renders `items` (videos with their authors, in order) with every flag false.
@@ -179,17 +180,72 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
     buf.push(b']');
 }
 
-#[derive(Clone)]
-pub(super) struct PageBytes;
+/// A kept rendering: a video page (this file) or a user page (`people.rs`), by the ids it was
+/// asked for.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) enum PageKey {
+    Videos(Box<[i64]>),
+    Users(Box<[i64]>),
+}
 
-impl Weighter<Box<[i64]>, Arc<Page>> for PageBytes {
-    fn weight(&self, k: &Box<[i64]>, p: &Arc<Page>) -> u64 {
-        (k.len() * 8 + p.json.len() + p.deps.len() * 8 + p.flags.len() * 24 + 160) as u64
+/// A [`PageKey`] borrowed: what a lookup hashes, without copying the ids.
+#[derive(Clone, Copy)]
+pub(super) struct PageQuery<'a> {
+    pub users: bool,
+    pub ids: &'a [i64],
+}
+
+impl PageKey {
+    fn query(&self) -> PageQuery<'_> {
+        match self {
+            PageKey::Videos(ids) => PageQuery { users: false, ids },
+            PageKey::Users(ids) => PageQuery { users: true, ids },
+        }
     }
 }
 
-/// The pages by their requested video ids.
-pub(super) type Pages = Qc<Box<[i64]>, Arc<Page>, PageBytes>;
+impl std::hash::Hash for PageQuery<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.users.hash(h);
+        self.ids.hash(h);
+    }
+}
+
+impl std::hash::Hash for PageKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.query().hash(h)
+    }
+}
+
+impl quick_cache::Equivalent<PageKey> for PageQuery<'_> {
+    fn equivalent(&self, key: &PageKey) -> bool {
+        let k = key.query();
+        k.users == self.users && k.ids == self.ids
+    }
+}
+
+#[derive(Clone)]
+pub(super) enum PageVal {
+    Videos(Arc<Page>),
+    Users(Arc<UserPage>),
+}
+
+#[derive(Clone)]
+pub(super) struct PageBytes;
+
+impl Weighter<PageKey, PageVal> for PageBytes {
+    fn weight(&self, k: &PageKey, p: &PageVal) -> u64 {
+        let w = k.query().ids.len() * 8
+            + match p {
+                PageVal::Videos(p) => p.json.len() + p.deps.len() * 8 + p.flags.len() * 24 + 160,
+                PageVal::Users(p) => p.weight(),
+            };
+        w as u64
+    }
+}
+
+/// The pages by their requested ids.
+pub(super) type Pages = Qc<PageKey, PageVal, PageBytes>;
 
 pub(super) fn pages(max_bytes: u64) -> Pages {
     let est_items = (max_bytes / 8192).clamp(16, 1_000_000) as usize;
@@ -202,18 +258,24 @@ impl NearCache {
         if !self.enabled || ids.len() > PAGE_MAX {
             return None;
         }
-        let page = self.pages.get(ids)?;
-        let current = self.fresh(page.built)
-            && page
-                .deps
+        let PageVal::Videos(page) = self.pages.get(&PageQuery { users: false, ids })? else {
+            return None;
+        };
+        self.current(page.built, &page.deps, page.ticket)
+            .then_some(page)
+    }
+
+    /// Whether a rendering built at `built` from entries looked up after ticket `ticket`, with
+    /// `deps` their stamp buckets, may be served; counts a page hit if so.
+    pub(super) fn current(&self, built: Instant, deps: &[usize], ticket: u64) -> bool {
+        let current = self.fresh(built)
+            && deps
                 .iter()
-                .all(|b| self.stamps[*b].load(Ordering::Acquire) <= page.ticket);
+                .all(|b| self.stamps[*b].load(Ordering::Acquire) <= ticket);
         if current {
             self.stats.pages.fetch_add(1, Ordering::Relaxed);
-            Some(page)
-        } else {
-            None
         }
+        current
     }
 
     /// Renders the page of `ids` from `items` (its videos with their authors, looked up after
@@ -226,7 +288,8 @@ impl NearCache {
     ) -> Arc<Page> {
         let page = Arc::new(Page::render(items, t));
         if self.enabled && ids.len() <= PAGE_MAX {
-            self.pages.insert(ids.into(), page.clone());
+            self.pages
+                .insert(PageKey::Videos(ids.into()), PageVal::Videos(page.clone()));
         }
         page
     }

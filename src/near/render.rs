@@ -128,15 +128,6 @@ pub(super) fn write_user_at(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) -
     at
 }
 
-/// Appends a `User` object as seen by a viewer without its closing brace, for the caller to
-/// add fields of its own (each after a comma) and close it.
-pub fn write_user_open(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
-    buf.extend_from_slice(&u.head);
-    buf.extend_from_slice(bool_json(is_follow));
-    // `rest` ends with the object's closing brace
-    buf.extend_from_slice(&u.rest[..u.rest.len() - 1]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_support::user;

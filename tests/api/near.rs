@@ -855,3 +855,127 @@ async fn a_long_favorite_list_is_written_from_cards_and_follows_changes() {
     }
     app.stop().await;
 }
+
+/// The users of `uid`'s follow list (or follower list) at `app` as `token` sees them, as
+/// (id, is_follow, follower_count).
+async fn user_list_at(
+    app: &TestApp,
+    token: &str,
+    uid: i64,
+    followers: bool,
+) -> Vec<(i64, bool, i64)> {
+    let path = if followers {
+        "/douyin/relation/follower/list/"
+    } else {
+        "/douyin/relation/follow/list/"
+    };
+    let v = app
+        .get(
+            path,
+            &[("token", token.to_string()), ("user_id", uid.to_string())],
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    v["user_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_i64().unwrap(),
+                u["is_follow"].as_bool().unwrap(),
+                u["follower_count"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Follow and follower lists are held rendered: each viewer sees their own `is_follow`, a warm
+/// list costs no round trip, and a listed user's change made through another instance shows
+/// within a second; the friend list adds each friend's latest message to the same rendering.
+#[tokio::test]
+async fn rendered_user_lists_follow_their_users_and_each_viewer() {
+    let (a, author, liker) = instance_a("usrd").await;
+    let b = instance_b(&a, |c| c.near.max_age_ms = 60_000).await;
+    wait_for_tracking(&b).await;
+    let author_id = a.get("/douyin/feed/", &[]).await["video_list"][0]["author"]["id"]
+        .as_i64()
+        .unwrap();
+    let (c_id, c) = a.register("usrd_c").await;
+    let (d_id, d) = a.register("usrd_d").await;
+    follows(&a, &author, c_id, "1").await;
+    follows(&a, &author, d_id, "1").await;
+    follows(&a, &liker, d_id, "1").await;
+    // newest first; the liker sees that they follow d, the author that they follow both
+    let want_liker = vec![(d_id, true, 2), (c_id, false, 1)];
+    let want_author = vec![(d_id, true, 2), (c_id, true, 1)];
+    for _ in 0..2 {
+        assert_eq!(user_list_at(&b, &liker, author_id, false).await, want_liker);
+        assert_eq!(
+            user_list_at(&b, &author, author_id, false).await,
+            want_author
+        );
+        user_list_at(&b, &c, author_id, false).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rt = round_trips(&b);
+    assert_eq!(user_list_at(&b, &liker, author_id, false).await, want_liker);
+    assert_eq!(
+        user_list_at(&b, &c, author_id, false).await,
+        [(d_id, false, 2), (c_id, false, 1)]
+    );
+    assert_eq!(round_trips(&b) - rt, 0, "a warm follow list went to redis");
+
+    // the liker follows c through A: at B, c's count changes for every viewer of the list,
+    // and the liker (only) sees that they follow c
+    follows(&a, &liker, c_id, "1").await;
+    let t = Instant::now();
+    loop {
+        let seen = user_list_at(&b, &liker, author_id, false).await;
+        if seen == [(d_id, true, 2), (c_id, true, 2)] {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "B still shows {seen:?} a second after the follow"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        user_list_at(&b, &d, author_id, false).await,
+        [(d_id, false, 2), (c_id, false, 2)]
+    );
+    // c's followers, newest first, as the author sees them
+    assert_eq!(
+        user_list_at(&b, &author, c_id, true).await,
+        [
+            (
+                b.get("/douyin/user/", &[("token", liker.clone())]).await["user"]["id"]
+                    .as_i64()
+                    .unwrap(),
+                false,
+                0
+            ),
+            (author_id, false, 0)
+        ]
+    );
+
+    // d follows the author back: friends, with their latest message added to the rendering
+    follows(&a, &d, author_id, "1").await;
+    send(&a, &d, author_id, "hi \"there\"").await;
+    let friends = a
+        .get(
+            "/douyin/relation/friend/list/",
+            &[("token", author.clone())],
+        )
+        .await;
+    let list = friends["user_list"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{friends}");
+    assert_eq!(list[0]["id"], d_id);
+    assert_eq!(list[0]["is_follow"], true);
+    assert_eq!(list[0]["follower_count"], 2);
+    assert_eq!(list[0]["message"], "hi \"there\"");
+    assert_eq!(list[0]["msgType"], 0);
+    b.stop().await;
+    a.stop().await;
+}
