@@ -50,6 +50,9 @@ pub struct Auth {
     hashing: HashPool,
     /// argon2 verifications run (for unknown usernames too; exported in /metrics).
     pub password_checks: std::sync::atomic::AtomicU64,
+    /// Tokens already verified, by their exact text (`auth.verified_tokens`; None: 0). Only a
+    /// token that passed [`Self::verify`] in full gets in, so a forged one never matches.
+    verified: Option<quick_cache::sync::Cache<Box<str>, Token>>,
     pub cfg: AuthConfig,
 }
 
@@ -81,6 +84,8 @@ impl Auth {
                     .unwrap_or(2),
             )?,
             password_checks: std::sync::atomic::AtomicU64::new(0),
+            verified: (cfg.verified_tokens > 0)
+                .then(|| quick_cache::sync::Cache::new(cfg.verified_tokens)),
             cfg,
         })
     }
@@ -119,6 +124,27 @@ impl Auth {
         if token.len() > 4096 {
             return Err(AppError::InvalidToken);
         }
+        let Some(held) = &self.verified else {
+            return self.verify_in_full(token);
+        };
+        let now = crate::ids::now_ms().max(0) as u64 / 1000;
+        match held.get(token) {
+            // unexpired as jsonwebtoken judges it: exp + leeway still ahead
+            Some(t) if t.exp.saturating_add(self.validation.leeway) >= now => Ok(t),
+            Some(_) => {
+                held.remove(token);
+                Err(AppError::InvalidToken)
+            }
+            None => {
+                let t = self.verify_in_full(token)?;
+                held.insert(token.into(), t);
+                Ok(t)
+            }
+        }
+    }
+
+    /// [`Self::verify`] without the held tokens: the signature, the expiry and the times.
+    fn verify_in_full(&self, token: &str) -> Result<Token, AppError> {
         let c = decode::<Claims>(token, &self.dec, &self.validation)
             .map_err(|_| AppError::InvalidToken)?
             .claims;
@@ -312,6 +338,47 @@ mod tests {
         let at_the_limit = a.issue_with_times(42, now, now + ttl).unwrap();
         assert_eq!(a.verify(&at_the_limit).unwrap().user_id, 42);
         assert!(Auth::new(b"short", AuthConfig::default()).is_err());
+    }
+
+    #[test]
+    fn held_tokens_still_expire_and_forgeries_never_match_them() {
+        let a = auth();
+        assert!(a.verified.is_some(), "held by default");
+        let t = a.issue(42, 3).unwrap();
+        let first = a.verify(&t).unwrap();
+        assert_eq!(a.verify(&t).unwrap(), first, "held: the same answer");
+        assert_eq!(a.verified.as_ref().unwrap().len(), 1);
+        // one character changed in the signature: checked in full, refused, not held
+        let mut forged = t.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(matches!(a.verify(&forged), Err(AppError::InvalidToken)));
+        assert_eq!(a.verified.as_ref().unwrap().len(), 1);
+        // good for this second only (exp + leeway = now): held, then refused once it passes
+        let leeway = a.validation.leeway;
+        let (now, dying) = (0..3)
+            .find_map(|_| {
+                // (a second may tick between issuing and checking: then again)
+                let now = crate::ids::now_ms() as u64 / 1000;
+                let dying = a
+                    .issue_with_times(7, now - 2 * leeway, now - leeway)
+                    .unwrap();
+                a.verify(&dying).is_ok().then_some((now, dying))
+            })
+            .expect("a token good for this second is accepted");
+        while crate::ids::now_ms() as u64 / 1000 == now {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(matches!(a.verify(&dying), Err(AppError::InvalidToken)));
+        assert!(matches!(a.verify(&dying), Err(AppError::InvalidToken)));
+        // with none held, the same answers
+        let plain = Auth {
+            verified: None,
+            ..auth()
+        };
+        assert_eq!(plain.verify(&t).unwrap().user_id, 42);
+        assert!(plain.verify(&forged).is_err());
     }
 
     #[test]

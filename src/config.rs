@@ -467,6 +467,10 @@ pub struct AuthConfig {
     /// argon2id memory cost in KiB, and iterations.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// Tokens whose signature was checked, held (each with what it says) so that a client's
+    /// next request skips the HMAC and the claims parsing; their expiry is still checked every
+    /// time. About 300 bytes each. 0: check every token in full.
+    pub verified_tokens: usize,
 }
 
 impl Default for AuthConfig {
@@ -481,6 +485,7 @@ impl Default for AuthConfig {
             max_password_chars: 64,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            verified_tokens: 65_536,
         }
     }
 }
