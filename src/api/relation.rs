@@ -62,7 +62,7 @@ async fn follower_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
 
 /// The friend list: each friend a full `User` plus `message`, the latest message between the
 /// two either way (empty when there is none), and `msgType` (0: the caller received it, 1: the
-/// caller sent it).
+/// caller sent it). Kept rendered as the caller sees it (`near/people.rs`).
 async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let (st, p) = (&ctx.st, &ctx.params);
     let uid = views::writer(st, p.token()).await?;
@@ -76,24 +76,47 @@ async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         .friends(uid, st.cfg.server.max_list)
         .await?
         .unwrap_or_default();
-    let latest = st.cache.latest_messages(uid, &ids).await?;
-    let mut body = ok_open(ids.len() * 400);
-    body.extend_from_slice(b",\"user_list\":");
-    views::write_users(&mut body, st, Some(uid), &ids, |buf, id| {
-        buf.extend_from_slice(b",\"message\":");
-        match latest.get(&id) {
-            Some(m) => {
-                // serialising a &str cannot fail
-                let _ = simd_json::to_writer(&mut *buf, &m.content);
-                buf.extend_from_slice(if m.from == uid {
-                    b",\"msgType\":1"
-                } else {
-                    b",\"msgType\":0"
-                });
-            }
-            None => buf.extend_from_slice(b"\"\",\"msgType\":0"),
+    let near = &st.cache.near;
+    let page = match near.friend_page(uid, &ids) {
+        Some(page) => page,
+        None => {
+            let t = near.begin();
+            let latest = st.cache.latest_messages(uid, &ids).await?;
+            let users: Vec<_> = st
+                .cache
+                .user_entries_in_order(&ids)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            let listed: Vec<i64> = users.iter().map(|u| u.data.id).collect();
+            let follows = st.cache.viewer_flags(uid, &[], &listed).await?.1;
+            near.render_friend_page(
+                uid,
+                &ids,
+                &users,
+                &follows,
+                |buf, id| {
+                    buf.extend_from_slice(b",\"message\":");
+                    match latest.get(&id) {
+                        Some(m) => {
+                            // serialising a &str cannot fail
+                            let _ = simd_json::to_writer(&mut *buf, &m.content);
+                            buf.extend_from_slice(if m.from == uid {
+                                b",\"msgType\":1"
+                            } else {
+                                b",\"msgType\":0"
+                            });
+                        }
+                        None => buf.extend_from_slice(b"\"\",\"msgType\":0"),
+                    }
+                },
+                t,
+            )
         }
-    })
-    .await?;
+    };
+    let mut body = ok_open(page.rendered().len() + 16);
+    body.extend_from_slice(b",\"user_list\":");
+    body.extend_from_slice(page.rendered());
     Ok(ok_close(body))
 }

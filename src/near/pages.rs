@@ -180,47 +180,36 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
     buf.push(b']');
 }
 
-/// A kept rendering: a video page (this file) or a user page (`people.rs`), by the ids it was
-/// asked for.
-#[derive(Clone, PartialEq, Eq)]
-pub(super) enum PageKey {
-    Videos(Box<[i64]>),
-    Users(Box<[i64]>),
+/// What a kept rendering is of.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum PageKind {
+    /// A `video_list` (this file).
+    Videos,
+    /// A `user_list` with every flag false (`people.rs`).
+    Users,
+    /// A viewer's friend list as they see it (`people.rs`): the ids are the viewer's, then
+    /// their friends'.
+    Friends,
 }
 
-/// A [`PageKey`] borrowed: what a lookup hashes, without copying the ids.
-#[derive(Clone, Copy)]
+/// A kept rendering, by what it is of and the ids it was asked for.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(super) struct PageKey {
+    pub kind: PageKind,
+    pub ids: Box<[i64]>,
+}
+
+/// A [`PageKey`] borrowed, without copying the ids: it hashes as the key does (a box hashes
+/// as what it holds).
+#[derive(Clone, Copy, Hash)]
 pub(super) struct PageQuery<'a> {
-    pub users: bool,
+    pub kind: PageKind,
     pub ids: &'a [i64],
-}
-
-impl PageKey {
-    fn query(&self) -> PageQuery<'_> {
-        match self {
-            PageKey::Videos(ids) => PageQuery { users: false, ids },
-            PageKey::Users(ids) => PageQuery { users: true, ids },
-        }
-    }
-}
-
-impl std::hash::Hash for PageQuery<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.users.hash(h);
-        self.ids.hash(h);
-    }
-}
-
-impl std::hash::Hash for PageKey {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.query().hash(h)
-    }
 }
 
 impl quick_cache::Equivalent<PageKey> for PageQuery<'_> {
     fn equivalent(&self, key: &PageKey) -> bool {
-        let k = key.query();
-        k.users == self.users && k.ids == self.ids
+        key.kind == self.kind && *key.ids == *self.ids
     }
 }
 
@@ -235,7 +224,7 @@ pub(super) struct PageBytes;
 
 impl Weighter<PageKey, PageVal> for PageBytes {
     fn weight(&self, k: &PageKey, p: &PageVal) -> u64 {
-        let w = k.query().ids.len() * 8
+        let w = k.ids.len() * 8
             + match p {
                 PageVal::Videos(p) => p.json.len() + p.deps.len() * 8 + p.flags.len() * 24 + 160,
                 PageVal::Users(p) => p.weight(),
@@ -258,7 +247,11 @@ impl NearCache {
         if !self.enabled || ids.len() > PAGE_MAX {
             return None;
         }
-        let PageVal::Videos(page) = self.pages.get(&PageQuery { users: false, ids })? else {
+        let query = PageQuery {
+            kind: PageKind::Videos,
+            ids,
+        };
+        let PageVal::Videos(page) = self.pages.get(&query)? else {
             return None;
         };
         self.current(page.built, &page.deps, page.ticket)
@@ -288,8 +281,11 @@ impl NearCache {
     ) -> Arc<Page> {
         let page = Arc::new(Page::render(items, t));
         if self.enabled && ids.len() <= PAGE_MAX {
-            self.pages
-                .insert(PageKey::Videos(ids.into()), PageVal::Videos(page.clone()));
+            let key = PageKey {
+                kind: PageKind::Videos,
+                ids: ids.into(),
+            };
+            self.pages.insert(key, PageVal::Videos(page.clone()));
         }
         page
     }

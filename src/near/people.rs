@@ -1,14 +1,17 @@
-//! Rendered user lists: the `user_list` JSON of a follow, follower or friend list page with
-//! every `is_follow` false, and where each flag and each object's end sit, kept whole (with
-//! the video pages, `pages.rs`) so that a page of twenty users costs one lookup instead of
-//! twenty (a profile of the follow list had a fifth of the server's time in those lookups:
-//! bench/NOTES.md). A viewer's copy is written from it with their flags set in place, and the
-//! friend list adds its fields to each object on the way.
+//! Rendered user lists: the `user_list` JSON of a follow or follower list page with every
+//! `is_follow` false, and where each flag and each object's end sit, kept whole (with the
+//! video pages, `pages.rs`) so that a page of twenty users costs one lookup instead of twenty
+//! (a profile of the follow list had a fifth of the server's time in those lookups:
+//! bench/NOTES.md). A viewer's copy is written from it with their flags set in place.
 //!
-//! A page is served while none of its users was invalidated since it was rendered (their
-//! stamps) and under the same age rule as the entries it was rendered from.
+//! A friend list is only ever read by its owner, so theirs is kept as they see it: their
+//! flags and each friend's latest message rendered in (one lookup instead of two a friend).
+//!
+//! A page is served while none of its users (and, for a friend list, none of its
+//! conversations nor the viewer's following list) was invalidated since it was rendered
+//! (their stamps), and under the same age rule as the entries it was rendered from.
 
-use super::pages::{PageKey, PageQuery, PageVal, FALSE, PAGE_MAX};
+use super::pages::{PageKey, PageKind, PageQuery, PageVal, FALSE, PAGE_MAX};
 use super::render::{bool_json, write_user_at, UserEntry};
 use super::{NearCache, NearKey, Ticket};
 use std::sync::Arc;
@@ -29,8 +32,16 @@ pub struct UserPage {
 }
 
 impl UserPage {
-    /// Renders `users` (in order) with every flag false.
-    fn render(users: &[Arc<UserEntry>], t: Ticket) -> Self {
+    /// Renders `users` (in order) with the flags `follows` (missing: false), `extra(buf, id)`
+    /// appending fields of its own to each object (each after a comma); `deps` are the stamp
+    /// buckets it depends on besides its users'.
+    fn render(
+        users: &[Arc<UserEntry>],
+        follows: &[bool],
+        mut extra: impl FnMut(&mut Vec<u8>, i64),
+        deps: &[usize],
+        t: Ticket,
+    ) -> Self {
         let size: usize = users.iter().map(|u| u.head.len() + u.rest.len() + 6).sum();
         let mut json = Vec::with_capacity(size + 2);
         let mut marks = Vec::with_capacity(users.len());
@@ -39,14 +50,18 @@ impl UserPage {
             if i > 0 {
                 json.push(b',');
             }
-            let flag = write_user_at(&mut json, u, false);
+            let flag = write_user_at(&mut json, u, follows.get(i).copied().unwrap_or(false));
             // `rest` ends with the object's closing brace
+            json.pop();
+            extra(&mut json, u.data.id);
+            json.push(b'}');
             marks.push((flag as u32, (json.len() - 1) as u32));
         }
         json.push(b']');
         let mut deps: Vec<usize> = users
             .iter()
             .map(|u| NearKey::User(u.data.id).bucket())
+            .chain(deps.iter().copied())
             .collect();
         deps.sort_unstable();
         deps.dedup();
@@ -58,6 +73,11 @@ impl UserPage {
             marks: marks.into(),
             users: users.iter().map(|u| u.data.id).collect(),
         }
+    }
+
+    /// The page as rendered (a friend list: as its viewer sees it).
+    pub fn rendered(&self) -> &[u8] {
+        &self.json
     }
 
     pub(super) fn weight(&self) -> usize {
@@ -88,16 +108,28 @@ impl UserPage {
 }
 
 impl NearCache {
+    /// The kept page of `kind` and `ids`, if current.
+    fn kept(&self, kind: PageKind, ids: &[i64]) -> Option<Arc<UserPage>> {
+        let PageVal::Users(page) = self.pages.get(&PageQuery { kind, ids })? else {
+            return None;
+        };
+        self.current(page.built, &page.deps, page.ticket)
+            .then_some(page)
+    }
+
+    fn keep(&self, kind: PageKind, ids: Box<[i64]>, page: &Arc<UserPage>) {
+        if self.enabled && ids.len() <= PAGE_MAX + 1 {
+            self.pages
+                .insert(PageKey { kind, ids }, PageVal::Users(page.clone()));
+        }
+    }
+
     /// The rendered user page of `ids`, if held and current.
     pub fn user_page(&self, ids: &[i64]) -> Option<Arc<UserPage>> {
         if !self.enabled || ids.len() > PAGE_MAX {
             return None;
         }
-        let PageVal::Users(page) = self.pages.get(&PageQuery { users: true, ids })? else {
-            return None;
-        };
-        self.current(page.built, &page.deps, page.ticket)
-            .then_some(page)
+        self.kept(PageKind::Users, ids)
     }
 
     /// Renders the user page of `ids` from `users` (those of them known, in order, looked up
@@ -108,10 +140,45 @@ impl NearCache {
         users: &[Arc<UserEntry>],
         t: Ticket,
     ) -> Arc<UserPage> {
-        let page = Arc::new(UserPage::render(users, t));
-        if self.enabled && ids.len() <= PAGE_MAX {
-            self.pages
-                .insert(PageKey::Users(ids.into()), PageVal::Users(page.clone()));
+        let page = Arc::new(UserPage::render(users, &[], |_, _| {}, &[], t));
+        if ids.len() <= PAGE_MAX {
+            self.keep(PageKind::Users, ids.into(), &page);
+        }
+        page
+    }
+
+    /// `viewer`'s friend list of the friends `ids` as they saw it, if held and current.
+    pub fn friend_page(&self, viewer: i64, ids: &[i64]) -> Option<Arc<UserPage>> {
+        if !self.enabled || ids.len() > PAGE_MAX {
+            return None;
+        }
+        let key: Vec<i64> = std::iter::once(viewer).chain(ids.iter().copied()).collect();
+        self.kept(PageKind::Friends, &key)
+    }
+
+    /// Renders `viewer`'s friend list of the friends `ids` from `users` (those of them known,
+    /// in order) as they see it: `follows` their flags, `extra` each friend's own fields (the
+    /// latest message), everything read after ticket `t` was taken; keeps it (up to
+    /// [`PAGE_MAX`] friends) until one of the friends, their conversations with the viewer or
+    /// the viewer's following list changes.
+    pub fn render_friend_page(
+        &self,
+        viewer: i64,
+        ids: &[i64],
+        users: &[Arc<UserEntry>],
+        follows: &[bool],
+        extra: impl FnMut(&mut Vec<u8>, i64),
+        t: Ticket,
+    ) -> Arc<UserPage> {
+        let deps: Vec<usize> = ids
+            .iter()
+            .map(|o| NearKey::conv(viewer, *o).bucket())
+            .chain([NearKey::Follows(viewer).bucket()])
+            .collect();
+        let page = Arc::new(UserPage::render(users, follows, extra, &deps, t));
+        if ids.len() <= PAGE_MAX {
+            let key: Box<[i64]> = std::iter::once(viewer).chain(ids.iter().copied()).collect();
+            self.keep(PageKind::Friends, key, &page);
         }
         page
     }
@@ -192,6 +259,40 @@ mod tests {
         n.render_user_page(&[5], &[], t)
             .write(&mut empty, &[], |b, _| b.push(b'x'));
         assert_eq!(empty, b"[]");
+    }
+
+    #[test]
+    fn a_friend_page_is_kept_as_its_viewer_sees_it_until_a_friend_a_chat_or_a_follow_changes() {
+        let n = near(Duration::from_secs(60), 10);
+        let t = n.begin();
+        let users: Vec<_> = [7, 8]
+            .into_iter()
+            .map(|id| n.install_user(named(id, "f"), t))
+            .collect();
+        let page = n.render_friend_page(
+            1,
+            &[7, 8],
+            &users,
+            &[true, false],
+            |b, id| b.extend_from_slice(format!(",\"n\":{id}").as_bytes()),
+            t,
+        );
+        assert_eq!(
+            parsed(page.rendered().to_vec()),
+            serialised(&users, &[true, false], true)
+        );
+        assert!(n.friend_page(1, &[7, 8]).is_some());
+        // another viewer's, or another list's, is another page
+        assert!(n.friend_page(2, &[7, 8]).is_none());
+        assert!(n.friend_page(1, &[7]).is_none());
+        assert!(n.user_page(&[1, 7, 8]).is_none());
+        for change in [NearKey::conv(8, 1), NearKey::Follows(1), NearKey::User(7)] {
+            let t = n.begin();
+            n.render_friend_page(1, &[7, 8], &users, &[], |_, _| {}, t);
+            assert!(n.friend_page(1, &[7, 8]).is_some());
+            n.invalidate(change);
+            assert!(n.friend_page(1, &[7, 8]).is_none(), "{change:?}");
+        }
     }
 
     #[test]

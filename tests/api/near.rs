@@ -960,22 +960,82 @@ async fn rendered_user_lists_follow_their_users_and_each_viewer() {
         ]
     );
 
-    // d follows the author back: friends, with their latest message added to the rendering
+    // d follows the author back: friends, with their latest message in the kept rendering
     follows(&a, &d, author_id, "1").await;
     send(&a, &d, author_id, "hi \"there\"").await;
-    let friends = a
-        .get(
-            "/douyin/relation/friend/list/",
-            &[("token", author.clone())],
-        )
-        .await;
-    let list = friends["user_list"].as_array().unwrap();
-    assert_eq!(list.len(), 1, "{friends}");
-    assert_eq!(list[0]["id"], d_id);
-    assert_eq!(list[0]["is_follow"], true);
-    assert_eq!(list[0]["follower_count"], 2);
-    assert_eq!(list[0]["message"], "hi \"there\"");
-    assert_eq!(list[0]["msgType"], 0);
+    // (id, is_follow, follower_count, message, msgType) of the author's friends at B
+    let friends_at_b = || async {
+        let v = b
+            .get(
+                "/douyin/relation/friend/list/",
+                &[("token", author.clone())],
+            )
+            .await;
+        assert_eq!(code(&v), 0, "{v}");
+        v["user_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    u["id"].as_i64().unwrap(),
+                    u["is_follow"].clone(),
+                    u["follower_count"].as_i64().unwrap(),
+                    u["message"].as_str().unwrap().to_string(),
+                    u["msgType"].as_i64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // (B has a durable store of its own: A loads the conversation into Redis for it)
+    a.get(
+        "/douyin/relation/friend/list/",
+        &[("token", author.clone())],
+    )
+    .await;
+    let want = vec![(d_id, json!(true), 2, "hi \"there\"".to_string(), 0)];
+    let t = Instant::now();
+    while friends_at_b().await != want {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            friends_at_b().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    friends_at_b().await;
+    let rt = round_trips(&b);
+    assert_eq!(friends_at_b().await, want);
+    assert_eq!(round_trips(&b) - rt, 0, "a warm friend list went to redis");
+    // the author answers through A, then c follows d: B shows each within a second
+    send(&a, &author, d_id, "back").await;
+    let back = vec![(d_id, json!(true), 2, "back".to_string(), 1)];
+    follows_within_a_second(&friends_at_b, back).await;
+    follows(&a, &c, d_id, "1").await;
+    let counted = vec![(d_id, json!(true), 3, "back".to_string(), 1)];
+    follows_within_a_second(&friends_at_b, counted).await;
     b.stop().await;
     a.stop().await;
+}
+
+/// Waits (up to a second) until `read` returns `want`.
+async fn follows_within_a_second<T, F, Fut>(read: &F, want: T)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let t = Instant::now();
+    loop {
+        let seen = read().await;
+        if seen == want {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "still {seen:?} a second after the change, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
