@@ -46,7 +46,7 @@ async fn relation_list(ctx: &Ctx, followers: bool) -> Result<HttpResponse, AppEr
     let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
     let mut body = ok_open(ids.len() * 320);
     body.extend_from_slice(b",\"user_list\":");
-    views::write_users(&mut body, st, viewer, &ids, |_, _| {}).await?;
+    views::write_users(&mut body, st, viewer, &ids).await?;
     body.extend_from_slice(b",\"next_cursor\":");
     body.extend_from_slice(itoa::Buffer::new().format(next_cursor).as_bytes());
     Ok(ok_close(body))

@@ -196,16 +196,14 @@ pub async fn user_views(
 }
 
 /// The users `ids` (in that order, unknown ones skipped) as seen by `viewer`, rendered as a
-/// JSON array of `User` objects appended to `buf`; `extra(buf, id)` may append fields of its
-/// own to each object (each after a comma), as the friend list does. The page is rendered once
-/// from the near-cache's entries and kept whole (`near/people.rs`); a viewer's copy has their
-/// flags set in place.
+/// JSON array of `User` objects appended to `buf`. The page is rendered once from the
+/// near-cache's entries and kept whole (`near/people.rs`); a viewer's copy has their flags
+/// set in place.
 pub async fn write_users(
     buf: &mut Vec<u8>,
     st: &AppState,
     viewer: Option<i64>,
     ids: &[i64],
-    extra: impl FnMut(&mut Vec<u8>, i64),
 ) -> Result<(), AppError> {
     if ids.is_empty() {
         buf.extend_from_slice(b"[]");
@@ -230,7 +228,7 @@ pub async fn write_users(
         Some(v) => st.cache.viewer_flags(v, &[], &page.users).await?.1,
         None => Vec::new(),
     };
-    page.write(buf, &follows, extra);
+    page.write(buf, &follows);
     Ok(())
 }
 

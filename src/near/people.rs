@@ -25,8 +25,8 @@ pub struct UserPage {
     built: Instant,
     /// The JSON array, every `is_follow` false.
     json: Box<[u8]>,
-    /// For each user: where its `is_follow` value starts, and where its closing brace is.
-    marks: Box<[(u32, u32)]>,
+    /// For each user: where its `is_follow` value starts.
+    flags: Box<[u32]>,
     /// The users, in order (an unknown id asked for is not among them).
     pub users: Box<[i64]>,
 }
@@ -44,7 +44,7 @@ impl UserPage {
     ) -> Self {
         let size: usize = users.iter().map(|u| u.head.len() + u.rest.len() + 6).sum();
         let mut json = Vec::with_capacity(size + 2);
-        let mut marks = Vec::with_capacity(users.len());
+        let mut flags = Vec::with_capacity(users.len());
         json.push(b'[');
         for (i, u) in users.iter().enumerate() {
             if i > 0 {
@@ -55,7 +55,7 @@ impl UserPage {
             json.pop();
             extra(&mut json, u.data.id);
             json.push(b'}');
-            marks.push((flag as u32, (json.len() - 1) as u32));
+            flags.push(flag as u32);
         }
         json.push(b']');
         let mut deps: Vec<usize> = users
@@ -70,7 +70,7 @@ impl UserPage {
             ticket: t.0,
             built: Instant::now(),
             json: json.into(),
-            marks: marks.into(),
+            flags: flags.into(),
             users: users.iter().map(|u| u.data.id).collect(),
         }
     }
@@ -81,27 +81,19 @@ impl UserPage {
     }
 
     pub(super) fn weight(&self) -> usize {
-        self.json.len() + self.deps.len() * 8 + self.marks.len() * 16 + 160
+        self.json.len() + self.deps.len() * 8 + self.flags.len() * 12 + 160
     }
 
     /// Appends the page as a viewer sees it: `follows[i]` whether they follow the i-th user
-    /// (missing: false); `extra(buf, id)` may append fields of its own to each object (each
-    /// after a comma), as the friend list does.
-    pub fn write(
-        &self,
-        buf: &mut Vec<u8>,
-        follows: &[bool],
-        mut extra: impl FnMut(&mut Vec<u8>, i64),
-    ) {
+    /// (missing: false).
+    pub fn write(&self, buf: &mut Vec<u8>, follows: &[bool]) {
         buf.reserve(self.json.len());
         let mut at = 0;
-        for (i, (flag, close)) in self.marks.iter().enumerate() {
-            let (flag, close) = (*flag as usize, *close as usize);
+        for (i, flag) in self.flags.iter().enumerate() {
+            let flag = *flag as usize;
             buf.extend_from_slice(&self.json[at..flag]);
             buf.extend_from_slice(bool_json(follows.get(i).copied().unwrap_or(false)));
-            buf.extend_from_slice(&self.json[flag + FALSE..close]);
-            extra(buf, self.users[i]);
-            at = close;
+            at = flag + FALSE;
         }
         buf.extend_from_slice(&self.json[at..]);
     }
@@ -231,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn a_viewers_user_page_is_the_rendered_one_with_their_flags_and_fields() {
+    fn a_viewers_user_page_is_the_rendered_one_with_their_flags() {
         let n = near(Duration::from_secs(60), 10);
         let t = n.begin();
         let users: Vec<_> = [(7, "false"), (8, "{\"b\"}"), (9, "c")]
@@ -246,18 +238,12 @@ mod tests {
             [true, false, true],
             [false, true, false],
         ] {
-            let mut plain = Vec::new();
-            page.write(&mut plain, &follows, |_, _| {});
-            assert_eq!(parsed(plain), serialised(&users, &follows, false));
-            let mut with = Vec::new();
-            page.write(&mut with, &follows, |b, id| {
-                b.extend_from_slice(format!(",\"n\":{id}").as_bytes())
-            });
-            assert_eq!(parsed(with), serialised(&users, &follows, true));
+            let mut ours = Vec::new();
+            page.write(&mut ours, &follows);
+            assert_eq!(parsed(ours), serialised(&users, &follows, false));
         }
         let mut empty = Vec::new();
-        n.render_user_page(&[5], &[], t)
-            .write(&mut empty, &[], |b, _| b.push(b'x'));
+        n.render_user_page(&[5], &[], t).write(&mut empty, &[]);
         assert_eq!(empty, b"[]");
     }
 
