@@ -349,10 +349,17 @@ impl NearCache {
 
     /// The entry under `key` if it may be served, counting a hit or a miss.
     fn lookup(&self, key: NearKey) -> Option<NearVal> {
+        let found = self.lookup_uncounted(key);
+        self.hit(found.is_some());
+        found
+    }
+
+    /// [`Self::lookup`] for the caller to count, once it knows whether the entry serves.
+    fn lookup_uncounted(&self, key: NearKey) -> Option<NearVal> {
         if !self.enabled {
             return None;
         }
-        let found = self.entries.get(&key).filter(|v| {
+        self.entries.get(&key).filter(|v| {
             self.fresh(match v {
                 NearVal::Video(e) => e.fetched,
                 NearVal::User(e) => e.fetched,
@@ -362,9 +369,7 @@ impl NearCache {
                 NearVal::Conv(e) => e.fetched,
                 NearVal::Card(e) => e.built,
             })
-        });
-        self.hit(found.is_some());
-        found
+        })
     }
 
     pub fn video(&self, id: i64) -> Option<Arc<VideoEntry>> {

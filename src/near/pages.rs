@@ -292,15 +292,19 @@ impl NearCache {
 }
 
 impl NearCache {
-    /// Video `id`'s card, if held and current.
+    /// Video `id`'s card, if held and current (an out-of-date one counts as a miss).
     pub fn card(&self, id: i64) -> Option<Arc<Card>> {
-        let Some(NearVal::Card(c)) = self.lookup(NearKey::Card(id)) else {
-            return None;
-        };
-        c.deps
-            .iter()
-            .all(|b| self.stamps[*b].load(Ordering::Acquire) <= c.ticket)
-            .then_some(c)
+        let card = match self.lookup_uncounted(NearKey::Card(id)) {
+            Some(NearVal::Card(c)) => Some(c),
+            _ => None,
+        }
+        .filter(|c| {
+            c.deps
+                .iter()
+                .all(|b| self.stamps[*b].load(Ordering::Acquire) <= c.ticket)
+        });
+        self.hit(card.is_some());
+        card
     }
 
     /// Renders video `v` with its author `a` (both looked up after ticket `t` was taken) as a
@@ -424,9 +428,13 @@ mod tests {
         );
         let held = n.card(2).expect("installed");
         assert_eq!((held.video, held.author), (2, 7));
-        // the video changes: its card is out of date, the other one is not
+        // the video changes: its card is out of date (a miss, not a hit), the other one is not
+        let hits = n.stats.hits.load(Ordering::Relaxed);
+        let misses = n.stats.misses.load(Ordering::Relaxed);
         n.invalidate(NearKey::Video(2));
         assert!(n.card(2).is_none());
+        assert_eq!(n.stats.hits.load(Ordering::Relaxed), hits);
+        assert_eq!(n.stats.misses.load(Ordering::Relaxed), misses + 1);
         assert!(n.card(1).is_some());
         // the author changes: both are
         n.invalidate(NearKey::User(7));
