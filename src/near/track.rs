@@ -20,6 +20,19 @@ use tokio::sync::watch;
 /// How often the cluster's primaries are compared with the subscribed ones.
 const TOPOLOGY_CHECK: Duration = Duration::from_secs(2);
 
+/// Invalidation messages the subscriber's client holds for this task before it counts as
+/// lagging (fred's default is 32). Missing messages can only be made good by dropping every
+/// entry, and a burst of likes (12,000 a second, each invalidating several keys) overran 32
+/// within a scheduling delay: the whole near-cache was dropped again and again (bench/NOTES.md).
+/// About 100 ms of such a burst; fred sizes each of its event channels so, about 5 MB.
+const INVALIDATION_BACKLOG: usize = 8192;
+
+/// Drops every entry for `reason` (counted in `douyin_near_cache_clears_total`).
+fn clear(near: &NearCache, reason: &'static str) {
+    metrics::counter!("douyin_near_cache_clears_total", "reason" => reason).increment(1);
+    near.clear();
+}
+
 /// The key kinds whose changes drop near-cache entries (see `parse_key`), and `nc:` for the
 /// heartbeats.
 const TRACKED: [&str; 12] = [
@@ -54,7 +67,7 @@ pub fn track(
                 let (_stop_tx, stop) = watch::channel(false);
                 let heartbeat = format!("{prefix}nc:heartbeat");
                 let ready = || {
-                    near.clear();
+                    clear(&near, "subscribed");
                     near.channels.store(1, Ordering::Release);
                     near.tracking.store(true, Ordering::Release);
                     tracing::info!("near-cache subscribed to redis invalidation messages");
@@ -74,7 +87,7 @@ pub fn track(
             let was_up = near.tracking.swap(false, Ordering::AcqRel);
             near.channels.store(0, Ordering::Release);
             near.set_beat(0);
-            near.clear();
+            clear(&near, "unsubscribed");
             match res {
                 Err(e) if !logged || was_up => {
                     tracing::warn!(error = %e, "near-cache invalidation subscription is down; entries expire after near.max_age_ms");
@@ -88,12 +101,30 @@ pub fn track(
 }
 
 fn build(config: &Config, timeout: Duration) -> Result<Client, String> {
+    build_with(config, timeout, |_| {})
+}
+
+/// The subscriber's client: with room for a burst of invalidation messages.
+fn build_subscriber(config: &Config, timeout: Duration) -> Result<Client, String> {
+    build_with(config, timeout, |p| {
+        p.broadcast_channel_capacity = INVALIDATION_BACKLOG
+    })
+}
+
+fn build_with(
+    config: &Config,
+    timeout: Duration,
+    tweak: impl FnOnce(&mut fred::types::config::PerformanceConfig),
+) -> Result<Client, String> {
     Builder::from_config(config.clone())
         .with_connection_config(|c| {
             c.connection_timeout = timeout;
             c.internal_command_timeout = timeout;
         })
-        .with_performance_config(|p| p.default_command_timeout = timeout)
+        .with_performance_config(|p| {
+            p.default_command_timeout = timeout;
+            tweak(p);
+        })
         .build()
         .map_err(|e| e.to_string())
 }
@@ -161,7 +192,7 @@ async fn track_primaries(
         async move {
             let on_ready = || {
                 // anything cached before every channel was up may have missed its message
-                near.clear();
+                clear(near, "subscribed");
                 if ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
                     near.channels.store(n, Ordering::Release);
                     near.tracking.store(true, Ordering::Release);
@@ -227,7 +258,7 @@ async fn subscribe(
     ready: impl FnOnce(),
     beat: impl Fn(),
 ) -> Result<(), String> {
-    let sub = build(config, timeout)?;
+    let sub = build_subscriber(config, timeout)?;
     let mut rx = sub.invalidation_rx();
     let mut sub_conn = connect(&sub, timeout).await?;
     let owner = build(config, timeout)?;
@@ -255,6 +286,7 @@ async fn subscribe(
         // the channel delivers (every instance's heartbeat proves it for all of them).
         let mut beats = tokio::time::interval((near.max_age() / 4).max(Duration::from_millis(10)));
         beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lag_warned = 0u64;
         loop {
             tokio::select! {
                 _ = stop.changed() => break Ok(()),
@@ -269,7 +301,7 @@ async fn subscribe(
                 msg = rx.recv() => match msg {
                     Ok(inv) => {
                         if inv.keys.is_empty() {
-                            near.clear();
+                            clear(near, "flushed");
                         }
                         for k in &inv.keys {
                             if k.as_str() == Some(heartbeat) {
@@ -283,7 +315,15 @@ async fn subscribe(
                             }
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => near.clear(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        // at most one warning a minute: under a sustained overrun it repeats
+                        let now = near.stamp();
+                        if lag_warned == 0 || now.saturating_sub(lag_warned) >= 60_000 {
+                            lag_warned = now;
+                            tracing::warn!(missed = n, "near-cache invalidation messages overran the backlog; every entry dropped");
+                        }
+                        clear(near, "lagged");
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                         break Err("invalidation channel closed".to_string())
                     }

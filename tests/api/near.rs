@@ -497,6 +497,7 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
         .get("/douyin/feed/", &[("token", "not-a-token".into())])
         .await;
     assert_ne!(code(&bad), 0);
+    wait_for_tracking(&app).await;
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
@@ -523,6 +524,9 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
     assert!(value("douyin_http_requests_total{route=\"/douyin/feed\",outcome=\"ok\"}") >= 2.0);
     assert!(value("douyin_http_requests_total{route=\"/douyin/feed\",outcome=\"error\"}") >= 1.0);
     assert!(value("douyin_http_request_duration_seconds_count{route=\"/douyin/feed\"}") >= 3.0);
+    // each drop of the whole near-cache is counted by its reason: at least this app's own
+    // subscription's start (a lagging subscriber would show as reason="lagged")
+    assert!(value("douyin_near_cache_clears_total{reason=\"subscribed\"}") >= 1.0);
     // the group commit is the embedded store's
     if !crate::helpers::cql_enabled() {
         for want in [
