@@ -101,8 +101,9 @@ WHY = {
     "feed_user": "a page is kept whole and written with the viewer's flags (one page lookup and the "
                  "viewer's two sets, bench/NOTES.md), but the pages of the logged-in feed are many "
                  "(every latest_time) and deep ones miss: about 60 entry lookups to render one",
-    "user_info": "the token check and the per-request work, against a 300-byte baseline that costs "
-                 "almost nothing",
+    "user_info": "three near-cache lookups (the session, the user, the viewer's following list: a "
+                 "few dependent cache misses each), the held token's lookup and the per-request "
+                 "work, against a 300-byte baseline that costs almost nothing",
     "publish_list": "no round trip once warm (ids near-cached); the near-cache lookups (session, "
                     "list, videos, author, viewer's sets: a few dependent cache misses each) and "
                     "the per-request work, against a baseline that only writes bytes",
@@ -113,13 +114,13 @@ WHY = {
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
                     "authors from Redis: about 0.7 round trips a request) and the most commented "
                     "videos return up to 1,000 comments a page",
-    "follow_list": "no round trip once warm; one near-cache lookup per user listed and the "
-                   "per-request work",
-    "follower_list": "no round trip once warm; one near-cache lookup per user listed and the "
-                     "per-request work",
-    "friend_list": "no round trip once warm (both follow lists and the conversations' newest messages "
-                   "near-cached); the first pass loads cold conversations from the durable store, 16 at a "
-                   "time (bench/NOTES.md)",
+    "follow_list": "no round trip once warm; the page is kept rendered (one lookup and the "
+                   "viewer's flags, bench/NOTES.md); the session, the list and the per-request work",
+    "follower_list": "no round trip once warm; the page is kept rendered (one lookup and the "
+                     "viewer's flags, bench/NOTES.md); the session, both lists and the per-request work",
+    "friend_list": "no round trip once warm: the list is kept rendered as its owner sees it (one lookup "
+                   "after both follow lists); the first pass renders each viewer's list once and loads "
+                   "cold conversations from the durable store, 16 at a time (bench/NOTES.md)",
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
     "like": "CPU-bound on 2 shared cores (server workers 32%, Redis 25%, the group committer 18%, "
