@@ -128,7 +128,9 @@ WHY = {
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
-    "memory": "see the allocator comparison in bench/NOTES.md",
+    "memory": "the near-cache is no longer emptied by write bursts, so it stays at its bound; the "
+              "process holds about 350 MB beyond the entries' weight (pages, allocator, buffers: "
+              "bench/NOTES.md)",
     "rebuild": "Redis-bound: two scripts per user and video (the lease that drops the old keys, then "
                "the load), about 25 µs of Redis CPU each (INFO commandstats at scale 10)",
     "scale": "the first pass at scale 10 loads 100,000 users' lists into Redis as it goes (each load's "
