@@ -289,7 +289,12 @@ async fn a_change_finished_by_two_instances_at_once_counts_once() {
                         }
                     })
                 };
-                s.set_like(u, v, a, true, next_id(), &e).await.unwrap();
+                let c = s.set_like(u, v, a, true, next_id(), &e).await.unwrap();
+                // what the like hands on (to Redis) holds the like, whoever counted it
+                assert_eq!(
+                    c.liker.favorite_count, 1,
+                    "{name}: the liker's count after it"
+                );
                 replay.await.unwrap();
                 s.outbox_done(e.id).await.unwrap();
             }));

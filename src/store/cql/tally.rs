@@ -207,7 +207,12 @@ impl Tallier {
                 }
             }
             if live.is_empty() {
-                return Ok(vec![cur; changes.len()]);
+                // Counted already, perhaps by a round that landed between the two reads above:
+                // the counter read before the markers may not hold it yet, and a caller that
+                // hands on an older count than its change's (to Redis) would leave it behind
+                // for good if the round's own finisher died. Read it again: now it holds them.
+                let now = self.read_raw(owner, grp).await?;
+                return Ok(vec![now; changes.len()]);
             }
             // each live change in turn, as if they had come one by one
             let mut after = vec![cur; changes.len()];
