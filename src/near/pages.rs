@@ -187,15 +187,16 @@ pub(super) enum PageKind {
     Videos,
     /// A `user_list` with every flag false (`people.rs`).
     Users,
-    /// A viewer's friend list as they see it (`people.rs`): the ids are the viewer's, then
-    /// their friends'.
+    /// A viewer's friend list as they see it (`people.rs`): the page's owner is the viewer.
     Friends,
 }
 
-/// A kept rendering, by what it is of and the ids it was asked for.
+/// A kept rendering, by what it is of, whose it is (a friend list's viewer; 0: anyone's) and
+/// the ids it was asked for.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct PageKey {
     pub kind: PageKind,
+    pub owner: i64,
     pub ids: Box<[i64]>,
 }
 
@@ -204,12 +205,13 @@ pub(super) struct PageKey {
 #[derive(Clone, Copy, Hash)]
 pub(super) struct PageQuery<'a> {
     pub kind: PageKind,
+    pub owner: i64,
     pub ids: &'a [i64],
 }
 
 impl quick_cache::Equivalent<PageKey> for PageQuery<'_> {
     fn equivalent(&self, key: &PageKey) -> bool {
-        key.kind == self.kind && *key.ids == *self.ids
+        key.kind == self.kind && key.owner == self.owner && *key.ids == *self.ids
     }
 }
 
@@ -249,6 +251,7 @@ impl NearCache {
         }
         let query = PageQuery {
             kind: PageKind::Videos,
+            owner: 0,
             ids,
         };
         let PageVal::Videos(page) = self.pages.get(&query)? else {
@@ -283,6 +286,7 @@ impl NearCache {
         if self.enabled && ids.len() <= PAGE_MAX {
             let key = PageKey {
                 kind: PageKind::Videos,
+                owner: 0,
                 ids: ids.into(),
             };
             self.pages.insert(key, PageVal::Videos(page.clone()));

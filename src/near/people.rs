@@ -1,5 +1,5 @@
 //! Rendered user lists: the `user_list` JSON of a follow or follower list page with every
-//! `is_follow` false, and where each flag and each object's end sit, kept whole (with the
+//! `is_follow` false, and where each flag sits, kept whole (with the
 //! video pages, `pages.rs`) so that a page of twenty users costs one lookup instead of twenty
 //! (a profile of the follow list had a fifth of the server's time in those lookups:
 //! bench/NOTES.md). A viewer's copy is written from it with their flags set in place.
@@ -100,28 +100,34 @@ impl UserPage {
 }
 
 impl NearCache {
-    /// The kept page of `kind` and `ids`, if current.
-    fn kept(&self, kind: PageKind, ids: &[i64]) -> Option<Arc<UserPage>> {
-        let PageVal::Users(page) = self.pages.get(&PageQuery { kind, ids })? else {
+    /// The kept page of `kind`, `owner` and `ids`, if current.
+    fn kept(&self, kind: PageKind, owner: i64, ids: &[i64]) -> Option<Arc<UserPage>> {
+        if !self.enabled || ids.len() > PAGE_MAX {
+            return None;
+        }
+        let query = PageQuery { kind, owner, ids };
+        let PageVal::Users(page) = self.pages.get(&query)? else {
             return None;
         };
         self.current(page.built, &page.deps, page.ticket)
             .then_some(page)
     }
 
-    fn keep(&self, kind: PageKind, ids: Box<[i64]>, page: &Arc<UserPage>) {
-        if self.enabled && ids.len() <= PAGE_MAX + 1 {
-            self.pages
-                .insert(PageKey { kind, ids }, PageVal::Users(page.clone()));
+    /// Keeps `page` as that of `kind`, `owner` and `ids` (up to [`PAGE_MAX`] ids).
+    fn keep(&self, kind: PageKind, owner: i64, ids: &[i64], page: &Arc<UserPage>) {
+        if self.enabled && ids.len() <= PAGE_MAX {
+            let key = PageKey {
+                kind,
+                owner,
+                ids: ids.into(),
+            };
+            self.pages.insert(key, PageVal::Users(page.clone()));
         }
     }
 
     /// The rendered user page of `ids`, if held and current.
     pub fn user_page(&self, ids: &[i64]) -> Option<Arc<UserPage>> {
-        if !self.enabled || ids.len() > PAGE_MAX {
-            return None;
-        }
-        self.kept(PageKind::Users, ids)
+        self.kept(PageKind::Users, 0, ids)
     }
 
     /// Renders the user page of `ids` from `users` (those of them known, in order, looked up
@@ -133,19 +139,13 @@ impl NearCache {
         t: Ticket,
     ) -> Arc<UserPage> {
         let page = Arc::new(UserPage::render(users, &[], |_, _| {}, &[], t));
-        if ids.len() <= PAGE_MAX {
-            self.keep(PageKind::Users, ids.into(), &page);
-        }
+        self.keep(PageKind::Users, 0, ids, &page);
         page
     }
 
     /// `viewer`'s friend list of the friends `ids` as they saw it, if held and current.
     pub fn friend_page(&self, viewer: i64, ids: &[i64]) -> Option<Arc<UserPage>> {
-        if !self.enabled || ids.len() > PAGE_MAX {
-            return None;
-        }
-        let key: Vec<i64> = std::iter::once(viewer).chain(ids.iter().copied()).collect();
-        self.kept(PageKind::Friends, &key)
+        self.kept(PageKind::Friends, viewer, ids)
     }
 
     /// Renders `viewer`'s friend list of the friends `ids` from `users` (those of them known,
@@ -168,10 +168,7 @@ impl NearCache {
             .chain([NearKey::Follows(viewer).bucket()])
             .collect();
         let page = Arc::new(UserPage::render(users, follows, extra, &deps, t));
-        if ids.len() <= PAGE_MAX {
-            let key: Box<[i64]> = std::iter::once(viewer).chain(ids.iter().copied()).collect();
-            self.keep(PageKind::Friends, key, &page);
-        }
+        self.keep(PageKind::Friends, viewer, ids, &page);
         page
     }
 }
