@@ -252,7 +252,8 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Embedded store: the largest memtable of each table before it is flushed to disk. The
     /// store keeps one per table (19), so this bounds their memory (fjall's own default is
-    /// 64 MiB each).
+    /// 64 MiB each). fjall records it when a table is created: a store keeps the size it was
+    /// created with, and a changed value applies to new stores only.
     pub memtable_bytes: u64,
     /// Embedded store: the block cache.
     pub cache_bytes: u64,
@@ -335,7 +336,7 @@ impl Default for StoreConfig {
         Self {
             backend: "embedded".into(),
             data_dir: PathBuf::from("./data"),
-            memtable_bytes: 8 << 20,
+            memtable_bytes: 4 << 20,
             cache_bytes: 32 << 20,
             cql: CqlConfig::default(),
         }

@@ -4,12 +4,6 @@ use clap::{Parser, Subcommand};
 use douyin_lite::{build, run, Config};
 use std::path::PathBuf;
 
-/// jemalloc instead of glibc's malloc: with glibc the server's RSS grew from about 210 MB to
-/// 600 MB over the bench scenarios (argon2's 19 MiB blocks and the per-thread arenas keep what
-/// they once held); with jemalloc it stayed near 230 MB at the same throughput (bench/NOTES.md).
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[derive(Parser)]
 #[command(
     name = "douyin-lite",

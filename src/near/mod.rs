@@ -285,9 +285,13 @@ impl NearCache {
         self.feed_cap
     }
 
-    /// Entries and their total weight in bytes.
+    /// Entries and rendered pages, and their total weight in bytes: what the byte bound
+    /// (`near.max_bytes`) limits.
     pub fn size(&self) -> (usize, u64) {
-        (self.entries.len(), self.entries.weight())
+        (
+            self.entries.len() + self.pages.len(),
+            self.entries.weight() + self.pages.weight(),
+        )
     }
 
     /// An entry may be served while it is younger than `max_age`, or, at any age, while the

@@ -44,7 +44,10 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                     )
                 });
             match b.and_then(|b| b.install_recorder()) {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    spawn_upkeep(h.clone());
+                    Some(h)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed; /metrics is empty");
                     None
@@ -52,6 +55,25 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_EVERY`]. The recorder
+/// keeps every sample (8 bytes each) until an upkeep: done only at scrapes, a server that is
+/// scraped rarely, or never, grows by 8 bytes a request (a heap profile of the bench showed
+/// 13 MB of samples within one 10 s scenario).
+fn spawn_upkeep(h: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            h.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; samples wait for scrapes");
+    }
 }
 
 /// Every route of the API, as its metrics label.
@@ -213,6 +235,8 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
         .absolute(c.staged_chunks.load(Ordering::Relaxed));
     metrics::counter!("douyin_store_durable_writes_total").absolute(store.durable_writes);
     metrics::counter!("douyin_store_fsyncs_total").absolute(store.fsyncs);
+    metrics::gauge!("douyin_store_memory_bytes").set(store.memory_bytes as f64);
+    allocator_gauges();
     metrics::gauge!("douyin_redis_up").set(if st.cache.health.is_up() { 1.0 } else { 0.0 });
     // exported from the start (at 0) so that dashboards and alerts find it
     metrics::counter!("douyin_session_store_fallbacks_total").increment(0);
@@ -223,6 +247,30 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(h.render())
+}
+
+/// jemalloc's own account of the process's heap, so that RSS can be split into what the
+/// server holds (`allocated`), the pages those allocations sit on (`active`), what is mapped
+/// and touched (`resident`, close to RSS), its bookkeeping (`metadata`) and what it keeps
+/// mapped after a free (`retained`, not in RSS).
+fn allocator_gauges() {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // the figures are a snapshot taken when the epoch advances
+    if epoch::advance().is_err() {
+        return;
+    }
+    let read = [
+        ("allocated", stats::allocated::read()),
+        ("active", stats::active::read()),
+        ("resident", stats::resident::read()),
+        ("metadata", stats::metadata::read()),
+        ("retained", stats::retained::read()),
+    ];
+    for (kind, bytes) in read {
+        if let Ok(bytes) = bytes {
+            metrics::gauge!("douyin_allocator_bytes", "kind" => kind).set(bytes as f64);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -241,6 +241,9 @@ pub struct StoreStats {
     pub durable_writes: u64,
     /// fsyncs performed for them; fewer than writes when commits were grouped.
     pub fsyncs: u64,
+    /// Memory the store holds in this process: its block cache in use plus its memtables
+    /// (the embedded store; a remote store holds none here).
+    pub memory_bytes: u64,
 }
 
 /// A bulk load of a consistent data set into an empty store (`seed --bench`): the records and

@@ -527,6 +527,10 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
     // each drop of the whole near-cache is counted by its reason: at least this app's own
     // subscription's start (a lagging subscriber would show as reason="lagged")
     assert!(value("douyin_near_cache_clears_total{reason=\"subscribed\"}") >= 1.0);
+    // the heap as jemalloc counts it: this process has allocated something, on pages it touched
+    let allocated = value("douyin_allocator_bytes{kind=\"allocated\"}");
+    assert!(allocated > 1e6, "allocated {allocated}");
+    assert!(value("douyin_allocator_bytes{kind=\"resident\"}") >= allocated);
     // the group commit is the embedded store's
     if !crate::helpers::cql_enabled() {
         for want in [
@@ -535,6 +539,8 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
         ] {
             assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
         }
+        // the embedded store has written a memtable by now
+        assert!(value("douyin_store_memory_bytes") > 0.0);
     }
     let hits: f64 = text
         .lines()

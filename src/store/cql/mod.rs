@@ -662,6 +662,7 @@ impl Store for CqlStore {
         StoreStats {
             durable_writes: self.writes.load(Ordering::Relaxed),
             fsyncs: 0,
+            memory_bytes: 0,
         }
     }
 }

@@ -98,13 +98,13 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir` with 8 MiB memtables and a 32 MiB block cache.
+    /// Opens (or creates) the store in `dir` with 4 MiB memtables and a 32 MiB block cache.
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        Self::open_with(dir, 8 << 20, 32 << 20)
+        Self::open_with(dir, 4 << 20, 32 << 20)
     }
 
     /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
-    /// `memtable_bytes`, and blocks are cached up to `cache_bytes`, so that the store's memory
+    /// `memtable_bytes` (fixed when the table is created), and blocks are cached up to `cache_bytes`, so that the store's memory
     /// stays bounded however much is written.
     pub fn open_with(dir: &Path, memtable_bytes: u64, cache_bytes: u64) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
@@ -176,6 +176,11 @@ impl EmbeddedStore {
     /// more than the read (bench/NOTES.md).
     fn read<T>(&self, f: impl FnOnce(&Inner) -> StoreResult<T>) -> StoreResult<T> {
         f(&self.0)
+    }
+
+    /// The memory fjall holds: blocks in its cache plus its memtables (active and sealed).
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.0.db.cache_size() + self.0.db.write_buffer_size()
     }
 }
 

@@ -375,6 +375,7 @@ impl Store for EmbeddedStore {
         StoreStats {
             durable_writes: self.0.durable_writes.load(Ordering::Relaxed),
             fsyncs: self.0.fsyncs.load(Ordering::Relaxed),
+            memory_bytes: self.memory_bytes(),
         }
     }
 }
