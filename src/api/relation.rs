@@ -82,15 +82,11 @@ async fn friend_list(ctx: Ctx) -> Result<HttpResponse, AppError> {
         None => {
             let t = near.begin();
             let latest = st.cache.latest_messages(uid, &ids).await?;
-            let users: Vec<_> = st
-                .cache
-                .user_entries_in_order(&ids)
+            let (users, follows): (Vec<_>, Vec<_>) = views::user_views(st, Some(uid), &ids)
                 .await?
                 .into_iter()
                 .flatten()
-                .collect();
-            let listed: Vec<i64> = users.iter().map(|u| u.data.id).collect();
-            let follows = st.cache.viewer_flags(uid, &[], &listed).await?.1;
+                .unzip();
             near.render_friend_page(
                 uid,
                 &ids,
