@@ -104,8 +104,8 @@ impl EmbeddedStore {
     }
 
     /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
-    /// `memtable_bytes` (fixed when the table is created), and blocks are cached up to `cache_bytes`, so that the store's memory
-    /// stays bounded however much is written.
+    /// `memtable_bytes` (fixed when the table is created), and blocks are cached up to
+    /// `cache_bytes`, so that the store's memory stays bounded however much is written.
     pub fn open_with(dir: &Path, memtable_bytes: u64, cache_bytes: u64) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
         let db = Database::builder(dir)
@@ -179,6 +179,8 @@ impl EmbeddedStore {
     }
 
     /// The memory fjall holds: blocks in its cache plus its memtables (active and sealed).
+    /// `write_buffer_size` is marked experimental by fjall (the version is pinned in
+    /// Cargo.lock; a change there shows in the metrics test).
     pub(crate) fn memory_bytes(&self) -> u64 {
         self.0.db.cache_size() + self.0.db.write_buffer_size()
     }
