@@ -139,7 +139,7 @@ EOF
 
 # the like scenario, with `check` before and after (every acknowledged like recorded once), on
 # a server of its own: `check` needs the store to itself. Run last, so that both passes run on
-# one process; the server stays stopped.
+# one process; the server stays stopped, and the check after it is the scale's final check.
 run_like() {
   local before after
   stop_server
@@ -150,6 +150,8 @@ run_like() {
   after=$(check) || true
   python3 -c 'import json,sys; print(json.dumps({"before": json.loads(sys.argv[1]), "after": json.loads(sys.argv[2])}))' \
     "$before" "$after" >"$DIR/like_check.json"
+  # the scale's final check too: nothing runs after it
+  echo "$after" >"$DIR/final_check.json"
 }
 
 # bench_scale SCALE FULL: one scale from an empty store and an empty Redis
@@ -172,6 +174,11 @@ bench_scale() {
   redis-cli -p "$RPORT" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r' >"$DIR/redis_bytes"
 
   start_server
+  echo "== [$SCALE] warm-up" >&2
+  for s in feed_user feed_anon mixed; do
+    wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
+  done
+
   local list=$LARGE
   if [ "$full" = 1 ]; then
     list=$SCENARIOS
@@ -187,10 +194,6 @@ bench_scale() {
     wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s bench/wrk/baseline.lua "http://127.0.0.1:$BPORT" >/dev/null 2>&1 || true
     run_wrk baseline "http://127.0.0.1:$BPORT/feed_page" bench/wrk/baseline.lua "$BASE_PID"
   fi
-  echo "== [$SCALE] warm-up" >&2
-  for s in feed_user feed_anon mixed; do
-    wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
-  done
 
   for PASS in 1 2; do
     [ "$PASS" = 2 ] && [ "$full" != 1 ] && break
@@ -232,9 +235,8 @@ bench_scale() {
     grep -E '^douyin_(near_cache|store_fsyncs|store_durable|cache_reloads)' >"$DIR/metrics.txt" || true
   case " $list " in
     *" like "*) echo "== [$SCALE/1] like (checked, on a restarted server)" >&2; run_like ;;
-    *) stop_server ;;
+    *) stop_server; check >"$DIR/final_check.json" || true ;;
   esac
-  check >"$DIR/final_check.json" || true
   rm -rf "$DIR/data" "$DIR/capture"
 }
 
