@@ -82,9 +82,10 @@ async fn items(
     Ok(items)
 }
 
-/// A list too long to keep as a page (a favorite list of a hundred), written from each video's
-/// card (the video rendered with its author: one lookup a video, not two), the missing cards
-/// rendered from the entries.
+/// A list too long to keep as a page (a favorite list of a hundred), written from its videos'
+/// cards (each video rendered with its author): from the held run of them when current (one
+/// lookup), else each card looked up (one lookup a video), the missing ones rendered from the
+/// entries, and the run kept.
 async fn write_long(
     buf: &mut Vec<u8>,
     st: &AppState,
@@ -92,6 +93,14 @@ async fn write_long(
     ids: &[i64],
 ) -> Result<(), AppError> {
     let near = &st.cache.near;
+    if let Some(run) = near.card_run(ids) {
+        let (liked, follows) = flags(st, viewer, &run.videos, &run.authors).await?;
+        if run.write(buf, &liked, &follows) {
+            return Ok(());
+        }
+    }
+    // before any card is looked up: the run kept below goes out of date with any of them
+    let t = near.begin();
     let mut slots: Vec<Option<Arc<Card>>> = ids.iter().map(|id| near.card(*id)).collect();
     let missing: Vec<i64> = ids
         .iter()
@@ -100,7 +109,6 @@ async fn write_long(
         .map(|(id, _)| *id)
         .collect();
     if !missing.is_empty() {
-        let t = near.begin();
         let vids = st.cache.video_entries(&missing).await?;
         let made: HashMap<i64, Arc<Card>> = items(st, &vids)
             .await?
@@ -114,16 +122,26 @@ async fn write_long(
         }
     }
     let cards: Vec<Arc<Card>> = slots.into_iter().flatten().collect();
-    let (liked, follows) = match viewer {
-        Some(u) => {
-            let videos: Vec<i64> = cards.iter().map(|c| c.video).collect();
-            let authors: Vec<i64> = cards.iter().map(|c| c.author).collect();
-            st.cache.viewer_flags(u, &videos, &authors).await?
-        }
-        None => (Vec::new(), Vec::new()),
-    };
+    near.keep_card_run(ids, &cards, t);
+    let videos: Vec<i64> = cards.iter().map(|c| c.video).collect();
+    let authors: Vec<i64> = cards.iter().map(|c| c.author).collect();
+    let (liked, follows) = flags(st, viewer, &videos, &authors).await?;
     write_cards(buf, &cards, &liked, &follows);
     Ok(())
+}
+
+/// `viewer`'s flags for `videos` (do they like each) and `authors` (do they follow each);
+/// none for an anonymous reader.
+async fn flags(
+    st: &AppState,
+    viewer: Option<i64>,
+    videos: &[i64],
+    authors: &[i64],
+) -> Result<(Vec<bool>, Vec<bool>), AppError> {
+    match viewer {
+        Some(u) => st.cache.viewer_flags(u, videos, authors).await,
+        None => Ok((Vec::new(), Vec::new())),
+    }
 }
 
 /// A list's paging parameters (our extension): `cursor` (exclusive, from the previous page's

@@ -36,7 +36,7 @@ pub mod track;
 
 pub use comments::{write_comment, CommentPage};
 pub use convs::{ConvHead, CONV_HEAD};
-pub use pages::{write_cards, Card, Page, PAGE_MAX};
+pub use pages::{write_cards, Card, CardRun, Page, PAGE_MAX};
 pub use people::UserPage;
 pub use render::{write_user, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};

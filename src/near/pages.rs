@@ -14,7 +14,7 @@ use super::{NearCache, NearKey, NearVal, Ticket};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 /// The longest list kept as a page: feed pages and most users' lists. A longer one (a
@@ -143,7 +143,7 @@ fn write_item(
 /// favorite list of a hundred videos) is written from one card a video, one lookup instead of
 /// two (each a few dependent cache misses: bench/NOTES.md). Current while neither the video nor
 /// its author was invalidated since it was rendered (their stamps).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Card {
     pub video: i64,
     pub author: i64,
@@ -170,14 +170,72 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
         if i > 0 {
             buf.push(b',');
         }
-        let (fav, follow) = (c.fav as usize, c.follow as usize);
-        buf.extend_from_slice(&c.json[..fav]);
-        buf.extend_from_slice(bool_json(liked.get(i).copied().unwrap_or(false)));
-        buf.extend_from_slice(&c.json[fav + FALSE..follow]);
-        buf.extend_from_slice(bool_json(follows.get(i).copied().unwrap_or(false)));
-        buf.extend_from_slice(&c.json[follow + FALSE..]);
+        write_card(buf, c, liked.get(i).copied(), follows.get(i).copied());
     }
     buf.push(b']');
+}
+
+/// The cards of a list too long to keep as a page, in order (a favorite list of a hundred):
+/// held, the list costs one lookup instead of one a video (each a few dependent cache misses
+/// and a shared reference count: bench/NOTES.md). Current under the pages' rule: none of its
+/// videos and authors invalidated since its ticket (their stamps, one sorted pass over the
+/// small stamp array) and as young as the entries it came from.
+///
+/// The cards themselves stay the entries' (weighed there, evicted by their policy): a run
+/// holds them weakly, so an evicted card is freed but for its header (about 100 bytes, which
+/// the run's weight counts) until the run is read again and rebuilt, or evicted itself.
+pub struct CardRun {
+    deps: Box<[usize]>,
+    ticket: u64,
+    /// When its oldest card was rendered (the age rule).
+    built: Instant,
+    cards: Box<[Weak<Card>]>,
+    /// Each card's video and author, in order (the viewer's flags), without touching the cards.
+    pub videos: Box<[i64]>,
+    pub authors: Box<[i64]>,
+}
+
+/// What a run weighs a card: its video and author ids, the weak pointer, a stamp bucket, and
+/// the header of a card that may outlive its entry (see [`CardRun`]).
+const RUN_CARD_BYTES: usize = 8 + 8 + 8 + 8 + std::mem::size_of::<Card>() + 16;
+
+impl CardRun {
+    fn weight(&self) -> usize {
+        self.cards.len() * RUN_CARD_BYTES + 160
+    }
+
+    /// Appends the run as [`write_cards`] would, `liked[i]` and `follows[i]` the viewer's flags
+    /// of the i-th card (missing: false). False, with `buf` as it was, when one of its cards
+    /// is gone (evicted from the entries and no longer held anywhere).
+    pub fn write(&self, buf: &mut Vec<u8>, liked: &[bool], follows: &[bool]) -> bool {
+        let start = buf.len();
+        buf.push(b'[');
+        for (i, weak) in self.cards.iter().enumerate() {
+            let Some(c) = weak.upgrade() else {
+                buf.truncate(start);
+                return false;
+            };
+            if i > 0 {
+                buf.push(b',');
+            } else {
+                // the first card tells the size of them all, near enough
+                buf.reserve((c.json.len() + 1) * self.cards.len() + 1);
+            }
+            write_card(buf, &c, liked.get(i).copied(), follows.get(i).copied());
+        }
+        buf.push(b']');
+        true
+    }
+}
+
+/// Appends card `c` with the viewer's flags (None: false).
+fn write_card(buf: &mut Vec<u8>, c: &Card, liked: Option<bool>, follows: Option<bool>) {
+    let (fav, follow) = (c.fav as usize, c.follow as usize);
+    buf.extend_from_slice(&c.json[..fav]);
+    buf.extend_from_slice(bool_json(liked.unwrap_or(false)));
+    buf.extend_from_slice(&c.json[fav + FALSE..follow]);
+    buf.extend_from_slice(bool_json(follows.unwrap_or(false)));
+    buf.extend_from_slice(&c.json[follow + FALSE..]);
 }
 
 /// What a kept rendering is of.
@@ -189,6 +247,8 @@ pub(super) enum PageKind {
     Users,
     /// A viewer's friend list as they see it (`people.rs`): the page's owner is the viewer.
     Friends,
+    /// A long list's cards ([`CardRun`]).
+    Cards,
 }
 
 /// A kept rendering, by what it is of, whose it is (a friend list's viewer; 0: anyone's) and
@@ -219,6 +279,7 @@ impl quick_cache::Equivalent<PageKey> for PageQuery<'_> {
 pub(super) enum PageVal {
     Videos(Arc<Page>),
     Users(Arc<UserPage>),
+    Cards(Arc<CardRun>),
 }
 
 #[derive(Clone)]
@@ -230,6 +291,7 @@ impl Weighter<PageKey, PageVal> for PageBytes {
             + match p {
                 PageVal::Videos(p) => p.json.len() + p.deps.len() * 8 + p.flags.len() * 24 + 160,
                 PageVal::Users(p) => p.weight(),
+                PageVal::Cards(r) => r.weight(),
             };
         w as u64
     }
@@ -302,13 +364,63 @@ impl NearCache {
             Some(NearVal::Card(c)) => Some(c),
             _ => None,
         }
-        .filter(|c| {
-            c.deps
-                .iter()
-                .all(|b| self.stamps[*b].load(Ordering::Acquire) <= c.ticket)
-        });
+        .filter(|c| self.card_deps_current(c));
         self.hit(card.is_some());
         card
+    }
+
+    /// Whether neither the card's video nor its author was invalidated since it was rendered.
+    fn card_deps_current(&self, c: &Card) -> bool {
+        c.deps
+            .iter()
+            .all(|b| self.stamps[*b].load(Ordering::Acquire) <= c.ticket)
+    }
+
+    /// The held cards of the long list `ids`, if current (see [`CardRun`]).
+    pub fn card_run(&self, ids: &[i64]) -> Option<Arc<CardRun>> {
+        if !self.enabled {
+            return None;
+        }
+        let query = PageQuery {
+            kind: PageKind::Cards,
+            owner: 0,
+            ids,
+        };
+        let PageVal::Cards(run) = self.pages.get(&query)? else {
+            return None;
+        };
+        self.current(run.built, &run.deps, run.ticket)
+            .then_some(run)
+    }
+
+    /// Keeps `cards` as the run of the long list `ids` (every one of them found: a list with
+    /// an unknown video is not kept), `t` taken before any of them was looked up or rendered:
+    /// an invalidation of any of them since makes the run out of date.
+    pub fn keep_card_run(&self, ids: &[i64], cards: &[Arc<Card>], t: Ticket) {
+        if !self.enabled || cards.len() != ids.len() {
+            return;
+        }
+        let mut deps: Vec<usize> = cards.iter().flat_map(|c| c.deps).collect();
+        deps.sort_unstable();
+        deps.dedup();
+        let run = CardRun {
+            deps: deps.into(),
+            ticket: t.0,
+            built: cards
+                .iter()
+                .map(|c| c.built)
+                .min()
+                .unwrap_or_else(Instant::now),
+            cards: cards.iter().map(Arc::downgrade).collect(),
+            videos: cards.iter().map(|c| c.video).collect(),
+            authors: cards.iter().map(|c| c.author).collect(),
+        };
+        let key = PageKey {
+            kind: PageKind::Cards,
+            owner: 0,
+            ids: ids.into(),
+        };
+        self.pages.insert(key, PageVal::Cards(Arc::new(run)));
     }
 
     /// Renders video `v` with its author `a` (both looked up after ticket `t` was taken) as a
@@ -451,6 +563,70 @@ mod tests {
         assert!(n.card(1).is_none());
         n.install_card(v, a, n.begin());
         assert!(n.card(1).is_some());
+    }
+
+    #[test]
+    fn a_run_of_cards_writes_as_its_cards_and_goes_out_of_date_with_any_of_them() {
+        let n = near(Duration::from_secs(60), 10);
+        let t = n.begin();
+        let a = n.install_user(user(), t);
+        let video = |id| VideoData {
+            id,
+            author_id: 7,
+            title: format!("v{id}"),
+            ..Default::default()
+        };
+        let items: Vec<_> = [1, 2, 3]
+            .into_iter()
+            .map(|id| (n.install_video(video(id), t), a.clone()))
+            .collect();
+        let cards: Vec<Arc<Card>> = items.iter().map(|(v, a)| n.install_card(v, a, t)).collect();
+        let ids = [1, 2, 3];
+        n.keep_card_run(&ids, &cards, t);
+        let run = n.card_run(&ids).expect("kept");
+        assert_eq!(
+            (&*run.videos, &*run.authors),
+            (&[1, 2, 3][..], &[7, 7, 7][..])
+        );
+        assert!(n.card_run(&[1, 2]).is_none());
+        let (liked, follows) = ([true, false, true], [false, true, false]);
+        let (mut ours, mut theirs) = (b"x".to_vec(), b"x".to_vec());
+        assert!(run.write(&mut ours, &liked, &follows));
+        write_cards(&mut theirs, &cards, &liked, &follows);
+        assert_eq!(ours, theirs);
+        assert_eq!(
+            parsed(ours[1..].to_vec()),
+            serialised(&items, &liked, &follows)
+        );
+
+        // a card no longer held anywhere: the run writes nothing and says so
+        let gone = {
+            let c = Arc::new((*cards[0]).clone());
+            let mut held = cards.clone();
+            held[1] = c.clone();
+            n.keep_card_run(&[9, 8, 7], &held, n.begin());
+            n.card_run(&[9, 8, 7]).expect("kept")
+        };
+        let mut out = b"x".to_vec();
+        assert!(!gone.write(&mut out, &[], &[]));
+        assert_eq!(out, b"x");
+
+        // a list with a card missing is not kept
+        n.keep_card_run(&[1, 2, 4], &cards[..2], n.begin());
+        assert!(n.card_run(&[1, 2, 4]).is_none());
+
+        // a video changes, or an author: out of date
+        n.invalidate(NearKey::Video(3));
+        assert!(n.card_run(&ids).is_none());
+        n.keep_card_run(&ids, &cards, n.begin());
+        assert!(n.card_run(&ids).is_some());
+        n.invalidate(NearKey::User(7));
+        assert!(n.card_run(&ids).is_none());
+        // kept from cards looked up before an invalidation: out of date at once
+        let t = n.begin();
+        n.invalidate(NearKey::Video(1));
+        n.keep_card_run(&ids, &cards, t);
+        assert!(n.card_run(&ids).is_none());
     }
 
     #[test]

@@ -798,8 +798,9 @@ async fn rendered_comment_lists_follow_their_authors_and_each_viewer() {
 }
 
 /// A favorite list longer than a kept page is written from each video's card (the video
-/// rendered with its author): every viewer's flags are right, a warm list costs no round
-/// trip, and an author's change shows at once.
+/// rendered with its author), a warm one from the held run of its cards (one page hit):
+/// every viewer's flags are right, a warm list costs no round trip, and an author's change
+/// shows at once.
 #[tokio::test]
 async fn a_long_favorite_list_is_written_from_cards_and_follows_changes() {
     let app = spawn_app().await;
@@ -833,9 +834,14 @@ async fn a_long_favorite_list_is_written_from_cards_and_follows_changes() {
         favorites(viewer.clone()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rt = round_trips(&app);
+    let (rt, pages) = (round_trips(&app), page_hits(&app));
     let seen = favorites(viewer.clone()).await;
     assert_eq!(round_trips(&app) - rt, 0, "a warm long list went to redis");
+    assert_eq!(
+        page_hits(&app) - pages,
+        1,
+        "a warm long list not from its run"
+    );
     let list = seen["video_list"].as_array().unwrap();
     assert_eq!(list.len(), n);
     for v in list {
@@ -863,6 +869,18 @@ async fn a_long_favorite_list_is_written_from_cards_and_follows_changes() {
             assert_eq!(v["favorite_count"], 2, "{v}");
         }
     }
+    // once more from the run kept by that read, and a single video's change shows too
+    assert_eq!(favorites(viewer.clone()).await, after);
+    assert_eq!(code(&like(&app, &fan, vids[5], "1").await), 0);
+    let last = favorites(viewer.clone()).await;
+    let counts: Vec<i64> = last["video_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| [vids[3], vids[5]].contains(&v["id"].as_i64().unwrap()))
+        .map(|v| v["favorite_count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, [2, 2]);
     app.stop().await;
 }
 
