@@ -94,7 +94,7 @@ async fn write_long(
 ) -> Result<(), AppError> {
     let near = &st.cache.near;
     if let Some(run) = near.card_run(ids) {
-        let (liked, follows) = flags(st, viewer, &run.videos, &run.authors).await?;
+        let (liked, follows) = flags(st, viewer, ids, &run.authors).await?;
         if run.write(buf, &liked, &follows) {
             return Ok(());
         }

@@ -185,19 +185,21 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
 /// holds them weakly, so an evicted card is freed but for its header (about 100 bytes, which
 /// the run's weight counts) until the run is read again and rebuilt, or evicted itself.
 pub struct CardRun {
-    deps: Box<[usize]>,
+    /// Stamp buckets (below [`super::STAMPS`], so they fit in 32 bits).
+    deps: Box<[u32]>,
     ticket: u64,
     /// When its oldest card was rendered (the age rule).
     built: Instant,
     cards: Box<[Weak<Card>]>,
-    /// Each card's video and author, in order (the viewer's flags), without touching the cards.
-    pub videos: Box<[i64]>,
+    /// Each card's author, in order (the viewer's flags), without touching the cards; the
+    /// videos are the list's ids.
     pub authors: Box<[i64]>,
 }
 
-/// What a run weighs a card: its video and author ids, the weak pointer, a stamp bucket, and
-/// the header of a card that may outlive its entry (see [`CardRun`]).
-const RUN_CARD_BYTES: usize = 8 + 8 + 8 + 8 + std::mem::size_of::<Card>() + 16;
+/// What a run weighs a card: its id in the key, the weak pointer, its author, up to two stamp
+/// buckets, and the header of a card that may outlive its entry (see [`CardRun`]: the card
+/// and the reference counts in front of it).
+const RUN_CARD_BYTES: usize = 8 + 8 + 8 + 2 * 4 + std::mem::size_of::<Card>() + 16;
 
 impl CardRun {
     fn weight(&self) -> usize {
@@ -319,17 +321,20 @@ impl NearCache {
         let PageVal::Videos(page) = self.pages.get(&query)? else {
             return None;
         };
-        self.current(page.built, &page.deps, page.ticket)
+        self.current(page.built, page.deps.iter().copied(), page.ticket)
             .then_some(page)
     }
 
     /// Whether a rendering built at `built` from entries looked up after ticket `ticket`, with
     /// `deps` their stamp buckets, may be served; counts a page hit if so.
-    pub(super) fn current(&self, built: Instant, deps: &[usize], ticket: u64) -> bool {
-        let current = self.fresh(built)
-            && deps
-                .iter()
-                .all(|b| self.stamps[*b].load(Ordering::Acquire) <= ticket);
+    pub(super) fn current(
+        &self,
+        built: Instant,
+        mut deps: impl Iterator<Item = usize>,
+        ticket: u64,
+    ) -> bool {
+        let current =
+            self.fresh(built) && deps.all(|b| self.stamps[b].load(Ordering::Acquire) <= ticket);
         if current {
             self.stats.pages.fetch_add(1, Ordering::Relaxed);
         }
@@ -389,8 +394,8 @@ impl NearCache {
         let PageVal::Cards(run) = self.pages.get(&query)? else {
             return None;
         };
-        self.current(run.built, &run.deps, run.ticket)
-            .then_some(run)
+        let deps = run.deps.iter().map(|b| *b as usize);
+        self.current(run.built, deps, run.ticket).then_some(run)
     }
 
     /// Keeps `cards` as the run of the long list `ids` (every one of them found: a list with
@@ -400,7 +405,10 @@ impl NearCache {
         if !self.enabled || cards.len() != ids.len() {
             return;
         }
-        let mut deps: Vec<usize> = cards.iter().flat_map(|c| c.deps).collect();
+        let mut deps: Vec<u32> = cards
+            .iter()
+            .flat_map(|c| c.deps.map(|b| b as u32))
+            .collect();
         deps.sort_unstable();
         deps.dedup();
         let run = CardRun {
@@ -412,7 +420,6 @@ impl NearCache {
                 .min()
                 .unwrap_or_else(Instant::now),
             cards: cards.iter().map(Arc::downgrade).collect(),
-            videos: cards.iter().map(|c| c.video).collect(),
             authors: cards.iter().map(|c| c.author).collect(),
         };
         let key = PageKey {
@@ -584,10 +591,7 @@ mod tests {
         let ids = [1, 2, 3];
         n.keep_card_run(&ids, &cards, t);
         let run = n.card_run(&ids).expect("kept");
-        assert_eq!(
-            (&*run.videos, &*run.authors),
-            (&[1, 2, 3][..], &[7, 7, 7][..])
-        );
+        assert_eq!(&*run.authors, &[7, 7, 7]);
         assert!(n.card_run(&[1, 2]).is_none());
         let (liked, follows) = ([true, false, true], [false, true, false]);
         let (mut ours, mut theirs) = (b"x".to_vec(), b"x".to_vec());

@@ -109,7 +109,7 @@ impl NearCache {
         let PageVal::Users(page) = self.pages.get(&query)? else {
             return None;
         };
-        self.current(page.built, &page.deps, page.ticket)
+        self.current(page.built, page.deps.iter().copied(), page.ticket)
             .then_some(page)
     }
 
