@@ -107,9 +107,10 @@ WHY = {
     "publish_list": "no round trip once warm (ids near-cached); the near-cache lookups (session, "
                     "list, videos, author, viewer's sets: a few dependent cache misses each) and "
                     "the per-request work, against a baseline that only writes bytes",
-    "favorite_list": "one card lookup per video (the video rendered with its author, bench/NOTES.md): "
-                     "about 115 near-cache lookups per request, each a few dependent cache misses, "
-                     "then 60 KB copied; 10,000 users' lists are too many to keep whole",
+    "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
+                     "with its author, bench/NOTES.md), but 10,000 users' runs outweigh the pages' "
+                     "share (about half are held); the rest cost one card lookup per video, about "
+                     "115 each a few dependent cache misses; then 60 KB copied",
     "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
                     "authors from Redis: about 0.7 round trips a request) and the most commented "
