@@ -186,8 +186,10 @@ w("")
 page = os.path.join(work, f"scale-{full}", "bodies", "feed_page.json")
 page_bytes = os.path.getsize(page) if os.path.exists(page) else 0
 w("Each read scenario runs right after its **same-size baseline**: `bench-baseline` serving a "
-  "response of that scenario captured from the server (the median size of its first 51 "
-  "responses), from memory. The feed-page baseline serves a logged-in feed page "
+  "response of that scenario captured from the server, padded with spaces to the mean size of "
+  "the responses of a 2 s capture (a list's sizes are skewed and the bytes sent follow the "
+  "mean; the median is in brackets), from memory. The feed-page baseline serves a logged-in "
+  "feed page "
   f"({page_bytes} bytes)" + (f" at {fbase['rps']:.0f} req/s" if fbase else "") + ".")
 w("")
 w("| scenario | req/s | same-size baseline req/s (bytes) | ratio to same-size | ratio to feed page | p50 ms | p99 ms | p99 / same-size p99 | errors | Redis round trips / req | RSS MB |")
@@ -199,6 +201,9 @@ for n in DESCRIBE:
     b = run(f"baseline:{n}")
     body = os.path.join(work, f"scale-{full}", "bodies", f"{n}.json")
     same = f"{b['rps']:.0f} ({os.path.getsize(body)})" if b and os.path.exists(body) else ""
+    stats = body[:-len(".json")] + ".stats"
+    if same and os.path.exists(stats):
+        same = same[:-1] + f" [{json.load(open(stats))['median_bytes']}])"
     ratio = f"{r['rps'] / b['rps']:.2f}" if b else ""
     fr = f"{r['rps'] / fbase['rps']:.2f}" if fbase else ""
     p99r = f"{r['p99_us'] / max(b['p99_us'], 1):.1f}" if b else ""
