@@ -308,17 +308,20 @@ pub(super) fn pages(max_bytes: u64) -> Pages {
 }
 
 impl NearCache {
-    /// The rendered page of `ids`, if held and current.
-    pub fn page(&self, ids: &[i64]) -> Option<Arc<Page>> {
-        if !self.enabled || ids.len() > PAGE_MAX {
+    /// What is kept of `kind`, `owner` and `ids`, current or not.
+    pub(super) fn held(&self, kind: PageKind, owner: i64, ids: &[i64]) -> Option<PageVal> {
+        if !self.enabled {
             return None;
         }
-        let query = PageQuery {
-            kind: PageKind::Videos,
-            owner: 0,
-            ids,
-        };
-        let PageVal::Videos(page) = self.pages.get(&query)? else {
+        self.pages.get(&PageQuery { kind, owner, ids })
+    }
+
+    /// The rendered page of `ids`, if held and current.
+    pub fn page(&self, ids: &[i64]) -> Option<Arc<Page>> {
+        if ids.len() > PAGE_MAX {
+            return None;
+        }
+        let PageVal::Videos(page) = self.held(PageKind::Videos, 0, ids)? else {
             return None;
         };
         self.current(page.built, page.deps.iter().copied(), page.ticket)
@@ -383,15 +386,7 @@ impl NearCache {
 
     /// The held cards of the long list `ids`, if current (see [`CardRun`]).
     pub fn card_run(&self, ids: &[i64]) -> Option<Arc<CardRun>> {
-        if !self.enabled {
-            return None;
-        }
-        let query = PageQuery {
-            kind: PageKind::Cards,
-            owner: 0,
-            ids,
-        };
-        let PageVal::Cards(run) = self.pages.get(&query)? else {
+        let PageVal::Cards(run) = self.held(PageKind::Cards, 0, ids)? else {
             return None;
         };
         let deps = run.deps.iter().map(|b| *b as usize);
@@ -526,23 +521,33 @@ mod tests {
         }
     }
 
+    type Items = Vec<(Arc<VideoEntry>, Arc<UserEntry>)>;
+
+    /// Videos `ids` by user 7, installed with their author, and their cards.
+    fn carded(n: &NearCache, ids: &[i64]) -> (Items, Vec<Arc<Card>>) {
+        let t = n.begin();
+        let a = n.install_user(user(), t);
+        let items: Items = ids
+            .iter()
+            .map(|&id| {
+                let v = VideoData {
+                    id,
+                    author_id: 7,
+                    title: format!("v{id} \"q\""),
+                    play: format!("videos/{id}.mp4"),
+                    ..Default::default()
+                };
+                (n.install_video(v, t), a.clone())
+            })
+            .collect();
+        let cards = items.iter().map(|(v, a)| n.install_card(v, a, t)).collect();
+        (items, cards)
+    }
+
     #[test]
     fn cards_write_a_long_list_and_go_out_of_date_with_their_video_or_author() {
         let n = near(Duration::from_secs(60), 10);
-        let t = n.begin();
-        let a = n.install_user(user(), t);
-        let video = |id| VideoData {
-            id,
-            author_id: 7,
-            title: format!("v{id} \"q\""),
-            play: format!("videos/{id}.mp4"),
-            ..Default::default()
-        };
-        let items: Vec<_> = [1, 2]
-            .into_iter()
-            .map(|id| (n.install_video(video(id), t), a.clone()))
-            .collect();
-        let cards: Vec<Arc<Card>> = items.iter().map(|(v, a)| n.install_card(v, a, t)).collect();
+        let (items, cards) = carded(&n, &[1, 2]);
         let mut out = Vec::new();
         write_cards(&mut out, &cards, &[true, false], &[false, true]);
         assert_eq!(
@@ -575,21 +580,9 @@ mod tests {
     #[test]
     fn a_run_of_cards_writes_as_its_cards_and_goes_out_of_date_with_any_of_them() {
         let n = near(Duration::from_secs(60), 10);
-        let t = n.begin();
-        let a = n.install_user(user(), t);
-        let video = |id| VideoData {
-            id,
-            author_id: 7,
-            title: format!("v{id}"),
-            ..Default::default()
-        };
-        let items: Vec<_> = [1, 2, 3]
-            .into_iter()
-            .map(|id| (n.install_video(video(id), t), a.clone()))
-            .collect();
-        let cards: Vec<Arc<Card>> = items.iter().map(|(v, a)| n.install_card(v, a, t)).collect();
         let ids = [1, 2, 3];
-        n.keep_card_run(&ids, &cards, t);
+        let (items, cards) = carded(&n, &ids);
+        n.keep_card_run(&ids, &cards, n.begin());
         let run = n.card_run(&ids).expect("kept");
         assert_eq!(&*run.authors, &[7, 7, 7]);
         assert!(n.card_run(&[1, 2]).is_none());

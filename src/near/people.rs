@@ -11,7 +11,7 @@
 //! conversations nor the viewer's following list) was invalidated since it was rendered
 //! (their stamps), and under the same age rule as the entries it was rendered from.
 
-use super::pages::{PageKey, PageKind, PageQuery, PageVal, FALSE, PAGE_MAX};
+use super::pages::{PageKey, PageKind, PageVal, FALSE, PAGE_MAX};
 use super::render::{bool_json, write_user_at, UserEntry};
 use super::{NearCache, NearKey, Ticket};
 use std::sync::Arc;
@@ -102,11 +102,10 @@ impl UserPage {
 impl NearCache {
     /// The kept page of `kind`, `owner` and `ids`, if current.
     fn kept(&self, kind: PageKind, owner: i64, ids: &[i64]) -> Option<Arc<UserPage>> {
-        if !self.enabled || ids.len() > PAGE_MAX {
+        if ids.len() > PAGE_MAX {
             return None;
         }
-        let query = PageQuery { kind, owner, ids };
-        let PageVal::Users(page) = self.pages.get(&query)? else {
+        let PageVal::Users(page) = self.held(kind, owner, ids)? else {
             return None;
         };
         self.current(page.built, page.deps.iter().copied(), page.ticket)
