@@ -173,12 +173,14 @@ pub async fn run(
             in_flight = st.in_flight.load(Ordering::Acquire),
             "shutting down: refusing new connections, answering what has arrived"
         );
-        // Stop accepting, give the acceptor thread a moment to take that (shutting the socket
-        // under it would make it log a failed accept), then shut the socket so that new
+        // Stop accepting, give the acceptor thread a moment to take that, then shut the socket
+        // (its hang-up still wakes the acceptor: `telemetry::listener_shut`) so that new
         // connections are refused instead of waiting in the backlog to be reset. Only then
         // tell clients to close: those that reconnect are refused at once.
         srv.pause().await;
         ntex::time::sleep(Duration::from_millis(5)).await;
+        // the paused acceptor still wakes on the shut socket and logs a failed accept
+        crate::telemetry::listener_shut();
         if let Err(e) = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Both) {
             tracing::warn!(error = %e, "could not shut the listening socket; new connections wait in the backlog");
         }

@@ -58,6 +58,22 @@ impl Server {
     }
 
     async fn start_node(data_dir: PathBuf, redis_url: &str, prefix: &str, node: u16) -> Server {
+        Server::spawn(data_dir, redis_url, prefix, node, Stdio::null()).await
+    }
+
+    /// A server whose log (stdout) goes to the file `log`.
+    async fn start_logged(data_dir: PathBuf, redis_url: &str, log: &std::path::Path) -> Server {
+        let file = std::fs::File::create(log).expect("the log file");
+        Server::spawn(data_dir, redis_url, "logged:", 0, file.into()).await
+    }
+
+    async fn spawn(
+        data_dir: PathBuf,
+        redis_url: &str,
+        prefix: &str,
+        node: u16,
+        stdout: Stdio,
+    ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -73,6 +89,7 @@ impl Server {
         let child = command(&data_dir, redis_url, prefix)
             .env("DOUYIN_IDS__NODE_ID", node.to_string())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(stdout)
             .spawn()
             .expect("the douyin-lite binary");
         let s = Server {
@@ -492,6 +509,31 @@ async fn sigterm_under_load_answers_every_request_it_received() {
     let server = server.restart().await;
     all_there(&server.base, &a).await;
     server.stop_and_check().await;
+}
+
+/// A graceful stop logs no error. Shutting the listening socket wakes ntex's paused acceptor,
+/// whose failed accept is expected then (`telemetry::listener_shut`): it used to log "Error
+/// accepting socket" at error level on every stop.
+#[tokio::test]
+async fn sigterm_logs_no_error() {
+    let redis = OwnRedis::start().await;
+    let dir = Opts::new().data_dir;
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("stderr.log");
+    let mut server = Server::start_logged(dir, &redis.url, &log).await;
+    let c = reqwest::Client::new();
+    for _ in 0..20 {
+        let r = get(&c, &server.base, "/douyin/feed/", &[]).await;
+        assert_eq!(r["status_code"], 0, "{r}");
+    }
+    server.signal("-TERM");
+    let status = server.exited(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("ERROR"),
+        "a graceful stop logged an error:\n{text}"
+    );
 }
 
 #[tokio::test]
