@@ -179,7 +179,6 @@ pub async fn run(
         // tell clients to close: those that reconnect are refused at once.
         srv.pause().await;
         ntex::time::sleep(Duration::from_millis(5)).await;
-        // the paused acceptor still wakes on the shut socket and logs a failed accept
         crate::telemetry::listener_shut();
         if let Err(e) = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Both) {
             tracing::warn!(error = %e, "could not shut the listening socket; new connections wait in the backlog");

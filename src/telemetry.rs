@@ -17,7 +17,7 @@ pub fn init(level: &str) {
     // ntex reports every configuration it falls back to at info; keep that out of the logs
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},ntex_service=warn")));
-    // asked again for every event that passes `filter` (warn and error by default): one load
+    // asked again for every event that `filter` lets through: a level compare first
     let expected = dynamic_filter_fn(|meta, _| !expected_error(meta));
     let _ = tracing_subscriber::registry()
         .with(filter)
