@@ -123,9 +123,9 @@ EOF
 
 # capture NAME: the scenario's typical response for its baseline: of its first 51 captured, the
 # largest no larger than the mean size of every response of the capture, padded with spaces
-# (before its closing brace: still the same JSON) to that mean. A list's sizes are skewed (a few hot videos carry most
-# comments), and the bytes a server sends scale with the mean, not the median; the sizes go to
-# bodies/NAME.stats for the report.
+# (before its closing brace: still the same JSON) to that mean. A list's sizes are skewed (a
+# few hot videos carry most comments), and the bytes a server sends scale with the mean, not
+# the median; the sizes go to bodies/NAME.stats for the report.
 capture() {
   local s=$1 dir=$DIR/capture/$1
   mkdir -p "$dir"

@@ -98,9 +98,11 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir` with 4 MiB memtables and a 32 MiB block cache.
+    /// Opens (or creates) the store in `dir` with the configuration's default memtable and
+    /// block cache sizes (`store.memtable_bytes`, `store.cache_bytes`).
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        Self::open_with(dir, 4 << 20, 32 << 20)
+        let d = crate::config::StoreConfig::default();
+        Self::open_with(dir, d.memtable_bytes, d.cache_bytes)
     }
 
     /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
