@@ -6,6 +6,8 @@
 use super::session;
 use crate::config::CqlConfig;
 use scylla::client::session::Session;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::statement::unprepared::Statement;
 use std::time::Duration;
 
 /// The migrations, in order: (version, name, CQL text).
@@ -161,11 +163,48 @@ async fn apply_pending(s: &Session, ks: &str) -> Result<Vec<String>, String> {
     Ok(done)
 }
 
+/// How long one schema statement may take: a node creating a table under load, then the
+/// cluster agreeing on the new schema, takes far longer than a read or write.
+const DDL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a schema statement that timed out is sent again. Each is `IF NOT EXISTS`, so a
+/// statement the node applied after the client gave up is harmless the second time.
+const DDL_ATTEMPTS: u32 = 3;
+
+/// Runs one schema statement, with [`DDL_TIMEOUT`] and up to [`DDL_ATTEMPTS`] tries.
 async fn run(s: &Session, cql: &str) -> Result<(), String> {
-    s.query_unpaged(cql, ())
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("cql: {e} (in: {})", cql.lines().next().unwrap_or("")))
+    let mut st = Statement::new(cql);
+    st.set_request_timeout(Some(DDL_TIMEOUT));
+    st.set_is_idempotent(true);
+    let mut attempt = 1;
+    loop {
+        match s.query_unpaged(st.clone(), ()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < DDL_ATTEMPTS && timed_out(&e) => {
+                tracing::warn!(attempt, error = %e, "a schema statement timed out; sending it again");
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cql: {e} (in: {})",
+                    cql.lines().next().unwrap_or("")
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `e` says the statement ran out of time (the client's or a node's), not that it
+/// was refused: only those are worth sending again.
+fn timed_out(e: &ExecutionError) -> bool {
+    match e {
+        ExecutionError::RequestTimeout(_) => true,
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => matches!(
+            db,
+            DbError::WriteTimeout { .. } | DbError::ReadTimeout { .. }
+        ),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
