@@ -139,13 +139,16 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
         }
         Command::RebuildCache => {
             let app = build(cfg).await?;
-            let (u, v) = app
+            let done = app
                 .state
                 .cache
                 .rebuild_all()
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("rebuilt redis from the durable store: {u} users, {v} videos");
+            println!(
+                "rebuilt redis from the durable store: {} users, {} videos, {} conversations",
+                done.users, done.videos, done.conversations
+            );
             Ok(())
         }
         Command::Seed {

@@ -18,15 +18,26 @@ use std::sync::atomic::Ordering;
 impl Cache {
     /// Reloads the conversation of `a` and `b` from the durable store if it is not in Redis.
     pub async fn ensure_conversation(&self, a: i64, b: i64) -> Result<(), AppError> {
-        self.load_conversation(a, b).await.map(|_| ())
+        self.load_conversation(a, b, Reload::IfMissing)
+            .await
+            .map(|_| ())
     }
 
-    /// [`Self::ensure_conversation`], returning the messages loaded, newest first, when this
-    /// call loaded them (None: the conversation was in Redis already, or loaded by another).
+    /// Loads the conversation of `a` and `b` again from the store (`rebuild-cache`).
+    pub(super) async fn replace_conversation(&self, a: i64, b: i64) -> Result<(), AppError> {
+        self.load_conversation(a, b, Reload::Replace)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::ensure_conversation`] (or, with [`Reload::Replace`], its replacement),
+    /// returning the messages loaded, newest first, when this call loaded them (None: the
+    /// conversation was in Redis already, or loaded by another).
     async fn load_conversation(
         &self,
         a: i64,
         b: i64,
+        mode: Reload,
     ) -> Result<Option<Vec<MessageData>>, AppError> {
         let key = self.keys.conversation(a, b);
         let mut loaded = None;
@@ -36,12 +47,7 @@ impl Cache {
                 let token = Self::token();
                 let lease = self.keys.conversation_lease(a, b);
                 if !self
-                    .take_lease(
-                        lease.clone(),
-                        std::slice::from_ref(&key),
-                        &token,
-                        Reload::IfMissing,
-                    )
+                    .take_lease(lease.clone(), std::slice::from_ref(&key), &token, mode)
                     .await?
                 {
                     return Ok(());
@@ -221,7 +227,7 @@ impl Cache {
         let mut loads = futures_util::stream::iter(missing)
             .map(|o| async move {
                 let t = self.near.begin();
-                let newest = match self.load_conversation(user, o).await? {
+                let newest = match self.load_conversation(user, o, Reload::IfMissing).await? {
                     Some(mut newest) => {
                         newest.truncate(CONV_HEAD + 1);
                         if self.near.enabled() {

@@ -1,5 +1,5 @@
-//! Whole-cache operations: replaying an outbox entry (drop what it touched), `rebuild-cache`,
-//! and reading cached counters for `check`.
+//! Whole-cache operations: replaying an outbox entry (drop what it touched), `rebuild-cache`
+//! (users, videos, conversations and the feed), and reading cached counters for `check`.
 
 use super::Cache;
 use crate::error::AppError;
@@ -15,6 +15,15 @@ const REBUILD_IN_FLIGHT: usize = 64;
 /// gives up: a batch job outlasts a busy Redis (a probe missed during a large load) instead of
 /// failing an hour's rebuild on it.
 const REBUILD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What `rebuild-cache` loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub users: usize,
+    pub videos: usize,
+    /// Conversations that hold messages.
+    pub conversations: usize,
+}
 
 impl Cache {
     /// Applies an outbox entry left behind by a crash or a Redis outage: drops every key the
@@ -71,11 +80,13 @@ impl Cache {
         Ok(())
     }
 
-    /// Reloads every user, video and the feed from the durable store (`rebuild-cache`), up to
-    /// [`REBUILD_IN_FLIGHT`] entities at once: each reload is a few store reads and one script,
-    /// so one at a time leaves Redis and the store waiting on each other's round trips.
-    pub async fn rebuild_all(&self) -> Result<(usize, usize), AppError> {
-        let (mut users, mut videos) = (0, 0);
+    /// Reloads every user, video, conversation and the feed from the durable store
+    /// (`rebuild-cache`), up to [`REBUILD_IN_FLIGHT`] entities at once: each reload is a few
+    /// store reads and one script, so one at a time leaves Redis and the store waiting on
+    /// each other's round trips. Conversations are loaded too: otherwise a friend list's
+    /// first view after a rebuild loads each friend's conversation while the client waits.
+    pub async fn rebuild_all(&self) -> Result<Rebuilt, AppError> {
+        let mut done = Rebuilt::default();
         self.patiently(0, || async {
             self.io(self.client().del::<(), _>(self.keys.feed()))
                 .await?;
@@ -89,7 +100,7 @@ impl Cache {
             after = last.id;
             let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
             self.reload(&ids, |id| self.replace_user(id)).await?;
-            users += ids.len();
+            done.users += ids.len();
         }
         after = 0;
         loop {
@@ -98,18 +109,34 @@ impl Cache {
             after = last.id;
             let ids: Vec<i64> = batch.iter().map(|v| v.id).collect();
             self.reload(&ids, |id| self.replace_video(id)).await?;
-            videos += ids.len();
+            done.videos += ids.len();
+        }
+        let mut cursor = Vec::new();
+        loop {
+            let (pairs, next) = self.store.scan_conversations(&cursor, 500).await?;
+            self.reload(&pairs, |(a, b)| self.replace_conversation(a, b))
+                .await?;
+            done.conversations += pairs.len();
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
         }
         self.near.clear();
-        Ok((users, videos))
+        Ok(done)
     }
 
     /// Replaces each of `ids` (drops its keys and loads it again from the store: one script
     /// for the drop and the lease, then the store reads and the load script), up to
     /// [`REBUILD_IN_FLIGHT`] at once.
-    async fn reload<Fut>(&self, ids: &[i64], replace: impl Fn(i64) -> Fut) -> Result<(), AppError>
+    async fn reload<Id, T, Fut>(
+        &self,
+        ids: &[Id],
+        replace: impl Fn(Id) -> Fut,
+    ) -> Result<(), AppError>
     where
-        Fut: std::future::Future<Output = Result<bool, AppError>>,
+        Id: Copy + std::fmt::Debug,
+        Fut: std::future::Future<Output = Result<T, AppError>>,
     {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
         let replace = &replace;
@@ -124,7 +151,11 @@ impl Cache {
     /// Runs `step` (of entity `id`; 0: the feed) and runs it again while Redis is unavailable
     /// (a probe missed while Redis was busy, a restart), waiting for it to answer again, for up
     /// to [`REBUILD_PATIENCE`]. Every step replaces what it loads, so running it again is safe.
-    async fn patiently<T, Fut>(&self, id: i64, step: impl Fn() -> Fut) -> Result<T, AppError>
+    async fn patiently<T, Fut>(
+        &self,
+        id: impl std::fmt::Debug,
+        step: impl Fn() -> Fut,
+    ) -> Result<T, AppError>
     where
         Fut: std::future::Future<Output = Result<T, AppError>>,
     {
@@ -133,7 +164,7 @@ impl Cache {
             match step().await {
                 Err(AppError::Unavailable(why)) if started.elapsed() < REBUILD_PATIENCE => {
                     tracing::warn!(
-                        entity = id,
+                        entity = ?id,
                         %why,
                         "rebuild-cache: redis unavailable; waiting for it, then again"
                     );

@@ -28,6 +28,7 @@ pub mod versioned;
 mod videos;
 
 pub use keys::Keys;
+pub use maintenance::Rebuilt;
 pub use scripts::Scripts;
 
 use crate::config::RedisConfig;

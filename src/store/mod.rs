@@ -263,6 +263,10 @@ pub struct Import {
     pub messages: Vec<MessageRecord>,
 }
 
+/// A page of [`Store::scan_conversations`]: the conversations, as (lower user id, higher
+/// user id), and the opaque cursor of the next page (None: the scan is over).
+pub type ConvPage = (Vec<(i64, i64)>, Option<Vec<u8>>);
+
 /// The durable store. Implementations: [`embedded::EmbeddedStore`] (one process) and
 /// [`cql::CqlStore`] (ScyllaDB or Cassandra, shared by many instances).
 #[async_trait]
@@ -373,5 +377,10 @@ pub trait Store: Send + Sync + 'static {
     async fn import(&self, data: Import) -> StoreResult<()>;
     /// Every active like as (user, video), in key order; for consistency checks.
     async fn scan_likes(&self, after: (i64, i64), limit: usize) -> StoreResult<Vec<(i64, i64)>>;
+    /// The conversations that hold messages, as (lower user id, higher user id): up to
+    /// `limit` of them from `cursor` on (empty: from the start), each once over a whole scan,
+    /// in the backend's own order; and the cursor of the next page (None: no more). For
+    /// `rebuild-cache`.
+    async fn scan_conversations(&self, cursor: &[u8], limit: usize) -> StoreResult<ConvPage>;
     fn stats(&self) -> StoreStats;
 }

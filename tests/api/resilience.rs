@@ -204,8 +204,8 @@ async fn rebuild_cache_and_outbox_replay() {
     let users = populate(&app).await;
     let before = snapshot(&app, &users).await;
     app.flush_redis().await;
-    let (u, v) = app.state.cache.rebuild_all().await.unwrap();
-    assert_eq!((u, v), (2, 4));
+    let done = app.state.cache.rebuild_all().await.unwrap();
+    assert_eq!((done.users, done.videos), (2, 4));
     assert_eq!(snapshot(&app, &users).await, before);
 
     // a durable write whose Redis side never ran (a crash in between) is replayed
@@ -279,7 +279,8 @@ async fn rebuild_cache_waits_out_a_stalled_redis() {
         resume
     );
     let done = done.expect("the rebuild finishes once redis answers");
-    assert_eq!(done.unwrap(), (2, 4));
+    let done = done.unwrap();
+    assert_eq!((done.users, done.videos), (2, 4));
     assert_eq!(snapshot(&app, &users).await, before);
     app.stop().await;
 }
@@ -1228,8 +1229,8 @@ async fn large_sets_reload_whole_in_chunks() {
     };
     let chunks = || st.cache.stats.staged_chunks.load(Ordering::Relaxed);
     app.flush_redis().await;
-    let (u, v) = st.cache.rebuild_all().await.unwrap();
-    assert_eq!((u, v), (N + 2, N));
+    let done = st.cache.rebuild_all().await.unwrap();
+    assert_eq!((done.users, done.videos), (N + 2, N));
     // two chunks before each set's inline tail: the star's followers and videos, the fan's
     // likes, the hot video's comments, the feed (the viewers: one)
     let staged = chunks();

@@ -206,6 +206,47 @@ async fn long_lists_are_capped_and_paged_with_a_cursor() {
 }
 
 #[tokio::test]
+async fn rebuild_cache_loads_every_conversation() {
+    let app = spawn_app().await;
+    let (a, ta) = app.register("rb_a").await;
+    let (b, tb) = app.register("rb_b").await;
+    let (c, tc) = app.register("rb_c").await;
+    assert_eq!(code(&follow(&app, &ta, b, "1").await), 0);
+    assert_eq!(code(&follow(&app, &tb, a, "1").await), 0);
+    for (token, to, text) in [(&ta, b, "one"), (&tb, a, "two"), (&tc, a, "stranger")] {
+        assert_eq!(code(&send_message(&app, token, to, text).await), 0);
+    }
+    app.flush_redis().await;
+    let done = app.state.cache.rebuild_all().await.unwrap();
+    assert_eq!(
+        (done.users, done.conversations),
+        (3, 2),
+        "a friend's conversation and a stranger's: {done:?}"
+    );
+    let reloads = || app.state.cache.stats.reloads.load(Ordering::Relaxed);
+    let before = reloads();
+    let v = app
+        .get("/douyin/relation/friend/list/", &[("token", ta.clone())])
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["user_list"][0]["id"], b, "{v}");
+    assert_eq!(v["user_list"][0]["message"], "two", "{v}");
+    assert_eq!(v["user_list"][0]["msgType"], 0, "{v}");
+    let texts = |list: Vec<Value>| -> Vec<String> {
+        list.iter()
+            .map(|m| m["content"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(chat(&app, &ta, b, 0).await), ["one", "two"]);
+    assert_eq!(texts(chat(&app, &ta, c, 0).await), ["stranger"]);
+    assert_eq!(
+        reloads(),
+        before,
+        "the rebuild left a conversation for the first read to load from the store"
+    );
+}
+
+#[tokio::test]
 async fn friend_list_loads_cold_conversations_and_serves_their_latest_messages() {
     let app = spawn_app().await;
     let (a, ta) = app.register("cold_a").await;

@@ -407,6 +407,69 @@ async fn comments_count_once_and_delete_once() {
 }
 
 #[tokio::test]
+async fn conversations_scan_once_each_page_by_page() {
+    for (name, s) in backends().await {
+        let [a, b, c, d] = [
+            new_user(&*s, "a").await,
+            new_user(&*s, "b").await,
+            new_user(&*s, "c").await,
+            new_user(&*s, "d").await,
+        ];
+        // other lists share the CQL store's buckets table: a video, a like, a follow
+        let v = new_video(&*s, a).await;
+        let e = entry(OutboxOp::LikeChanged {
+            user_id: b,
+            video_id: v,
+            author_id: a,
+        });
+        s.set_like(b, v, a, true, next_id(), &e).await.unwrap();
+        let e = entry(OutboxOp::FollowChanged {
+            follower: c,
+            followee: d,
+        });
+        s.set_follow(c, d, true, next_id(), &e).await.unwrap();
+        assert_eq!(s.scan_conversations(&[], 10).await.unwrap(), (vec![], None));
+        // (a, b) over two hours, both directions; (c, a) and (d, b) once each
+        let two_hours_ago = next_id() - ((2 * 3_600_000) << 12);
+        for (id, from, to) in [
+            (two_hours_ago, a, b),
+            (next_id(), b, a),
+            (next_id(), c, a),
+            (next_id(), d, b),
+        ] {
+            let m = MessageRecord {
+                id,
+                from_user_id: from,
+                to_user_id: to,
+                content: "hi".into(),
+                created_ms: 0,
+            };
+            let e = entry(OutboxOp::MessageSent { from, to });
+            s.add_message(&m, &e).await.unwrap();
+        }
+        let mut want = vec![(a, b), (a.min(c), a.max(c)), (b.min(d), b.max(d))];
+        want.sort_unstable();
+        let (mut all, next) = s.scan_conversations(&[], 10).await.unwrap();
+        all.sort_unstable();
+        assert_eq!((all, next), (want.clone(), None), "{name}: one page");
+        let (mut paged, mut cursor, mut pages) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let (page, next) = s.scan_conversations(&cursor, 1).await.unwrap();
+            assert!(page.len() <= 1, "{name}: {page:?}");
+            paged.extend(page);
+            pages += 1;
+            assert!(pages <= 5, "{name}: the scan ends");
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        paged.sort_unstable();
+        assert_eq!(paged, want, "{name}: page by page, each once");
+    }
+}
+
+#[tokio::test]
 async fn messages_and_sessions() {
     for (name, s) in backends().await {
         let a = new_user(&*s, "a").await;

@@ -658,6 +658,37 @@ impl Store for CqlStore {
         Ok(out)
     }
 
+    /// Walks the buckets table in token order, one row a list (`PER PARTITION LIMIT 1`),
+    /// keeping the conversations' lists. The cursor is the last token read.
+    async fn scan_conversations(&self, cursor: &[u8], limit: usize) -> StoreResult<ConvPage> {
+        let mut from = match cursor {
+            [] => i64::MIN, // Murmur3 never hands out the lowest token
+            c => i64::from_be_bytes(
+                c.try_into()
+                    .map_err(|_| StoreError::Corrupt("conversation scan cursor".into()))?,
+            ),
+        };
+        let page = limit.clamp(1, 5000);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            type Row = (i8, i64, i64, i64);
+            let rows = self
+                .paged::<Row>(&self.q.scan_buckets, (from, page as i32))
+                .await?;
+            let n = rows.len();
+            for (kind, lo, hi, token) in rows {
+                from = token;
+                if kind == Kind::Conversation as i8 {
+                    out.push((lo, hi));
+                }
+            }
+            if n < page {
+                return Ok((out, None));
+            }
+        }
+        Ok((out, Some(from.to_be_bytes().to_vec())))
+    }
+
     fn stats(&self) -> StoreStats {
         StoreStats {
             durable_writes: self.writes.load(Ordering::Relaxed),

@@ -75,6 +75,7 @@ stmts! {
     count_list: true "SELECT COUNT(*) FROM lists WHERE kind = ? AND owner = ? AND bucket = ?";
     ins_bucket: true "INSERT INTO buckets (kind, owner, owner2, bucket) VALUES (?, ?, ?, ?)";
     sel_buckets: true "SELECT bucket FROM buckets WHERE kind = ? AND owner = ? AND owner2 = ?";
+    scan_buckets: true "SELECT kind, owner, owner2, token(kind, owner, owner2) FROM buckets WHERE token(kind, owner, owner2) > ? PER PARTITION LIMIT 1 LIMIT ?";
     sel_buckets_from: true "SELECT bucket FROM buckets WHERE kind = ? AND owner = ? AND owner2 = ? AND bucket >= ? ORDER BY bucket ASC";
 
     ins_msg: true "INSERT INTO messages (user_low, user_high, bucket, id, from_user_id, to_user_id, content, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";

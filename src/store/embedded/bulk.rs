@@ -1,5 +1,6 @@
-//! The embedded store's bulk paths: the bench data set's import (large batches, one fsync) and
-//! the scan of every like that `check` walks.
+//! The embedded store's bulk paths: the bench data set's import (large batches, one fsync),
+//! the scan of every like that `check` walks and the scan of conversations that
+//! `rebuild-cache` walks.
 
 use super::*;
 
@@ -98,4 +99,26 @@ pub(super) fn scan_likes(
         }
     }
     Ok(out)
+}
+
+/// A page of conversations in key order: each is found by seeking past the one before it,
+/// so a scan reads one message a conversation. The cursor is the last pair's key.
+pub(super) fn scan_conversations(i: &Inner, cursor: &[u8], limit: usize) -> StoreResult<ConvPage> {
+    let mut out = Vec::new();
+    let mut from = match cursor {
+        [] => pair(0, 0),
+        c if c.len() == 16 => pair(read_id(&c[..8]), read_id(&c[8..]).saturating_add(1)),
+        _ => return Err(StoreError::Corrupt("conversation scan cursor".into())),
+    };
+    while out.len() < limit {
+        let Some(kv) = i.messages.range(from..).next() else {
+            return Ok((out, None));
+        };
+        let k = kv.key().map_err(unavailable)?;
+        let (lo, hi) = (read_id(&k[..8]), read_id(&k[8..16]));
+        out.push((lo, hi));
+        from = pair(lo, hi.saturating_add(1));
+    }
+    let next = out.last().map(|(lo, hi)| pair(*lo, *hi));
+    Ok((out, next))
 }

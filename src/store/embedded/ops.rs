@@ -371,6 +371,12 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn scan_conversations(&self, cursor: &[u8], limit: usize) -> StoreResult<ConvPage> {
+        let cursor = cursor.to_vec();
+        self.blocking(move |i| bulk::scan_conversations(i, &cursor, limit))
+            .await
+    }
+
     fn stats(&self) -> StoreStats {
         StoreStats {
             durable_writes: self.0.durable_writes.load(Ordering::Relaxed),
