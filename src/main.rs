@@ -146,8 +146,8 @@ async fn execute(cfg: Config, command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
-                "rebuilt redis from the durable store: {} users, {} videos, {} conversations",
-                done.users, done.videos, done.conversations
+                "rebuilt redis from the durable store: {} users, {} videos, {} comments, {} conversations",
+                done.users, done.videos, done.comments, done.conversations
             );
             Ok(())
         }

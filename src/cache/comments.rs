@@ -22,6 +22,35 @@ impl Cache {
         Ok(())
     }
 
+    /// Writes comments read from the store into Redis in one pipeline (`rebuild-cache`), each
+    /// hash whole. A comment never changes, so writing it again is harmless; one deleted
+    /// meanwhile has left its video's list, which is where reads find comments.
+    pub(super) async fn install_comments(&self, cs: &[CommentRecord]) -> Result<(), AppError> {
+        if cs.is_empty() {
+            return Ok(());
+        }
+        self.rt();
+        let this = self;
+        let res: Vec<Result<Value, fred::error::Error>> = self
+            .pipelined(move || async move {
+                let p = this.client().pipeline();
+                for c in cs {
+                    let f = comment_fields(c);
+                    let pairs: Vec<(String, String)> = f
+                        .chunks_exact(2)
+                        .map(|kv| (kv[0].clone(), kv[1].clone()))
+                        .collect();
+                    let _: () = p.hset(this.keys.comment(c.id), pairs).await?;
+                }
+                Ok(p)
+            })
+            .await?;
+        for r in res {
+            r?;
+        }
+        Ok(())
+    }
+
     /// Drops a deleted comment's hash.
     pub async fn comment_deleted(&self, id: i64) -> Result<(), AppError> {
         self.io(self.client().del::<(), _>(self.keys.comment(id)))

@@ -1,5 +1,6 @@
 //! Whole-cache operations: replaying an outbox entry (drop what it touched), `rebuild-cache`
-//! (users, videos, conversations and the feed), and reading cached counters for `check`.
+//! (users, videos, comments, conversations and the feed), and reading cached counters for
+//! `check`.
 
 use super::Cache;
 use crate::error::AppError;
@@ -21,6 +22,8 @@ const REBUILD_PATIENCE: Duration = Duration::from_secs(60);
 pub struct Rebuilt {
     pub users: usize,
     pub videos: usize,
+    /// Comments not deleted.
+    pub comments: usize,
     /// Conversations that hold messages.
     pub conversations: usize,
 }
@@ -80,11 +83,12 @@ impl Cache {
         Ok(())
     }
 
-    /// Reloads every user, video, conversation and the feed from the durable store
+    /// Reloads every user, video, comment, conversation and the feed from the durable store
     /// (`rebuild-cache`), up to [`REBUILD_IN_FLIGHT`] entities at once: each reload is a few
     /// store reads and one script, so one at a time leaves Redis and the store waiting on
-    /// each other's round trips. Conversations are loaded too: otherwise a friend list's
-    /// first view after a rebuild loads each friend's conversation while the client waits.
+    /// each other's round trips. Comments and conversations are loaded too: otherwise the
+    /// first view of a comment list or a friend list after a rebuild loads each comment or
+    /// conversation from the store while the client waits.
     pub async fn rebuild_all(&self) -> Result<Rebuilt, AppError> {
         let mut done = Rebuilt::default();
         self.patiently(0, || async {
@@ -110,6 +114,18 @@ impl Cache {
             let ids: Vec<i64> = batch.iter().map(|v| v.id).collect();
             self.reload(&ids, |id| self.replace_video(id)).await?;
             done.videos += ids.len();
+        }
+        // comment hashes (the videos' lists of ids are loaded with the videos), a page a
+        // pipeline: a first view of a long comment list would load each from the store
+        let mut cursor = Vec::new();
+        loop {
+            let (page, next) = self.store.scan_comments(&cursor, 1000).await?;
+            self.patiently(0, || self.install_comments(&page)).await?;
+            done.comments += page.len();
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
         }
         let mut cursor = Vec::new();
         loop {

@@ -263,9 +263,9 @@ pub struct Import {
     pub messages: Vec<MessageRecord>,
 }
 
-/// A page of [`Store::scan_conversations`]: the conversations, as (lower user id, higher
-/// user id), and the opaque cursor of the next page (None: the scan is over).
-pub type ConvPage = (Vec<(i64, i64)>, Option<Vec<u8>>);
+/// A page of a scan (`rebuild-cache`'s): the items, and the opaque cursor of the next page
+/// (None: the scan is over).
+pub type ScanPage<T> = (Vec<T>, Option<Vec<u8>>);
 
 /// The durable store. Implementations: [`embedded::EmbeddedStore`] (one process) and
 /// [`cql::CqlStore`] (ScyllaDB or Cassandra, shared by many instances).
@@ -381,6 +381,18 @@ pub trait Store: Send + Sync + 'static {
     /// `limit` of them from `cursor` on (empty: from the start), each once over a whole scan,
     /// in the backend's own order; and the cursor of the next page (None: no more). For
     /// `rebuild-cache`.
-    async fn scan_conversations(&self, cursor: &[u8], limit: usize) -> StoreResult<ConvPage>;
+    async fn scan_conversations(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> StoreResult<ScanPage<(i64, i64)>>;
+    /// Every comment not deleted, like [`Store::scan_conversations`]: up to `limit` from
+    /// `cursor` on, each once over a whole scan, in the backend's own order. For
+    /// `rebuild-cache`.
+    async fn scan_comments(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> StoreResult<ScanPage<CommentRecord>>;
     fn stats(&self) -> StoreStats;
 }

@@ -206,7 +206,7 @@ async fn long_lists_are_capped_and_paged_with_a_cursor() {
 }
 
 #[tokio::test]
-async fn rebuild_cache_loads_every_conversation() {
+async fn rebuild_cache_loads_every_comment_and_conversation() {
     let app = spawn_app().await;
     let (a, ta) = app.register("rb_a").await;
     let (b, tb) = app.register("rb_b").await;
@@ -216,13 +216,39 @@ async fn rebuild_cache_loads_every_conversation() {
     for (token, to, text) in [(&ta, b, "one"), (&tb, a, "two"), (&tc, a, "stranger")] {
         assert_eq!(code(&send_message(&app, token, to, text).await), 0);
     }
+    let vid = publish_url(&app, &tb, "commented").await;
+    let mut comments = Vec::new();
+    for (token, text) in [(&ta, "kept"), (&tc, "deleted")] {
+        let v = app
+            .post_json(
+                "/douyin/comment/action/",
+                json!({"token": token, "video_id": vid, "action_type": 1, "comment_text": text}),
+            )
+            .await;
+        assert_eq!(code(&v), 0, "{v}");
+        comments.push(v["comment"]["id"].as_i64().unwrap());
+    }
+    let v = app
+        .post_json(
+            "/douyin/comment/action/",
+            json!({"token": tc, "video_id": vid, "action_type": 2, "comment_id": comments[1]}),
+        )
+        .await;
+    assert_eq!(code(&v), 0, "{v}");
     app.flush_redis().await;
     let done = app.state.cache.rebuild_all().await.unwrap();
     assert_eq!(
-        (done.users, done.conversations),
-        (3, 2),
-        "a friend's conversation and a stranger's: {done:?}"
+        (done.users, done.videos, done.comments, done.conversations),
+        (3, 1, 1, 2),
+        "the comment left, a friend's conversation and a stranger's: {done:?}"
     );
+    // the comment is in Redis before any read (a comment list's first view loaded each of
+    // its comments from the store), the deleted one is not
+    let key = |id: i64| app.state.cache.keys.comment(id);
+    let held = redis_cli(&app.redis_url, &["HGET", &key(comments[0]), "content"]);
+    assert_eq!(String::from_utf8_lossy(&held.stdout).trim(), "kept");
+    let gone = redis_cli(&app.redis_url, &["EXISTS", &key(comments[1])]);
+    assert_eq!(String::from_utf8_lossy(&gone.stdout).trim(), "0");
     let reloads = || app.state.cache.stats.reloads.load(Ordering::Relaxed);
     let before = reloads();
     let v = app
@@ -232,17 +258,27 @@ async fn rebuild_cache_loads_every_conversation() {
     assert_eq!(v["user_list"][0]["id"], b, "{v}");
     assert_eq!(v["user_list"][0]["message"], "two", "{v}");
     assert_eq!(v["user_list"][0]["msgType"], 0, "{v}");
-    let texts = |list: Vec<Value>| -> Vec<String> {
+    let texts = |list: &[Value], field: &str| -> Vec<String> {
         list.iter()
-            .map(|m| m["content"].as_str().unwrap().to_string())
+            .map(|m| m[field].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(texts(chat(&app, &ta, b, 0).await), ["one", "two"]);
-    assert_eq!(texts(chat(&app, &ta, c, 0).await), ["stranger"]);
+    assert_eq!(
+        texts(&chat(&app, &ta, b, 0).await, "content"),
+        ["one", "two"]
+    );
+    assert_eq!(texts(&chat(&app, &ta, c, 0).await, "content"), ["stranger"]);
     assert_eq!(
         reloads(),
         before,
         "the rebuild left a conversation for the first read to load from the store"
+    );
+    let list = app
+        .get("/douyin/comment/list/", &[("video_id", vid.to_string())])
+        .await;
+    assert_eq!(
+        texts(list["comment_list"].as_array().unwrap(), "content"),
+        ["kept"]
     );
 }
 

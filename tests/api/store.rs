@@ -470,6 +470,55 @@ async fn conversations_scan_once_each_page_by_page() {
 }
 
 #[tokio::test]
+async fn comments_scan_once_each_without_the_deleted() {
+    for (name, s) in backends().await {
+        let a = new_user(&*s, "a").await;
+        let v = new_video(&*s, a).await;
+        assert_eq!(s.scan_comments(&[], 10).await.unwrap(), (vec![], None));
+        let mut want = Vec::new();
+        for i in 0..5 {
+            let c = CommentRecord {
+                id: next_id(),
+                video_id: v,
+                user_id: a,
+                content: format!("c{i}"),
+                reply_id: 0,
+                created_ms: 7,
+            };
+            let e = entry(OutboxOp::CommentChanged {
+                video_id: v,
+                comment_id: c.id,
+            });
+            s.add_comment(&c, &e).await.unwrap();
+            want.push(c);
+        }
+        let gone = want.remove(2);
+        let e = entry(OutboxOp::CommentChanged {
+            video_id: v,
+            comment_id: gone.id,
+        });
+        assert!(s.delete_comment(gone.id, &e).await.unwrap().is_some());
+        let (mut all, next) = s.scan_comments(&[], 10).await.unwrap();
+        all.sort_unstable_by_key(|c| c.id);
+        assert_eq!((&all, next), (&want, None), "{name}: one page");
+        let (mut paged, mut cursor, mut pages) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let (page, next) = s.scan_comments(&cursor, 2).await.unwrap();
+            assert!(page.len() <= 2, "{name}: {page:?}");
+            paged.extend(page);
+            pages += 1;
+            assert!(pages <= 4, "{name}: the scan ends");
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        paged.sort_unstable_by_key(|c| c.id);
+        assert_eq!(paged, want, "{name}: page by page, each once");
+    }
+}
+
+#[tokio::test]
 async fn messages_and_sessions() {
     for (name, s) in backends().await {
         let a = new_user(&*s, "a").await;

@@ -77,6 +77,18 @@ pub(crate) fn bucket_ms(ms: i64) -> i32 {
     (ms / 3_600_000) as i32
 }
 
+/// The token a scan goes on from (the last one it read): the start of the ring when `cursor`
+/// is empty (Murmur3 never hands out the lowest token).
+fn token_cursor(cursor: &[u8]) -> StoreResult<i64> {
+    match cursor {
+        [] => Ok(i64::MIN),
+        c => Ok(i64::from_be_bytes(
+            c.try_into()
+                .map_err(|_| StoreError::Corrupt("scan cursor".into()))?,
+        )),
+    }
+}
+
 /// Connects a session to the cluster of `cfg` (without a keyspace when `keyspace` is false).
 pub async fn session(cfg: &CqlConfig, keyspace: bool) -> Result<Session, String> {
     let serial = match consistency(&cfg.consistency)? {
@@ -660,14 +672,12 @@ impl Store for CqlStore {
 
     /// Walks the buckets table in token order, one row a list (`PER PARTITION LIMIT 1`),
     /// keeping the conversations' lists. The cursor is the last token read.
-    async fn scan_conversations(&self, cursor: &[u8], limit: usize) -> StoreResult<ConvPage> {
-        let mut from = match cursor {
-            [] => i64::MIN, // Murmur3 never hands out the lowest token
-            c => i64::from_be_bytes(
-                c.try_into()
-                    .map_err(|_| StoreError::Corrupt("conversation scan cursor".into()))?,
-            ),
-        };
+    async fn scan_conversations(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> StoreResult<ScanPage<(i64, i64)>> {
+        let mut from = token_cursor(cursor)?;
         let page = limit.clamp(1, 5000);
         let mut out = Vec::new();
         while out.len() < limit {
@@ -680,6 +690,42 @@ impl Store for CqlStore {
                 from = token;
                 if kind == Kind::Conversation as i8 {
                     out.push((lo, hi));
+                }
+            }
+            if n < page {
+                return Ok((out, None));
+            }
+        }
+        Ok((out, Some(from.to_be_bytes().to_vec())))
+    }
+
+    /// Walks the comments table in token order, skipping deleted comments. The cursor is the
+    /// last token read.
+    async fn scan_comments(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> StoreResult<ScanPage<CommentRecord>> {
+        let mut from = token_cursor(cursor)?;
+        let page = limit.clamp(1, 5000);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            type Row = (i64, i64, i64, String, i64, i64, Option<bool>, i64);
+            let rows = self
+                .paged::<Row>(&self.q.scan_comments, (from, page as i32))
+                .await?;
+            let n = rows.len();
+            for (id, video_id, user_id, content, reply_id, created_ms, deleted, token) in rows {
+                from = token;
+                if deleted != Some(true) {
+                    out.push(CommentRecord {
+                        id,
+                        video_id,
+                        user_id,
+                        content,
+                        reply_id,
+                        created_ms,
+                    });
                 }
             }
             if n < page {

@@ -63,6 +63,7 @@ stmts! {
 
     ins_comment: true "INSERT INTO comments (id, video_id, user_id, content, reply_id, created_ms, deleted, pending) VALUES (?, ?, ?, ?, ?, ?, false, ?)";
     get_comment: true "SELECT id, video_id, user_id, content, reply_id, created_ms, deleted, pending FROM comments WHERE id = ?";
+    scan_comments: true "SELECT id, video_id, user_id, content, reply_id, created_ms, deleted, token(id) FROM comments WHERE token(id) > ? LIMIT ?";
     get_comment_pending: true "SELECT pending FROM comments WHERE id = ?";
     del_comment: false "UPDATE comments SET deleted = true, pending = ? WHERE id = ? IF deleted = false AND pending = 0";
     clear_comment: false "UPDATE comments SET pending = 0 WHERE id = ? IF pending = ?";

@@ -1,5 +1,5 @@
 //! The embedded store's bulk paths: the bench data set's import (large batches, one fsync),
-//! the scan of every like that `check` walks and the scan of conversations that
+//! the scan of every like that `check` walks and the scans of conversations and comments that
 //! `rebuild-cache` walks.
 
 use super::*;
@@ -103,7 +103,11 @@ pub(super) fn scan_likes(
 
 /// A page of conversations in key order: each is found by seeking past the one before it,
 /// so a scan reads one message a conversation. The cursor is the last pair's key.
-pub(super) fn scan_conversations(i: &Inner, cursor: &[u8], limit: usize) -> StoreResult<ConvPage> {
+pub(super) fn scan_conversations(
+    i: &Inner,
+    cursor: &[u8],
+    limit: usize,
+) -> StoreResult<ScanPage<(i64, i64)>> {
     let mut out = Vec::new();
     let mut from = match cursor {
         [] => pair(0, 0),
@@ -121,4 +125,27 @@ pub(super) fn scan_conversations(i: &Inner, cursor: &[u8], limit: usize) -> Stor
     }
     let next = out.last().map(|(lo, hi)| pair(*lo, *hi));
     Ok((out, next))
+}
+
+/// A page of comments in id order (a deleted comment's record is removed). The cursor is the
+/// last id's key.
+pub(super) fn scan_comments(
+    i: &Inner,
+    cursor: &[u8],
+    limit: usize,
+) -> StoreResult<ScanPage<CommentRecord>> {
+    let from = match cursor {
+        [] => 0,
+        c if c.len() == 8 => read_id(c).saturating_add(1),
+        _ => return Err(StoreError::Corrupt("comment scan cursor".into())),
+    };
+    let mut out: Vec<CommentRecord> = Vec::new();
+    for kv in i.comments.range(be(from).to_vec()..) {
+        out.push(decode(&kv.value().map_err(unavailable)?)?);
+        if out.len() >= limit {
+            let next = out.last().map(|c| be(c.id).to_vec());
+            return Ok((out, next));
+        }
+    }
+    Ok((out, None))
 }

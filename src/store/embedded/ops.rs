@@ -371,9 +371,23 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn scan_conversations(&self, cursor: &[u8], limit: usize) -> StoreResult<ConvPage> {
+    async fn scan_conversations(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> StoreResult<ScanPage<(i64, i64)>> {
         let cursor = cursor.to_vec();
         self.blocking(move |i| bulk::scan_conversations(i, &cursor, limit))
+            .await
+    }
+
+    async fn scan_comments(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> StoreResult<ScanPage<CommentRecord>> {
+        let cursor = cursor.to_vec();
+        self.blocking(move |i| bulk::scan_comments(i, &cursor, limit))
             .await
     }
 
