@@ -91,6 +91,11 @@ impl Cache {
     /// conversation from the store while the client waits.
     pub async fn rebuild_all(&self) -> Result<Rebuilt, AppError> {
         let mut done = Rebuilt::default();
+        let started = Instant::now();
+        let phase = |what: &str, n: usize| {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(what, n, secs, "rebuild-cache: loaded");
+        };
         self.patiently(0, || async {
             self.io(self.client().del::<(), _>(self.keys.feed()))
                 .await?;
@@ -106,6 +111,7 @@ impl Cache {
             self.reload(&ids, |id| self.replace_user(id)).await?;
             done.users += ids.len();
         }
+        phase("users", done.users);
         after = 0;
         loop {
             let batch = self.store.scan_videos(after, 500).await?;
@@ -115,6 +121,7 @@ impl Cache {
             self.reload(&ids, |id| self.replace_video(id)).await?;
             done.videos += ids.len();
         }
+        phase("videos", done.videos);
         // comment hashes (the videos' lists of ids are loaded with the videos), a page a
         // pipeline: a first view of a long comment list would load each from the store
         let mut cursor = Vec::new();
@@ -127,6 +134,7 @@ impl Cache {
                 None => break,
             }
         }
+        phase("comments", done.comments);
         let mut cursor = Vec::new();
         loop {
             let (pairs, next) = self.store.scan_conversations(&cursor, 500).await?;
@@ -138,6 +146,7 @@ impl Cache {
                 None => break,
             }
         }
+        phase("conversations", done.conversations);
         self.near.clear();
         Ok(done)
     }
