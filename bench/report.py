@@ -113,15 +113,16 @@ WHY = {
                      "115 each a few dependent cache misses; then 60 KB copied",
     "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
-                    "authors from Redis: about 0.7 round trips a request) and the most commented "
-                    "videos return up to 1,000 comments a page",
+                    "authors from Redis, which rebuild-cache now fills with every comment) and the "
+                    "most commented videos return up to 1,000 comments a page",
     "follow_list": "no round trip once warm; the page is kept rendered (one lookup and the "
                    "viewer's flags, bench/NOTES.md); the session, the list and the per-request work",
     "follower_list": "no round trip once warm; the page is kept rendered (one lookup and the "
                      "viewer's flags, bench/NOTES.md); the session, both lists and the per-request work",
     "friend_list": "no round trip once warm: the list is kept rendered as its owner sees it (one lookup "
-                   "after both follow lists); the first pass renders each viewer's list once and loads "
-                   "cold conversations from the durable store, 16 at a time (bench/NOTES.md)",
+                   "after both follow lists); the first pass renders each viewer's list once, reading "
+                   "the friends and their conversations' heads from Redis (rebuild-cache loads every "
+                   "conversation, bench/NOTES.md)",
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
     "like": "CPU-bound on 2 shared cores (server workers 32%, Redis 25%, the group committer 18%, "
@@ -132,8 +133,10 @@ WHY = {
     "memory": "the near-cache is no longer emptied by write bursts, so it stays at its bound; the "
               "process holds about 350 MB beyond the entries' weight (pages, allocator, buffers: "
               "bench/NOTES.md)",
-    "rebuild": "Redis-bound: two scripts per user and video (the lease that drops the old keys, then "
-               "the load), about 25 µs of Redis CPU each (INFO commandstats at scale 10)",
+    "rebuild": "Redis-bound: two scripts per user, video and conversation (the lease that drops the "
+               "old keys, then the load), about 25 µs of Redis CPU each (INFO commandstats at scale "
+               "10); the comments and conversations it now loads as well add about a fifth "
+               "(bench/NOTES.md)",
     "scale": "the first pass at scale 10 loads 100,000 users' lists into Redis as it goes (each load's "
              "invalidation drops near-cached entries), and the users' state with the deep pages' "
              "videos exceeds the 256 MiB bound; warmed, feed_user ran at 32,000 req/s (bench/NOTES.md)",
