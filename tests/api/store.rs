@@ -100,6 +100,29 @@ async fn new_video(s: &dyn Store, author: i64) -> i64 {
     v.id
 }
 
+/// Adds comment `content` of `user` on `video`; the comment and the video's counters.
+async fn new_comment(
+    s: &dyn Store,
+    video: i64,
+    user: i64,
+    content: &str,
+) -> (CommentRecord, VideoCounters) {
+    let c = CommentRecord {
+        id: next_id(),
+        video_id: video,
+        user_id: user,
+        content: content.into(),
+        reply_id: 0,
+        created_ms: 0,
+    };
+    let e = entry(OutboxOp::CommentChanged {
+        video_id: video,
+        comment_id: c.id,
+    });
+    let vc = s.add_comment(&c, &e).await.unwrap();
+    (c, vc)
+}
+
 async fn like(s: &dyn Store, u: i64, v: i64, a: i64, on: bool) -> LikeChange {
     let e = entry(OutboxOp::LikeChanged {
         user_id: u,
@@ -367,19 +390,7 @@ async fn comments_count_once_and_delete_once() {
         let v = new_video(&*s, a).await;
         let mut ids = Vec::new();
         for i in 0..3 {
-            let c = CommentRecord {
-                id: next_id(),
-                video_id: v,
-                user_id: a,
-                content: format!("c{i}"),
-                reply_id: 0,
-                created_ms: 0,
-            };
-            let e = entry(OutboxOp::CommentChanged {
-                video_id: v,
-                comment_id: c.id,
-            });
-            let vc = s.add_comment(&c, &e).await.unwrap();
+            let (c, vc) = new_comment(&*s, v, a, &format!("c{i}")).await;
             assert_eq!(vc.comment_count, i + 1, "{name}");
             ids.push(c.id);
         }
@@ -404,6 +415,27 @@ async fn comments_count_once_and_delete_once() {
         assert_eq!(s.comment_ids_by_video(v).await.unwrap().len(), 2, "{name}");
         assert_eq!(s.video_counters(v).await.unwrap().comment_count, 2);
     }
+}
+
+/// Every item of a scan, read a page at a time from `scan` (given the cursor): each page
+/// holds at most `limit`, and the scan ends within `max_pages`.
+async fn scan_all<T, F, Fut>(name: &str, limit: usize, max_pages: usize, scan: F) -> Vec<T>
+where
+    T: std::fmt::Debug,
+    F: Fn(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<ScanPage<T>>>,
+{
+    let (mut all, mut cursor) = (Vec::new(), Vec::new());
+    for _ in 0..max_pages {
+        let (page, next) = scan(cursor).await.unwrap();
+        assert!(page.len() <= limit, "{name}: {page:?}");
+        all.extend(page);
+        match next {
+            Some(c) => cursor = c,
+            None => return all,
+        }
+    }
+    panic!("{name}: the scan did not end within {max_pages} pages");
 }
 
 #[tokio::test]
@@ -452,18 +484,11 @@ async fn conversations_scan_once_each_page_by_page() {
         let (mut all, next) = s.scan_conversations(&[], 10).await.unwrap();
         all.sort_unstable();
         assert_eq!((all, next), (want.clone(), None), "{name}: one page");
-        let (mut paged, mut cursor, mut pages) = (Vec::new(), Vec::new(), 0);
-        loop {
-            let (page, next) = s.scan_conversations(&cursor, 1).await.unwrap();
-            assert!(page.len() <= 1, "{name}: {page:?}");
-            paged.extend(page);
-            pages += 1;
-            assert!(pages <= 5, "{name}: the scan ends");
-            match next {
-                Some(c) => cursor = c,
-                None => break,
-            }
-        }
+        let mut paged = scan_all(name, 1, 5, |c| {
+            let s = s.clone();
+            async move { s.scan_conversations(&c, 1).await }
+        })
+        .await;
         paged.sort_unstable();
         assert_eq!(paged, want, "{name}: page by page, each once");
     }
@@ -477,20 +502,7 @@ async fn comments_scan_once_each_without_the_deleted() {
         assert_eq!(s.scan_comments(&[], 10).await.unwrap(), (vec![], None));
         let mut want = Vec::new();
         for i in 0..5 {
-            let c = CommentRecord {
-                id: next_id(),
-                video_id: v,
-                user_id: a,
-                content: format!("c{i}"),
-                reply_id: 0,
-                created_ms: 7,
-            };
-            let e = entry(OutboxOp::CommentChanged {
-                video_id: v,
-                comment_id: c.id,
-            });
-            s.add_comment(&c, &e).await.unwrap();
-            want.push(c);
+            want.push(new_comment(&*s, v, a, &format!("c{i}")).await.0);
         }
         let gone = want.remove(2);
         let e = entry(OutboxOp::CommentChanged {
@@ -501,18 +513,11 @@ async fn comments_scan_once_each_without_the_deleted() {
         let (mut all, next) = s.scan_comments(&[], 10).await.unwrap();
         all.sort_unstable_by_key(|c| c.id);
         assert_eq!((&all, next), (&want, None), "{name}: one page");
-        let (mut paged, mut cursor, mut pages) = (Vec::new(), Vec::new(), 0);
-        loop {
-            let (page, next) = s.scan_comments(&cursor, 2).await.unwrap();
-            assert!(page.len() <= 2, "{name}: {page:?}");
-            paged.extend(page);
-            pages += 1;
-            assert!(pages <= 4, "{name}: the scan ends");
-            match next {
-                Some(c) => cursor = c,
-                None => break,
-            }
-        }
+        let mut paged = scan_all(name, 2, 4, |c| {
+            let s = s.clone();
+            async move { s.scan_comments(&c, 2).await }
+        })
+        .await;
         paged.sort_unstable_by_key(|c| c.id);
         assert_eq!(paged, want, "{name}: page by page, each once");
     }
