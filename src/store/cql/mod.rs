@@ -687,6 +687,10 @@ impl Store for CqlStore {
                 .await?;
             let n = rows.len();
             for (kind, lo, hi, token) in rows {
+                if out.len() >= limit {
+                    // the rest of the page is read again from `from` on
+                    return Ok((out, Some(from.to_be_bytes().to_vec())));
+                }
                 from = token;
                 if kind == Kind::Conversation as i8 {
                     out.push((lo, hi));
@@ -716,6 +720,10 @@ impl Store for CqlStore {
                 .await?;
             let n = rows.len();
             for (id, video_id, user_id, content, reply_id, created_ms, deleted, token) in rows {
+                if out.len() >= limit {
+                    // the rest of the page is read again from `from` on
+                    return Ok((out, Some(from.to_be_bytes().to_vec())));
+                }
                 from = token;
                 if deleted != Some(true) {
                     out.push(CommentRecord {
