@@ -3,7 +3,7 @@
 //! without bound and a read pages through the hours it needs, newest first.
 
 use super::{bucket, unavailable, CqlStore};
-use crate::store::StoreResult;
+use crate::store::{ScanPage, StoreError, StoreResult};
 use futures_util::TryStreamExt;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
@@ -168,6 +168,49 @@ impl CqlStore {
     }
 
     /// Every row of a query, fetched page by page (the statement's page size).
+    /// A page of a whole-table scan (`rebuild-cache`'s) in token order: `q` is bound to the
+    /// last token read and a number of rows, and `item` turns a row into its token and the
+    /// item it holds (None: a row the scan skips). Hands out at most `limit` items; the cursor
+    /// is the token of the last row handed out or skipped (empty: the start of the ring,
+    /// whose lowest token Murmur3 never hands out).
+    pub(super) async fn scan_tokens<R, T>(
+        &self,
+        q: &PreparedStatement,
+        cursor: &[u8],
+        limit: usize,
+        item: impl Fn(R) -> (i64, Option<T>),
+    ) -> StoreResult<ScanPage<T>>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let mut from = match cursor {
+            [] => i64::MIN,
+            c => i64::from_be_bytes(
+                c.try_into()
+                    .map_err(|_| StoreError::Corrupt("scan cursor".into()))?,
+            ),
+        };
+        let page = limit.clamp(1, 5000);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let rows = self.paged::<R>(q, (from, page as i32)).await?;
+            let n = rows.len();
+            for row in rows {
+                if out.len() >= limit {
+                    // the rest of the page is read again from `from` on
+                    return Ok((out, Some(from.to_be_bytes().to_vec())));
+                }
+                let (token, it) = item(row);
+                from = token;
+                out.extend(it);
+            }
+            if n < page {
+                return Ok((out, None));
+            }
+        }
+        Ok((out, Some(from.to_be_bytes().to_vec())))
+    }
+
     pub(super) async fn paged<T>(
         &self,
         q: &PreparedStatement,

@@ -77,18 +77,6 @@ pub(crate) fn bucket_ms(ms: i64) -> i32 {
     (ms / 3_600_000) as i32
 }
 
-/// The token a scan goes on from (the last one it read): the start of the ring when `cursor`
-/// is empty (Murmur3 never hands out the lowest token).
-fn token_cursor(cursor: &[u8]) -> StoreResult<i64> {
-    match cursor {
-        [] => Ok(i64::MIN),
-        c => Ok(i64::from_be_bytes(
-            c.try_into()
-                .map_err(|_| StoreError::Corrupt("scan cursor".into()))?,
-        )),
-    }
-}
-
 /// Connects a session to the cluster of `cfg` (without a keyspace when `keyspace` is false).
 pub async fn session(cfg: &CqlConfig, keyspace: bool) -> Result<Session, String> {
     let serial = match consistency(&cfg.consistency)? {
@@ -671,76 +659,47 @@ impl Store for CqlStore {
     }
 
     /// Walks the buckets table in token order, one row a list (`PER PARTITION LIMIT 1`),
-    /// keeping the conversations' lists. The cursor is the last token read.
+    /// keeping the conversations' lists.
     async fn scan_conversations(
         &self,
         cursor: &[u8],
         limit: usize,
     ) -> StoreResult<ScanPage<(i64, i64)>> {
-        let mut from = token_cursor(cursor)?;
-        let page = limit.clamp(1, 5000);
-        let mut out = Vec::new();
-        while out.len() < limit {
-            type Row = (i8, i64, i64, i64);
-            let rows = self
-                .paged::<Row>(&self.q.scan_buckets, (from, page as i32))
-                .await?;
-            let n = rows.len();
-            for (kind, lo, hi, token) in rows {
-                if out.len() >= limit {
-                    // the rest of the page is read again from `from` on
-                    return Ok((out, Some(from.to_be_bytes().to_vec())));
-                }
-                from = token;
-                if kind == Kind::Conversation as i8 {
-                    out.push((lo, hi));
-                }
-            }
-            if n < page {
-                return Ok((out, None));
-            }
-        }
-        Ok((out, Some(from.to_be_bytes().to_vec())))
+        type Row = (i8, i64, i64, i64);
+        self.scan_tokens(
+            &self.q.scan_buckets,
+            cursor,
+            limit,
+            |(kind, lo, hi, token): Row| {
+                (
+                    token,
+                    (kind == Kind::Conversation as i8).then_some((lo, hi)),
+                )
+            },
+        )
+        .await
     }
 
-    /// Walks the comments table in token order, skipping deleted comments. The cursor is the
-    /// last token read.
+    /// Walks the comments table in token order, skipping deleted comments.
     async fn scan_comments(
         &self,
         cursor: &[u8],
         limit: usize,
     ) -> StoreResult<ScanPage<CommentRecord>> {
-        let mut from = token_cursor(cursor)?;
-        let page = limit.clamp(1, 5000);
-        let mut out = Vec::new();
-        while out.len() < limit {
-            type Row = (i64, i64, i64, String, i64, i64, Option<bool>, i64);
-            let rows = self
-                .paged::<Row>(&self.q.scan_comments, (from, page as i32))
-                .await?;
-            let n = rows.len();
-            for (id, video_id, user_id, content, reply_id, created_ms, deleted, token) in rows {
-                if out.len() >= limit {
-                    // the rest of the page is read again from `from` on
-                    return Ok((out, Some(from.to_be_bytes().to_vec())));
-                }
-                from = token;
-                if deleted != Some(true) {
-                    out.push(CommentRecord {
-                        id,
-                        video_id,
-                        user_id,
-                        content,
-                        reply_id,
-                        created_ms,
-                    });
-                }
-            }
-            if n < page {
-                return Ok((out, None));
-            }
-        }
-        Ok((out, Some(from.to_be_bytes().to_vec())))
+        type Row = (i64, i64, i64, String, i64, i64, Option<bool>, i64);
+        self.scan_tokens(&self.q.scan_comments, cursor, limit, |row: Row| {
+            let (id, video_id, user_id, content, reply_id, created_ms, deleted, token) = row;
+            let record = CommentRecord {
+                id,
+                video_id,
+                user_id,
+                content,
+                reply_id,
+                created_ms,
+            };
+            (token, (deleted != Some(true)).then_some(record))
+        })
+        .await
     }
 
     fn stats(&self) -> StoreStats {
