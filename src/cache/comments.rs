@@ -35,11 +35,9 @@ impl Cache {
             .pipelined(move || async move {
                 let p = this.client().pipeline();
                 for c in cs {
-                    let f = comment_fields(c);
-                    let pairs: Vec<(String, String)> = f
-                        .chunks_exact(2)
-                        .map(|kv| (kv[0].clone(), kv[1].clone()))
-                        .collect();
+                    let mut f = comment_fields(c).into_iter();
+                    let pairs: Vec<(String, String)> =
+                        std::iter::from_fn(|| Some((f.next()?, f.next()?))).collect();
                     let _: () = p.hset(this.keys.comment(c.id), pairs).await?;
                 }
                 Ok(p)
