@@ -13,39 +13,40 @@ for k = 2, 5 do
     return 0
   end
 end
-redis.call('DEL', unpack(KEYS, 1, nk))
-local n = tonumber(ARGV[3])
-local h = {}
-for i = 4, 3 + 2 * n do h[#h + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(h))
+-- one DEL for the old keys and the staging keys of sets not staged (a lost reload's leftovers)
+local gone = {unpack(KEYS, 1, nk)}
 for k = 2, 5 do
-  local s = KEYS[nk + k - 1]
-  if string.sub(ARGV[2], k - 1, k - 1) == '1' then
-    redis.call('RENAME', s, KEYS[k])
-    redis.call('PERSIST', KEYS[k])
-  else
-    redis.call('DEL', s)
-  end
-  -- member "0" with score 0 marks a set as loaded even when it is empty
-  redis.call('ZADD', KEYS[k], 0, '0')
+  if string.sub(ARGV[2], k - 1, k - 1) ~= '1' then gone[#gone + 1] = KEYS[nk + k - 1] end
 end
+redis.call('DEL', unpack(gone))
+local n = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n))
+for k = 2, 5 do
+  if string.sub(ARGV[2], k - 1, k - 1) == '1' then
+    redis.call('RENAME', KEYS[nk + k - 1], KEYS[k])
+    redis.call('PERSIST', KEYS[k])
+  end
+end
+-- each zset gets the member "0" with score 0 in its first ZADD: it marks the set as loaded even
+-- when it is empty
 local at = 4 + 2 * n
 local m = tonumber(ARGV[at])
-local batch = {}
+local batch = {'0', '0'}
 for i = at + 1, at + m do
   batch[#batch + 1] = ARGV[i]
   batch[#batch + 1] = ARGV[i]
   if #batch >= 1000 then redis.call('ZADD', KEYS[2], unpack(batch)) batch = {} end
 end
-if #batch > 0 then redis.call('ZADD', KEYS[2], unpack(batch)) batch = {} end
+if #batch > 0 then redis.call('ZADD', KEYS[2], unpack(batch)) end
 at = at + m + 1
+-- the scored zsets' pairs go straight from ARGV, 500 pairs a call
 for k = 3, 5 do
-  local p = tonumber(ARGV[at])
-  for i = at + 1, at + 2 * p do
-    batch[#batch + 1] = ARGV[i]
-    if #batch >= 1000 then redis.call('ZADD', KEYS[k], unpack(batch)) batch = {} end
+  local to = at + 2 * tonumber(ARGV[at])
+  local last = math.min(at + 1000, to)
+  redis.call('ZADD', KEYS[k], '0', '0', unpack(ARGV, at + 1, last))
+  for i = last + 1, to, 1000 do
+    redis.call('ZADD', KEYS[k], unpack(ARGV, i, math.min(i + 999, to)))
   end
-  if #batch > 0 then redis.call('ZADD', KEYS[k], unpack(batch)) batch = {} end
-  at = at + 2 * p + 1
+  at = to + 1
 end
 return 1

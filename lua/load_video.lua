@@ -12,31 +12,32 @@ for k = 2, 3 do
     return 0
   end
 end
-redis.call('DEL', unpack(KEYS, 1, nk))
-local n = tonumber(ARGV[3])
-local h = {}
-for i = 4, 3 + 2 * n do h[#h + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(h))
+-- one DEL for the old keys and the staging keys of sets not staged (a lost reload's leftovers)
+local gone = {unpack(KEYS, 1, nk)}
 for k = 2, 3 do
-  local s = KEYS[nk + k - 1]
+  if string.sub(ARGV[2], k - 1, k - 1) ~= '1' then gone[#gone + 1] = KEYS[nk + k - 1] end
+end
+redis.call('DEL', unpack(gone))
+local n = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n))
+for k = 2, 3 do
   if string.sub(ARGV[2], k - 1, k - 1) == '1' then
-    redis.call('RENAME', s, KEYS[k])
+    redis.call('RENAME', KEYS[nk + k - 1], KEYS[k])
     redis.call('PERSIST', KEYS[k])
-  else
-    redis.call('DEL', s)
   end
 end
-redis.call('PFADD', KEYS[2])
-redis.call('ZADD', KEYS[3], 0, '0')
+-- viewers straight from ARGV, 1000 a call; the first PFADD also creates an empty HyperLogLog
 local at = 4 + 2 * n
-local m = tonumber(ARGV[at])
-local batch = {}
-for i = at + 1, at + m do
-  batch[#batch + 1] = ARGV[i]
-  if #batch >= 1000 then redis.call('PFADD', KEYS[2], unpack(batch)) batch = {} end
+local to = at + tonumber(ARGV[at])
+local last = math.min(at + 1000, to)
+redis.call('PFADD', KEYS[2], unpack(ARGV, at + 1, last))
+for i = last + 1, to, 1000 do
+  redis.call('PFADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, to)))
 end
-if #batch > 0 then redis.call('PFADD', KEYS[2], unpack(batch)) batch = {} end
-for i = at + m + 1, #ARGV do
+-- comment ids scored by themselves, after the member "0" with score 0 that marks the zset as
+-- loaded even when it is empty
+local batch = {'0', '0'}
+for i = to + 1, #ARGV do
   batch[#batch + 1] = ARGV[i]
   batch[#batch + 1] = ARGV[i]
   if #batch >= 1000 then redis.call('ZADD', KEYS[3], unpack(batch)) batch = {} end

@@ -1,32 +1,11 @@
-//! Whole-cache operations: replaying an outbox entry (drop what it touched), `rebuild-cache`
-//! (users, videos, comments, conversations and the feed), and reading cached counters for
-//! `check`.
+//! Whole-cache operations besides `rebuild-cache` (`rebuild.rs`): replaying an outbox entry
+//! (drop what it touched) and reading cached counters for `check`.
 
 use super::Cache;
 use crate::error::AppError;
 use crate::store::OutboxOp;
 use fred::prelude::*;
 use fred::types::Value;
-use std::time::{Duration, Instant};
-
-/// Entities `rebuild-cache` reloads at once.
-const REBUILD_IN_FLIGHT: usize = 64;
-
-/// How long `rebuild-cache` waits out an unavailable Redis, in total per entity, before it
-/// gives up: a batch job outlasts a busy Redis (a probe missed during a large load) instead of
-/// failing an hour's rebuild on it.
-const REBUILD_PATIENCE: Duration = Duration::from_secs(60);
-
-/// What `rebuild-cache` loaded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rebuilt {
-    pub users: usize,
-    pub videos: usize,
-    /// Comments not deleted.
-    pub comments: usize,
-    /// Conversations that hold messages.
-    pub conversations: usize,
-}
 
 impl Cache {
     /// Applies an outbox entry left behind by a crash or a Redis outage: drops every key the
@@ -81,125 +60,6 @@ impl Cache {
         }
         self.near.clear();
         Ok(())
-    }
-
-    /// Reloads every user, video, comment, conversation and the feed from the durable store
-    /// (`rebuild-cache`), up to [`REBUILD_IN_FLIGHT`] entities at once: each reload is a few
-    /// store reads and one script, so one at a time leaves Redis and the store waiting on
-    /// each other's round trips. Comments and conversations are loaded too: otherwise the
-    /// first view of a comment list or a friend list after a rebuild loads each comment or
-    /// conversation from the store while the client waits.
-    pub async fn rebuild_all(&self) -> Result<Rebuilt, AppError> {
-        let mut done = Rebuilt::default();
-        let started = Instant::now();
-        let phase = |what: &str, n: usize| {
-            let secs = started.elapsed().as_secs_f64();
-            tracing::info!(what, n, secs, "rebuild-cache: loaded");
-        };
-        self.patiently(0, || async {
-            self.io(self.client().del::<(), _>(self.keys.feed()))
-                .await?;
-            self.ensure_feed().await
-        })
-        .await?;
-        let mut after = 0;
-        loop {
-            let batch = self.store.scan_users(after, 500).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.id;
-            let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
-            self.reload(&ids, |id| self.replace_user(id)).await?;
-            done.users += ids.len();
-        }
-        phase("users", done.users);
-        after = 0;
-        loop {
-            let batch = self.store.scan_videos(after, 500).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.id;
-            let ids: Vec<i64> = batch.iter().map(|v| v.id).collect();
-            self.reload(&ids, |id| self.replace_video(id)).await?;
-            done.videos += ids.len();
-        }
-        phase("videos", done.videos);
-        // comment hashes (the videos' lists of ids are loaded with the videos), a page a
-        // pipeline: a first view of a long comment list would load each from the store
-        let mut cursor = Vec::new();
-        loop {
-            let (page, next) = self.store.scan_comments(&cursor, 1000).await?;
-            self.patiently(0, || self.install_comments(&page)).await?;
-            done.comments += page.len();
-            match next {
-                Some(c) => cursor = c,
-                None => break,
-            }
-        }
-        phase("comments", done.comments);
-        let mut cursor = Vec::new();
-        loop {
-            let (pairs, next) = self.store.scan_conversations(&cursor, 500).await?;
-            self.reload(&pairs, |(a, b)| self.replace_conversation(a, b))
-                .await?;
-            done.conversations += pairs.len();
-            match next {
-                Some(c) => cursor = c,
-                None => break,
-            }
-        }
-        phase("conversations", done.conversations);
-        self.near.clear();
-        Ok(done)
-    }
-
-    /// Replaces each of `ids` (drops its keys and loads it again from the store: one script
-    /// for the drop and the lease, then the store reads and the load script), up to
-    /// [`REBUILD_IN_FLIGHT`] at once.
-    async fn reload<Id, T, Fut>(
-        &self,
-        ids: &[Id],
-        replace: impl Fn(Id) -> Fut,
-    ) -> Result<(), AppError>
-    where
-        Id: Copy + std::fmt::Debug,
-        Fut: std::future::Future<Output = Result<T, AppError>>,
-    {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let replace = &replace;
-        stream::iter(ids)
-            .map(|&id| self.patiently(id, move || replace(id)))
-            .buffer_unordered(REBUILD_IN_FLIGHT)
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
-    }
-
-    /// Runs `step` (of entity `id`; 0: the feed) and runs it again while Redis is unavailable
-    /// (a probe missed while Redis was busy, a restart), waiting for it to answer again, for up
-    /// to [`REBUILD_PATIENCE`]. Every step replaces what it loads, so running it again is safe.
-    async fn patiently<T, Fut>(
-        &self,
-        id: impl std::fmt::Debug,
-        step: impl Fn() -> Fut,
-    ) -> Result<T, AppError>
-    where
-        Fut: std::future::Future<Output = Result<T, AppError>>,
-    {
-        let started = Instant::now();
-        loop {
-            match step().await {
-                Err(AppError::Unavailable(why)) if started.elapsed() < REBUILD_PATIENCE => {
-                    tracing::warn!(
-                        entity = ?id,
-                        %why,
-                        "rebuild-cache: redis unavailable; waiting for it, then again"
-                    );
-                    let left = REBUILD_PATIENCE.saturating_sub(started.elapsed());
-                    self.health.wait_up(left).await;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                r => return r,
-            }
-        }
     }
 
     /// The counters Redis holds for `fields` of each key (None where the key is not cached),

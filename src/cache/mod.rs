@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod lists;
 mod maintenance;
+mod rebuild;
 mod reload;
 mod scripts;
 mod sessions;
@@ -28,7 +29,7 @@ pub mod versioned;
 mod videos;
 
 pub use keys::Keys;
-pub use maintenance::Rebuilt;
+pub use rebuild::Rebuilt;
 pub use scripts::Scripts;
 
 use crate::config::RedisConfig;
@@ -258,6 +259,10 @@ impl Cache {
     ) -> Result<Value, AppError> {
         self.rt();
         let client = self.client();
+        // converted once: a retry (and fred's own NOSCRIPT retry) clones reference-counted
+        // strings, not every key and argument again (a reload's load script passes thousands)
+        let keys = fred::types::MultipleKeys::from(keys);
+        let args = Value::Array(args.into_iter().map(Value::from).collect());
         self.io_retry(|| s.evalsha_with_reload::<Value, _, _>(&client, keys.clone(), args.clone()))
             .await
     }

@@ -4,6 +4,8 @@
 use super::codec::script_int;
 use super::Cache;
 use crate::error::AppError;
+use fred::prelude::*;
+use fred::types::Value;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -54,6 +56,16 @@ pub(super) struct Staged {
     pub staged: bool,
     /// Where the members to pass inline start (the caller moves them into the arguments).
     pub from: usize,
+}
+
+/// What a reload read from the durable store for an entity's load script.
+pub(super) enum LoadCall {
+    /// The entity is not in the store (its lease is dropped).
+    Gone,
+    /// The lease was lost while large sets were staged: take it again.
+    LeaseLost,
+    /// The load script's keys and arguments.
+    Ready(Vec<String>, Vec<String>),
 }
 
 /// Removes a single-flight entry when its last user is done with it.
@@ -203,13 +215,45 @@ impl Cache {
         token: &str,
         mode: Reload,
     ) -> Result<bool, AppError> {
+        if mode == Reload::Replace {
+            let one = [(lease, keys.to_vec(), token.to_string())];
+            self.replace_leases(&one).await?;
+            return Ok(true);
+        }
         let mut k = vec![lease];
         k.extend_from_slice(keys);
-        let mut args = vec![token.into(), LEASE_MS.to_string()];
-        if mode == Reload::Replace {
-            args.push("replace".into());
-        }
+        let args = vec![token.into(), LEASE_MS.to_string()];
         let v = self.eval(&self.scripts.lease, k, args).await?;
         Ok(script_int(&v) == Some(1))
+    }
+
+    /// [`Reload::Replace`]'s leases, each (lease, keys, token): DEL the keys, then SET the
+    /// lease, as plain commands in one round trip for all of them. No script is needed: both
+    /// land before the caller reads the store, so a writer that comes between them has already
+    /// written the store (the read sees its change), and one that comes after finds its key
+    /// missing and revokes the lease. A script's own cost (about 10 µs of Redis time) was a
+    /// fifth of `rebuild-cache`'s.
+    pub(super) async fn replace_leases(
+        &self,
+        leases: &[(String, Vec<String>, String)],
+    ) -> Result<(), AppError> {
+        self.rt();
+        let res: Vec<Result<Value, fred::error::Error>> = self
+            .pipelined(move || async move {
+                let p = self.client().pipeline();
+                for (lease, keys, token) in leases {
+                    let _: () = p.del(keys.clone()).await?;
+                    let px = Some(fred::types::Expiration::PX(LEASE_MS as i64));
+                    let _: () = p
+                        .set(lease.as_str(), token.as_str(), px, None, false)
+                        .await?;
+                }
+                Ok(p)
+            })
+            .await?;
+        for r in res {
+            r?;
+        }
+        Ok(())
     }
 }

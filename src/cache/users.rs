@@ -2,7 +2,7 @@
 //! the near-cache first) and paging through a user's zsets (published videos, likes, follows).
 
 use super::codec::{scored_pairs, script_int, user_fields, user_from_hash};
-use super::reload::{Kind, Reload};
+use super::reload::{Kind, LoadCall, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::UserData;
@@ -47,71 +47,21 @@ impl Cache {
         let mut exists = true;
         let key = self.keys.user(id);
         self.single_flight(key, || async {
-            let mut keys = match mode {
-                Reload::IfMissing => self.keys.user_all(id)[..5].to_vec(),
-                Reload::Replace => self.keys.user_keys_all(id),
-            };
-            if mode == Reload::Replace {
-                keys.pop(); // the lease
-            }
+            let (lease, keys) = self.user_lease_keys(id, mode);
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
-                if !self
-                    .take_lease(self.keys.user_lease(id), &keys, &token, mode)
-                    .await?
-                {
+                if !self.take_lease(lease.clone(), &keys, &token, mode).await? {
                     return Ok(());
                 }
-                let Some(u) = self.store.get_user(id).await? else {
-                    self.io(self.client().del::<(), _>(self.keys.user_lease(id)))
-                        .await?;
-                    exists = false;
-                    return Ok(());
+                let (keys, args) = match self.user_load_call(id, token).await? {
+                    LoadCall::Gone => {
+                        exists = false;
+                        return Ok(());
+                    }
+                    LoadCall::LeaseLost => continue,
+                    LoadCall::Ready(keys, args) => (keys, args),
                 };
-                let counters = self.store.user_counters(id).await?;
-                let vids = self.store.video_ids_by_author(id).await?;
-                let likes = self.store.likes_by_user(id).await?;
-                let following = self.store.following(id).await?;
-                let followers = self.store.followers(id).await?;
-                let fields = user_fields(&u, &counters, vids.len() as i64);
-                let pairs = |set: &[(i64, i64)]| -> Vec<String> {
-                    set.iter()
-                        .flat_map(|(score, member)| [score.to_string(), member.to_string()])
-                        .collect()
-                };
-                let sets = [
-                    (Kind::Ids, vids.iter().map(|v| v.to_string()).collect()),
-                    (Kind::Pairs, pairs(&likes)),
-                    (Kind::Pairs, pairs(&following)),
-                    (Kind::Pairs, pairs(&followers)),
-                ];
-                // the load script's keys (the lease check's are `keys`)
-                let mut load_keys = self.keys.user_keys_all(id);
-                let plan: Vec<(&str, Kind, &[String])> = sets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (kind, items))| (load_keys[1 + i].as_str(), *kind, items.as_slice()))
-                    .collect();
-                let staged = self
-                    .stage_sets(&self.keys.user_lease(id), &token, &plan)
-                    .await?;
-                let Some((flags, froms)) = staged else {
-                    continue; // the lease was lost while staging
-                };
-                let staging: Vec<String> = load_keys[1..5]
-                    .iter()
-                    .map(|k| self.keys.staging(k))
-                    .collect();
-                load_keys.extend(staging);
-                let inline: usize = sets.iter().zip(&froms).map(|(s, f)| s.1.len() - f).sum();
-                let mut args = Vec::with_capacity(fields.len() + inline + 7);
-                args.extend([token, flags, (fields.len() / 2).to_string()]);
-                args.extend(fields);
-                for ((kind, mut items), from) in sets.into_iter().zip(froms) {
-                    args.push(((items.len() - from) / kind.width()).to_string());
-                    args.extend(items.drain(from..));
-                }
-                let r = self.eval(&self.scripts.load_user, load_keys, args).await?;
+                let r = self.eval(&self.scripts.load_user, keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(user = id, "reloaded user from durable store");
@@ -124,6 +74,78 @@ impl Cache {
         })
         .await?;
         Ok(exists)
+    }
+
+    /// User `id`'s lease and the keys its lease script checks (a read's miss) or drops
+    /// (`rebuild-cache`).
+    pub(super) fn user_lease_keys(&self, id: i64, mode: Reload) -> (String, Vec<String>) {
+        let keys = match mode {
+            Reload::IfMissing => self.keys.user_all(id)[..5].to_vec(),
+            Reload::Replace => {
+                let mut k = self.keys.user_keys_all(id);
+                k.pop(); // the lease
+                k
+            }
+        };
+        (self.keys.user_lease(id), keys)
+    }
+
+    /// Reads user `id` from the durable store under the lease `token` and makes its
+    /// `load_user.lua` call, staging large sets first.
+    pub(super) async fn user_load_call(
+        &self,
+        id: i64,
+        token: String,
+    ) -> Result<LoadCall, AppError> {
+        let Some(u) = self.store.get_user(id).await? else {
+            self.io(self.client().del::<(), _>(self.keys.user_lease(id)))
+                .await?;
+            return Ok(LoadCall::Gone);
+        };
+        let counters = self.store.user_counters(id).await?;
+        let vids = self.store.video_ids_by_author(id).await?;
+        let likes = self.store.likes_by_user(id).await?;
+        let following = self.store.following(id).await?;
+        let followers = self.store.followers(id).await?;
+        let fields = user_fields(&u, &counters, vids.len() as i64);
+        let pairs = |set: &[(i64, i64)]| -> Vec<String> {
+            set.iter()
+                .flat_map(|(score, member)| [score.to_string(), member.to_string()])
+                .collect()
+        };
+        let sets = [
+            (Kind::Ids, vids.iter().map(|v| v.to_string()).collect()),
+            (Kind::Pairs, pairs(&likes)),
+            (Kind::Pairs, pairs(&following)),
+            (Kind::Pairs, pairs(&followers)),
+        ];
+        // the load script's keys (the lease check's are `keys`)
+        let mut load_keys = self.keys.user_keys_all(id);
+        let plan: Vec<(&str, Kind, &[String])> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, items))| (load_keys[1 + i].as_str(), *kind, items.as_slice()))
+            .collect();
+        let staged = self
+            .stage_sets(&self.keys.user_lease(id), &token, &plan)
+            .await?;
+        let Some((flags, froms)) = staged else {
+            return Ok(LoadCall::LeaseLost);
+        };
+        let staging: Vec<String> = load_keys[1..5]
+            .iter()
+            .map(|k| self.keys.staging(k))
+            .collect();
+        load_keys.extend(staging);
+        let inline: usize = sets.iter().zip(&froms).map(|(s, f)| s.1.len() - f).sum();
+        let mut args = Vec::with_capacity(fields.len() + inline + 7);
+        args.extend([token, flags, (fields.len() / 2).to_string()]);
+        args.extend(fields);
+        for ((kind, mut items), from) in sets.into_iter().zip(froms) {
+            args.push(((items.len() - from) / kind.width()).to_string());
+            args.extend(items.drain(from..));
+        }
+        Ok(LoadCall::Ready(load_keys, args))
     }
 
     /// A page of user `id`'s videos, newest first, as (video, score) with scores below

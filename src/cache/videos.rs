@@ -2,7 +2,7 @@
 //! (from the near-cache first) and counting distinct viewers.
 
 use super::codec::{script_int, video_fields, video_from_hash};
-use super::reload::{Kind, Reload};
+use super::reload::{Kind, LoadCall, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::VideoData;
@@ -76,57 +76,21 @@ impl Cache {
         let mut exists = true;
         let key = self.keys.video(id);
         self.single_flight(key, || async {
-            let mut keys = match mode {
-                Reload::IfMissing => self.keys.video_all(id)[..3].to_vec(),
-                Reload::Replace => self.keys.video_keys_all(id),
-            };
-            if mode == Reload::Replace {
-                keys.pop(); // the lease
-            }
+            let (lease, keys) = self.video_lease_keys(id, mode);
             for _ in 0..RELOAD_ATTEMPTS {
                 let token = Self::token();
-                if !self
-                    .take_lease(self.keys.video_lease(id), &keys, &token, mode)
-                    .await?
-                {
+                if !self.take_lease(lease.clone(), &keys, &token, mode).await? {
                     return Ok(());
                 }
-                let Some(v) = self.store.get_video(id).await? else {
-                    self.io(self.client().del::<(), _>(self.keys.video_lease(id)))
-                        .await?;
-                    exists = false;
-                    return Ok(());
+                let (keys, args) = match self.video_load_call(id, token).await? {
+                    LoadCall::Gone => {
+                        exists = false;
+                        return Ok(());
+                    }
+                    LoadCall::LeaseLost => continue,
+                    LoadCall::Ready(keys, args) => (keys, args),
                 };
-                let counters = self.store.video_counters(id).await?;
-                let mut viewers = self.store.plays(id).await?;
-                let comments = self.store.comment_ids_by_video(id).await?;
-                let fields = video_fields(&v, &counters);
-                let mut comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
-                // the load script's keys (the lease check's are `keys`)
-                let mut load_keys = self.keys.video_keys_all(id);
-                let plan = [
-                    (load_keys[1].as_str(), Kind::Hll, viewers.as_slice()),
-                    (load_keys[2].as_str(), Kind::Ids, comments.as_slice()),
-                ];
-                let staged = self
-                    .stage_sets(&self.keys.video_lease(id), &token, &plan)
-                    .await?;
-                let Some((flags, froms)) = staged else {
-                    continue; // the lease was lost while staging
-                };
-                let staging = [
-                    self.keys.staging(&load_keys[1]),
-                    self.keys.staging(&load_keys[2]),
-                ];
-                load_keys.extend(staging);
-                let inline = viewers.len() - froms[0] + comments.len() - froms[1];
-                let mut args = Vec::with_capacity(fields.len() + inline + 4);
-                args.extend([token, flags, (fields.len() / 2).to_string()]);
-                args.extend(fields);
-                args.push((viewers.len() - froms[0]).to_string());
-                args.extend(viewers.drain(froms[0]..));
-                args.extend(comments.drain(froms[1]..));
-                let r = self.eval(&self.scripts.load_video, load_keys, args).await?;
+                let r = self.eval(&self.scripts.load_video, keys, args).await?;
                 if script_int(&r) == Some(1) {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(video = id, "reloaded video from durable store");
@@ -139,6 +103,64 @@ impl Cache {
         })
         .await?;
         Ok(exists)
+    }
+
+    /// Video `id`'s lease and the keys its lease script checks (a read's miss) or drops
+    /// (`rebuild-cache`).
+    pub(super) fn video_lease_keys(&self, id: i64, mode: Reload) -> (String, Vec<String>) {
+        let keys = match mode {
+            Reload::IfMissing => self.keys.video_all(id)[..3].to_vec(),
+            Reload::Replace => {
+                let mut k = self.keys.video_keys_all(id);
+                k.pop(); // the lease
+                k
+            }
+        };
+        (self.keys.video_lease(id), keys)
+    }
+
+    /// Reads video `id` from the durable store under the lease `token` and makes its
+    /// `load_video.lua` call, staging large sets first.
+    pub(super) async fn video_load_call(
+        &self,
+        id: i64,
+        token: String,
+    ) -> Result<LoadCall, AppError> {
+        let Some(v) = self.store.get_video(id).await? else {
+            self.io(self.client().del::<(), _>(self.keys.video_lease(id)))
+                .await?;
+            return Ok(LoadCall::Gone);
+        };
+        let counters = self.store.video_counters(id).await?;
+        let mut viewers = self.store.plays(id).await?;
+        let comments = self.store.comment_ids_by_video(id).await?;
+        let fields = video_fields(&v, &counters);
+        let mut comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
+        // the load script's keys (the lease check's are `keys`)
+        let mut load_keys = self.keys.video_keys_all(id);
+        let plan = [
+            (load_keys[1].as_str(), Kind::Hll, viewers.as_slice()),
+            (load_keys[2].as_str(), Kind::Ids, comments.as_slice()),
+        ];
+        let staged = self
+            .stage_sets(&self.keys.video_lease(id), &token, &plan)
+            .await?;
+        let Some((flags, froms)) = staged else {
+            return Ok(LoadCall::LeaseLost);
+        };
+        let staging = [
+            self.keys.staging(&load_keys[1]),
+            self.keys.staging(&load_keys[2]),
+        ];
+        load_keys.extend(staging);
+        let inline = viewers.len() - froms[0] + comments.len() - froms[1];
+        let mut args = Vec::with_capacity(fields.len() + inline + 4);
+        args.extend([token, flags, (fields.len() / 2).to_string()]);
+        args.extend(fields);
+        args.push((viewers.len() - froms[0]).to_string());
+        args.extend(viewers.drain(froms[0]..));
+        args.extend(comments.drain(froms[1]..));
+        Ok(LoadCall::Ready(load_keys, args))
     }
 
     /// The author of video `id` (None: no such video), without a round trip once known.

@@ -251,6 +251,43 @@ async fn rebuild_cache_and_outbox_replay() {
     app.stop().await;
 }
 
+/// `rebuild-cache` loads users and videos in pipelined batches of 64: more than two batches
+/// of videos, into a Redis that lost its scripts (restarted between the connect and the
+/// rebuild), so the first batch's pipelined scripts all fail and each of its videos is loaded
+/// alone, loading the script again; the batches after it go pipelined.
+#[tokio::test]
+async fn rebuild_cache_fills_many_batches_in_a_redis_without_its_scripts() {
+    let redis = OwnRedis::start().await;
+    let mut o = Opts::new();
+    o.redis_url = redis.url.clone();
+    let app = spawn_with(o).await;
+    let mut users = populate(&app).await;
+    let (c, tc) = app.register("res_many").await;
+    users.push(c);
+    for i in 0..150 {
+        publish_url(&app, &tc, &format!("many {i}")).await;
+    }
+    let before = snapshot(&app, &users).await;
+    app.flush_redis().await;
+    let out = redis_cli(&app.redis_url, &["SCRIPT", "FLUSH"]);
+    assert!(out.status.success(), "{out:?}");
+    let done = app.state.cache.rebuild_all().await.unwrap();
+    assert_eq!((done.users, done.videos), (3, 154));
+    let reloads = || app.state.cache.stats.reloads.load(Ordering::Relaxed);
+    let loaded = reloads();
+    assert_eq!(snapshot(&app, &users).await, before);
+    let list = app
+        .get("/douyin/publish/list/", &[("user_id", c.to_string())])
+        .await;
+    assert_eq!(list["video_list"].as_array().unwrap().len(), 150, "{list}");
+    assert_eq!(
+        reloads(),
+        loaded,
+        "the rebuild left a user or a video for a read to load from the store"
+    );
+    app.stop().await;
+}
+
 /// `rebuild-cache` is a batch job: a Redis that stops answering for a while (busy, restarting)
 /// makes it wait and go on, not fail.
 #[tokio::test]
