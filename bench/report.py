@@ -133,9 +133,10 @@ WHY = {
     "memory": "the near-cache is no longer emptied by write bursts, so it stays at its bound; the "
               "process holds about 350 MB beyond the entries' weight (pages, allocator, buffers: "
               "bench/NOTES.md)",
-    "rebuild": "Redis-bound: two scripts per user, video and conversation (the lease that drops the "
-               "old keys, then the load), about 25 µs of Redis CPU each (INFO commandstats at scale "
-               "10); the comments and conversations it now loads as well add about a fifth "
+    "rebuild": "bound by the two cores: Redis (one load script per user and video, about 30 µs "
+               "each with the 1.4M likes and follows the users insert) and the client's one thread "
+               "(store reads, encoding, one write per command: fred flushes each command of a "
+               "pipeline); users and videos go in pipelined batches, leases without a script "
                "(bench/NOTES.md)",
     "scale": "the first pass at scale 10 loads 100,000 users' lists into Redis as it goes (each load's "
              "invalidation drops near-cached entries), and the users' state with the deep pages' "
