@@ -3,7 +3,7 @@
 //! answering for a while.
 
 use super::codec::script_int;
-use super::reload::{LoadCall, Reload};
+use super::reload::{Entity, LoadCall, Reload};
 use super::Cache;
 use crate::error::AppError;
 use fred::prelude::*;
@@ -38,13 +38,6 @@ pub struct Rebuilt {
     pub comments: usize,
     /// Conversations that hold messages.
     pub conversations: usize,
-}
-
-/// What [`Cache::replace_batch`] replaces.
-#[derive(Clone, Copy, Debug)]
-enum Entity {
-    User,
-    Video,
 }
 
 impl Cache {
@@ -136,28 +129,17 @@ impl Cache {
         let leases: Vec<(String, Vec<String>, String)> = ids
             .iter()
             .map(|&id| {
-                let (lease, keys) = match what {
-                    Entity::User => self.user_lease_keys(id, Reload::Replace),
-                    Entity::Video => self.video_lease_keys(id, Reload::Replace),
-                };
+                let (lease, keys) = self.lease_keys(what, id, Reload::Replace);
                 (lease, keys, Self::token())
             })
             .collect();
         self.replace_leases(&leases).await?;
         let calls: Vec<LoadCall> = stream::iter(ids.iter().zip(&leases))
-            .map(|(&id, (_, _, token))| async move {
-                match what {
-                    Entity::User => self.user_load_call(id, token.clone()).await,
-                    Entity::Video => self.video_load_call(id, token.clone()).await,
-                }
-            })
+            .map(|(&id, (_, _, token))| self.load_call(what, id, token.clone()))
             .buffered(REBUILD_IN_FLIGHT)
             .try_collect()
             .await?;
-        let script = match what {
-            Entity::User => &self.scripts.load_user,
-            Entity::Video => &self.scripts.load_video,
-        };
+        let script = self.load_script(what);
         let mut alone = Vec::new();
         let mut ready = Vec::with_capacity(calls.len());
         for (&id, call) in ids.iter().zip(calls) {
@@ -198,10 +180,7 @@ impl Cache {
             }
         }
         for id in alone {
-            match what {
-                Entity::User => self.replace_user(id).await?,
-                Entity::Video => self.replace_video(id).await?,
-            };
+            self.load_entity(what, id, Reload::Replace).await?;
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! the reload lease that writers revoke so that a slow reload never installs stale data.
 
 use super::codec::script_int;
-use super::Cache;
+use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use fred::prelude::*;
 use fred::types::Value;
@@ -56,6 +56,13 @@ pub(super) struct Staged {
     pub staged: bool,
     /// Where the members to pass inline start (the caller moves them into the arguments).
     pub from: usize,
+}
+
+/// An entity reloaded whole by one load script, with its sets: a user or a video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Entity {
+    User,
+    Video,
 }
 
 /// What a reload read from the durable store for an entity's load script.
@@ -204,6 +211,81 @@ impl Cache {
 
     pub(super) fn token() -> String {
         rand::random::<u64>().to_string()
+    }
+
+    /// Reloads user or video `id` from the durable store: if it is not in Redis
+    /// ([`Reload::IfMissing`]), or dropping its keys first ([`Reload::Replace`]). One task at a
+    /// time per entity in this process; false when the store does not hold it.
+    pub(super) async fn load_entity(
+        &self,
+        what: Entity,
+        id: i64,
+        mode: Reload,
+    ) -> Result<bool, AppError> {
+        let mut exists = true;
+        let key = match what {
+            Entity::User => self.keys.user(id),
+            Entity::Video => self.keys.video(id),
+        };
+        self.single_flight(key, || async {
+            let (lease, keys) = self.lease_keys(what, id, mode);
+            for _ in 0..RELOAD_ATTEMPTS {
+                let token = Self::token();
+                if !self.take_lease(lease.clone(), &keys, &token, mode).await? {
+                    return Ok(());
+                }
+                let (keys, args) = match self.load_call(what, id, token).await? {
+                    LoadCall::Gone => {
+                        exists = false;
+                        return Ok(());
+                    }
+                    LoadCall::LeaseLost => continue,
+                    LoadCall::Ready(keys, args) => (keys, args),
+                };
+                let r = self.eval(self.load_script(what), keys, args).await?;
+                if script_int(&r) == Some(1) {
+                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(?what, id, "reloaded from durable store");
+                    return Ok(());
+                }
+            }
+            Err(AppError::Unavailable(format!(
+                "{what:?} {id}: reload kept losing its lease"
+            )))
+        })
+        .await?;
+        Ok(exists)
+    }
+
+    /// The entity's lease and the keys its lease script checks or drops (`users.rs`,
+    /// `videos.rs`).
+    pub(super) fn lease_keys(&self, what: Entity, id: i64, mode: Reload) -> (String, Vec<String>) {
+        match what {
+            Entity::User => self.user_lease_keys(id, mode),
+            Entity::Video => self.video_lease_keys(id, mode),
+        }
+    }
+
+    /// Reads the entity from the store under the lease `token` and makes its load script's
+    /// call.
+    pub(super) async fn load_call(
+        &self,
+        what: Entity,
+        id: i64,
+        token: String,
+    ) -> Result<LoadCall, AppError> {
+        match what {
+            Entity::User => self.user_load_call(id, token).await,
+            Entity::Video => self.video_load_call(id, token).await,
+        }
+    }
+
+    /// The entity's load script.
+    pub(super) fn load_script(&self, what: Entity) -> &fred::types::scripts::Script {
+        match what {
+            Entity::User => &self.scripts.load_user,
+            Entity::Video => &self.scripts.load_video,
+        }
     }
 
     /// Takes the reload lease `lease` unless every one of `keys` exists (false: nothing to

@@ -1,8 +1,8 @@
 //! Users in Redis: installing a new one, reloading one from the store, reading profiles (from
 //! the near-cache first) and paging through a user's zsets (published videos, likes, follows).
 
-use super::codec::{scored_pairs, script_int, user_fields, user_from_hash};
-use super::reload::{Kind, LoadCall, Reload};
+use super::codec::{scored_pairs, user_fields, user_from_hash};
+use super::reload::{Entity, Kind, LoadCall, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::UserData;
@@ -11,7 +11,6 @@ use crate::store::{UserCounters, UserRecord};
 use fred::prelude::*;
 use fred::types::Value;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Cache {
@@ -35,45 +34,7 @@ impl Cache {
     /// Reloads user `id` from the durable store if it is not in Redis. Returns false when the
     /// user does not exist.
     pub async fn ensure_user(&self, id: i64) -> Result<bool, AppError> {
-        self.load_user(id, Reload::IfMissing).await
-    }
-
-    /// Drops user `id`'s keys and loads it again from the durable store (`rebuild-cache`).
-    pub(super) async fn replace_user(&self, id: i64) -> Result<bool, AppError> {
-        self.load_user(id, Reload::Replace).await
-    }
-
-    async fn load_user(&self, id: i64, mode: Reload) -> Result<bool, AppError> {
-        let mut exists = true;
-        let key = self.keys.user(id);
-        self.single_flight(key, || async {
-            let (lease, keys) = self.user_lease_keys(id, mode);
-            for _ in 0..RELOAD_ATTEMPTS {
-                let token = Self::token();
-                if !self.take_lease(lease.clone(), &keys, &token, mode).await? {
-                    return Ok(());
-                }
-                let (keys, args) = match self.user_load_call(id, token).await? {
-                    LoadCall::Gone => {
-                        exists = false;
-                        return Ok(());
-                    }
-                    LoadCall::LeaseLost => continue,
-                    LoadCall::Ready(keys, args) => (keys, args),
-                };
-                let r = self.eval(&self.scripts.load_user, keys, args).await?;
-                if script_int(&r) == Some(1) {
-                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(user = id, "reloaded user from durable store");
-                    return Ok(());
-                }
-            }
-            Err(AppError::Unavailable(format!(
-                "user {id}: reload kept losing its lease"
-            )))
-        })
-        .await?;
-        Ok(exists)
+        self.load_entity(Entity::User, id, Reload::IfMissing).await
     }
 
     /// User `id`'s lease and the keys its lease script checks (a read's miss) or drops

@@ -1,8 +1,8 @@
 //! Videos in Redis: installing a published one, reloading one from the store, reading them
 //! (from the near-cache first) and counting distinct viewers.
 
-use super::codec::{script_int, video_fields, video_from_hash};
-use super::reload::{Kind, LoadCall, Reload};
+use super::codec::{video_fields, video_from_hash};
+use super::reload::{Entity, Kind, LoadCall, Reload};
 use super::{Cache, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::VideoData;
@@ -11,7 +11,6 @@ use crate::store::{VideoCounters, VideoRecord};
 use fred::prelude::*;
 use fred::types::Value;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Cache {
@@ -64,45 +63,7 @@ impl Cache {
     /// Reloads video `id` from the durable store if it is not in Redis. Returns false when the
     /// video does not exist.
     pub async fn ensure_video(&self, id: i64) -> Result<bool, AppError> {
-        self.load_video(id, Reload::IfMissing).await
-    }
-
-    /// Drops video `id`'s keys and loads it again from the durable store (`rebuild-cache`).
-    pub(super) async fn replace_video(&self, id: i64) -> Result<bool, AppError> {
-        self.load_video(id, Reload::Replace).await
-    }
-
-    async fn load_video(&self, id: i64, mode: Reload) -> Result<bool, AppError> {
-        let mut exists = true;
-        let key = self.keys.video(id);
-        self.single_flight(key, || async {
-            let (lease, keys) = self.video_lease_keys(id, mode);
-            for _ in 0..RELOAD_ATTEMPTS {
-                let token = Self::token();
-                if !self.take_lease(lease.clone(), &keys, &token, mode).await? {
-                    return Ok(());
-                }
-                let (keys, args) = match self.video_load_call(id, token).await? {
-                    LoadCall::Gone => {
-                        exists = false;
-                        return Ok(());
-                    }
-                    LoadCall::LeaseLost => continue,
-                    LoadCall::Ready(keys, args) => (keys, args),
-                };
-                let r = self.eval(&self.scripts.load_video, keys, args).await?;
-                if script_int(&r) == Some(1) {
-                    self.stats.reloads.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(video = id, "reloaded video from durable store");
-                    return Ok(());
-                }
-            }
-            Err(AppError::Unavailable(format!(
-                "video {id}: reload kept losing its lease"
-            )))
-        })
-        .await?;
-        Ok(exists)
+        self.load_entity(Entity::Video, id, Reload::IfMissing).await
     }
 
     /// Video `id`'s lease and the keys its lease script checks (a read's miss) or drops
