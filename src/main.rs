@@ -92,7 +92,14 @@ fn main() {
     }
 }
 
-async fn execute(cfg: Config, command: Command) -> Result<(), String> {
+async fn execute(mut cfg: Config, command: Command) -> Result<(), String> {
+    if !matches!(command, Command::Serve) {
+        // A batch job reads each thing once: a near-cache would only cost, and its
+        // invalidation subscription (CLIENT TRACKING BCAST) made Redis match every key that
+        // rebuild-cache wrote against the tracked prefixes and send this process an
+        // invalidation for it (rebuild-cache 8-20% faster without it; bench/NOTES.md).
+        cfg.near.enabled = false;
+    }
     match command {
         Command::Serve => {
             let listener = std::net::TcpListener::bind(&cfg.server.bind)
