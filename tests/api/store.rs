@@ -616,16 +616,36 @@ async fn import_loads_a_consistent_data_set() {
     for (name, s) in backends().await {
         let u1 = user("i1");
         let u2 = user("i2");
-        let v = VideoRecord {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let video = |title: &str| VideoRecord {
             id: next_id(),
             author_id: u1.id,
-            title: "t".into(),
+            title: title.into(),
             desc: String::new(),
             play: "p".into(),
             cover: String::new(),
-            created_ms: 0,
+            created_ms: now,
         };
+        let (v, w) = (video("t"), video("w"));
         let like_id = next_id();
+        let comment = CommentRecord {
+            id: next_id(),
+            video_id: v.id,
+            user_id: u2.id,
+            content: "imported".into(),
+            reply_id: 0,
+            created_ms: now,
+        };
+        let message = MessageRecord {
+            id: next_id(),
+            from_user_id: u2.id,
+            to_user_id: u1.id,
+            content: "hello".into(),
+            created_ms: now,
+        };
         let data = Import {
             users: vec![u1.clone(), u2.clone()],
             user_counters: vec![
@@ -646,31 +666,70 @@ async fn import_loads_a_consistent_data_set() {
                     },
                 ),
             ],
-            videos: vec![v.clone()],
+            videos: vec![v.clone(), w.clone()],
             video_counters: vec![(
                 v.id,
                 VideoCounters {
                     favorite_count: 1,
+                    comment_count: 1,
                     ..Default::default()
                 },
             )],
             likes: vec![(u2.id, v.id, like_id)],
             follows: vec![(u2.id, u1.id, next_id())],
-            comments: vec![],
-            messages: vec![],
+            comments: vec![comment.clone()],
+            messages: vec![message.clone()],
         };
         s.import(data).await.unwrap();
+        // every table the import writes, read back
+        for u in [&u1, &u2] {
+            assert_eq!(
+                s.user_id_by_name(&u.name).await.unwrap(),
+                Some(u.id),
+                "{name}"
+            );
+            assert_eq!(
+                s.get_user(u.id).await.unwrap().unwrap().name,
+                u.name,
+                "{name}"
+            );
+        }
         assert_eq!(
-            s.user_id_by_name("i2").await.unwrap(),
-            Some(u2.id),
+            s.user_counters(u1.id).await.unwrap().total_favorited,
+            1,
             "{name}"
         );
+        assert_eq!(
+            s.get_video(w.id).await.unwrap().unwrap().title,
+            "w",
+            "{name}"
+        );
+        let mut works = s.video_ids_by_author(u1.id).await.unwrap();
+        works.sort_unstable();
+        let mut both = vec![v.id, w.id];
+        both.sort_unstable();
+        assert_eq!(works, both, "{name}");
+        let mut feed = s.feed_ids(10).await.unwrap();
+        feed.sort_unstable();
+        assert_eq!(feed, both, "{name}");
         assert_eq!(s.likes_by_user(u2.id).await.unwrap(), vec![(like_id, v.id)]);
+        assert_eq!(s.count_likers(v.id).await.unwrap(), 1, "{name}");
         assert_eq!(s.video_counters(v.id).await.unwrap().favorite_count, 1);
+        assert_eq!(s.following(u2.id).await.unwrap()[0].1, u1.id, "{name}");
         assert_eq!(s.followers(u1.id).await.unwrap()[0].1, u2.id, "{name}");
+        assert_eq!(
+            s.comment_ids_by_video(v.id).await.unwrap(),
+            vec![comment.id]
+        );
+        let got = s.get_comment(comment.id).await.unwrap().unwrap();
+        assert_eq!(got.content, "imported", "{name}");
+        let chat = s.conversation(u1.id, u2.id).await.unwrap();
+        assert_eq!(chat.len(), 1, "{name}");
+        assert_eq!(chat[0].content, "hello", "{name}");
         // a change after the import counts on top of it
         let c = like(&*s, u1.id, v.id, u1.id, true).await;
         assert_eq!(c.video.favorite_count, 2, "{name}");
+        assert_eq!(s.count_likers(v.id).await.unwrap(), 2, "{name}");
     }
 }
 
