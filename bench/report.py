@@ -108,9 +108,10 @@ WHY = {
                     "list, videos, author, viewer's sets: a few dependent cache misses each) and "
                     "the per-request work, against a baseline that only writes bytes",
     "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
-                     "with its author, bench/NOTES.md), but 10,000 users' runs outweigh the pages' "
-                     "share (about half are held); the rest cost one card lookup per video, about "
-                     "115 each a few dependent cache misses; then 60 KB copied",
+                     "with its author), but 10,000 users' runs (about 15 KB each) outweigh the pages' "
+                     "64 MiB share (fewer than half held); the rest cost one card lookup per video, "
+                     "about four cache misses each; then 60 KB gathered from 110 places. Every run "
+                     "held (a 1 GiB bound) measured 1.55x, still short (bench/NOTES.md)",
     "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
                     "authors from Redis, which rebuild-cache now fills with every comment) and the "
@@ -136,11 +137,12 @@ WHY = {
     "rebuild": "bound by the two cores: Redis (one load script per user and video, about 30 µs "
                "each with the 1.4M likes and follows the users insert) and the client's one thread "
                "(store reads, encoding, one write per command: fred flushes each command of a "
-               "pipeline); users and videos go in pipelined batches, leases without a script "
-               "(bench/NOTES.md)",
-    "scale": "the first pass at scale 10 loads 100,000 users' lists into Redis as it goes (each load's "
-             "invalidation drops near-cached entries), and the users' state with the deep pages' "
-             "videos exceeds the 256 MiB bound; warmed, feed_user ran at 32,000 req/s (bench/NOTES.md)",
+               "pipeline); users and videos go in pipelined batches, leases without a script, and "
+               "no near-cache subscription (bench/NOTES.md)",
+    "scale": "the feed's working set at scale 10 (100,000 viewers' lists and sessions, the deep "
+             "pages' videos and the pages: about 410 MB by the near-cache's weights) exceeds the "
+             "default 256 MiB bound, so requests still make 1.1 to 1.8 Redis round trips each; with "
+             "a 512 MiB bound a second run made almost none (bench/NOTES.md)",
 }
 
 
