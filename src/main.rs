@@ -97,7 +97,7 @@ async fn execute(mut cfg: Config, command: Command) -> Result<(), String> {
         // A batch job reads each thing once: a near-cache would only cost, and its
         // invalidation subscription (CLIENT TRACKING BCAST) made Redis match every key that
         // rebuild-cache wrote against the tracked prefixes and send this process an
-        // invalidation for it (rebuild-cache 8-20% faster without it; bench/NOTES.md).
+        // invalidation for it (rebuild-cache 4 to 20% faster without it; bench/NOTES.md).
         cfg.near.enabled = false;
     }
     match command {

@@ -148,14 +148,20 @@ impl Server {
     async fn stop_and_check(mut self) {
         self.signal("-TERM");
         assert!(self.exited(Duration::from_secs(15)).await.success());
+        check(&self);
+    }
+
+    /// Runs the batch command `name` (`check`, `rebuild-cache`) on the server's store and
+    /// Redis; what it printed, once it succeeded.
+    fn batch(&self, name: &str) -> String {
         let out = command(&self.data_dir, &self.redis_url, &self.prefix)
-            .arg("check")
+            .arg(name)
             .stdout(Stdio::piped())
             .output()
             .unwrap();
-        let report = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "check failed: {report}");
-        assert!(report.contains("\"mismatches\":0"), "{report}");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{name} failed: {said}");
+        said
     }
 }
 
@@ -599,13 +605,7 @@ async fn the_rebuild_cache_command_refills_an_emptied_redis() {
     assert!(server.exited(Duration::from_secs(15)).await.success());
     let flushed = redis_cli(&redis.url, &["FLUSHALL"]);
     assert!(flushed.status.success(), "{flushed:?}");
-    let out = command(&server.data_dir, &server.redis_url, &server.prefix)
-        .arg("rebuild-cache")
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "rebuild-cache failed: {said}");
+    let said = server.batch("rebuild-cache");
     // the world: the author and six writers, six videos
     assert!(
         said.contains("rebuilt redis from the durable store: 7 users, 6 videos"),
@@ -680,13 +680,7 @@ async fn toggle_storm(bases: [&str; 2], w: &World, rounds: usize) {
 /// Runs `douyin-lite check` against the shared store and Redis (the CQL store can be checked
 /// while instances run).
 fn check(s: &Server) {
-    let out = command(&s.data_dir, &s.redis_url, &s.prefix)
-        .arg("check")
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "check failed: {report}");
+    let report = s.batch("check");
     assert!(report.contains("\"mismatches\":0"), "{report}");
 }
 

@@ -8,9 +8,8 @@ use super::*;
 /// written straight into tables as one sorted run, then one fsync. Written through batches,
 /// the journal and 4 MiB memtables, the same data set left about a hundred overlapping tables
 /// to compact, and the first `rebuild-cache` after a seed read the store while it compacted:
-/// 13.7 s against 8.8 s for the next one at scale 1 (bench/NOTES.md).
+/// 12.5 s against 8.1 s for the next one at scale 1 (bench/NOTES.md).
 pub(super) fn import(i: &Inner, data: &Import) -> StoreResult<()> {
-    let ids = |a: i64, b: i64| pair(a, b);
     ingest(
         &i.usernames,
         data.users
@@ -35,7 +34,7 @@ pub(super) fn import(i: &Inner, data: &Import) -> StoreResult<()> {
         &i.videos_by_author,
         data.videos
             .iter()
-            .map(|v| (ids(v.author_id, v.id), Vec::new())),
+            .map(|v| (pair(v.author_id, v.id), Vec::new())),
     )?;
     ingest(
         &i.feed_timeline,
@@ -60,37 +59,37 @@ pub(super) fn import(i: &Inner, data: &Import) -> StoreResult<()> {
         &i.likes,
         data.likes
             .iter()
-            .map(|(user, video, like)| (ids(*user, *video), on(*like))),
+            .map(|(user, video, like)| (pair(*user, *video), on(*like))),
     )?;
     ingest(
         &i.likes_by_user,
         data.likes
             .iter()
-            .map(|(user, video, like)| (ids(*user, *like), be(*video).to_vec())),
+            .map(|(user, video, like)| (pair(*user, *like), be(*video).to_vec())),
     )?;
     ingest(
         &i.likers_by_video,
         data.likes
             .iter()
-            .map(|(user, video, _)| (ids(*video, *user), Vec::new())),
+            .map(|(user, video, _)| (pair(*video, *user), Vec::new())),
     )?;
     ingest(
         &i.follows,
         data.follows
             .iter()
-            .map(|(a, c, follow)| (ids(*a, *c), on(*follow))),
+            .map(|(a, c, follow)| (pair(*a, *c), on(*follow))),
     )?;
     ingest(
         &i.following_by_user,
         data.follows
             .iter()
-            .map(|(a, c, follow)| (ids(*a, *follow), be(*c).to_vec())),
+            .map(|(a, c, follow)| (pair(*a, *follow), be(*c).to_vec())),
     )?;
     ingest(
         &i.followers_by_user,
         data.follows
             .iter()
-            .map(|(a, c, follow)| (ids(*c, *follow), be(*a).to_vec())),
+            .map(|(a, c, follow)| (pair(*c, *follow), be(*a).to_vec())),
     )?;
     ingest(
         &i.comments,
@@ -100,7 +99,7 @@ pub(super) fn import(i: &Inner, data: &Import) -> StoreResult<()> {
         &i.comments_by_video,
         data.comments
             .iter()
-            .map(|c| (ids(c.video_id, c.id), Vec::new())),
+            .map(|c| (pair(c.video_id, c.id), Vec::new())),
     )?;
     ingest(
         &i.messages,
