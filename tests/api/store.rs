@@ -616,10 +616,7 @@ async fn import_loads_a_consistent_data_set() {
     for (name, s) in backends().await {
         let u1 = user("i1");
         let u2 = user("i2");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
+        let now = douyin_lite::ids::now_ms();
         let video = |title: &str| VideoRecord {
             id: next_id(),
             author_id: u1.id,
