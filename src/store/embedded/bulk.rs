@@ -103,11 +103,7 @@ pub(super) fn import(i: &Inner, data: &Import) -> StoreResult<()> {
     )?;
     ingest(
         &i.messages,
-        data.messages.iter().map(|m| {
-            let mut key = conversation_prefix(m.from_user_id, m.to_user_id);
-            key.extend_from_slice(&be(m.id));
-            (key, encode(m))
-        }),
+        data.messages.iter().map(|m| (message_key(m), encode(m))),
     )?;
     i.db.persist(PersistMode::SyncAll).map_err(unavailable)
 }

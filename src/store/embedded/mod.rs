@@ -213,6 +213,13 @@ fn conversation_prefix(a: i64, b: i64) -> Vec<u8> {
     pair(a.min(b), a.max(b))
 }
 
+/// A message's key: its conversation's prefix, then its id (a conversation reads in id order).
+fn message_key(m: &MessageRecord) -> Vec<u8> {
+    let mut key = conversation_prefix(m.from_user_id, m.to_user_id);
+    key.extend_from_slice(&be(m.id));
+    key
+}
+
 fn get_pair(ks: &Keyspace, key: &[u8]) -> StoreResult<PairState> {
     match ks.get(key).map_err(unavailable)? {
         Some(v) => decode(&v),

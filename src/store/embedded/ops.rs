@@ -257,10 +257,8 @@ impl Store for EmbeddedStore {
         let (m, outbox) = (message.clone(), outbox.clone());
         self.commit(
             move |i| {
-                let mut key = conversation_prefix(m.from_user_id, m.to_user_id);
-                key.extend_from_slice(&be(m.id));
                 let mut b = i.db.batch();
-                b.insert(&i.messages, key, encode(&m));
+                b.insert(&i.messages, message_key(&m), encode(&m));
                 outbox_put(i, &mut b, &outbox);
                 b.commit().map_err(unavailable)
             },
