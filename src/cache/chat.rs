@@ -53,14 +53,7 @@ impl Cache {
                     return Ok(());
                 }
                 let msgs = self.store.conversation(a, b).await?;
-                let mut items = Vec::with_capacity(2 * msgs.len());
-                let mut data = Vec::with_capacity(msgs.len());
-                for m in &msgs {
-                    let d = MessageData::from(m);
-                    items.push(m.id.to_string());
-                    items.push(message_member(&d));
-                    data.push(d);
-                }
+                let (items, mut data) = conversation_items(&msgs);
                 let installed = self
                     .install_zset(&key, &lease, Kind::Pairs, token, items)
                     .await?;
@@ -77,6 +70,30 @@ impl Cache {
         })
         .await?;
         Ok(loaded)
+    }
+
+    /// A conversation's `load_timeline.lua` call for `rebuild-cache`'s batches: its keys and
+    /// arguments under the lease `token`, read from the store. None when it is too long to
+    /// install in one script (it is staged in chunks by [`Self::replace_conversation`]).
+    pub(super) async fn conversation_call(
+        &self,
+        a: i64,
+        b: i64,
+        token: String,
+    ) -> Result<Option<(Vec<String>, Vec<String>)>, AppError> {
+        let msgs = self.store.conversation(a, b).await?;
+        if msgs.len() > self.load_chunk {
+            return Ok(None);
+        }
+        let (items, _) = conversation_items(&msgs);
+        let key = self.keys.conversation(a, b);
+        let lease = self.keys.conversation_lease(a, b);
+        let mut args = Vec::with_capacity(items.len() + 3);
+        args.extend([token, Kind::Pairs.name().to_string(), "0".to_string()]);
+        args.extend(items);
+        let staging = self.keys.staging(&key);
+        let keys = vec![key, lease, staging];
+        Ok(Some((keys, args)))
     }
 
     /// Adds a sent message to its cached conversation.
@@ -247,4 +264,18 @@ impl Cache {
         }
         Ok(out)
     }
+}
+
+/// A conversation's messages as `load_timeline.lua`'s (score, member) pairs, and as the
+/// near-cache's messages.
+fn conversation_items(msgs: &[MessageRecord]) -> (Vec<String>, Vec<MessageData>) {
+    let mut items = Vec::with_capacity(2 * msgs.len());
+    let mut data = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        let d = MessageData::from(m);
+        items.push(m.id.to_string());
+        items.push(message_member(&d));
+        data.push(d);
+    }
+    (items, data)
 }

@@ -60,6 +60,10 @@ pub struct CacheStats {
     pub reloads: AtomicU64,
     /// Chunks of large sets staged by reloads (`lua/load_chunk.lua`).
     pub staged_chunks: AtomicU64,
+    /// Users, videos and conversations `rebuild-cache` loaded one at a time because its batch
+    /// did not (a lease lost to a writer, a script missing, a conversation too long for one
+    /// script).
+    pub rebuild_singles: AtomicU64,
     /// Redis round trips (a script call, a pipeline or a single command).
     pub round_trips: AtomicU64,
 }

@@ -1,5 +1,5 @@
 //! `rebuild-cache`: every user, video, comment, conversation and the feed reloaded from the
-//! durable store, users and videos in pipelined batches, waiting out a Redis that stops
+//! durable store, users, videos and conversations in pipelined batches, waiting out a Redis that stops
 //! answering for a while.
 
 use super::codec::script_int;
@@ -11,11 +11,11 @@ use fred::types::{ClusterHash, CustomCommand, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Entities `rebuild-cache` reads from the store at once (a CQL store's reads are round
-/// trips), and conversations it reloads at once.
+/// Entities or conversations a batch of `rebuild-cache` reads from the store at once (a CQL
+/// store's reads are round trips).
 const REBUILD_IN_FLIGHT: usize = 64;
 
-/// Users or videos `rebuild-cache` replaces in one batch: their leases go to Redis in one
+/// Users, videos or conversations `rebuild-cache` replaces in one batch: their leases go to Redis in one
 /// pipeline and their load scripts in another. One at a time, each command was a write and a
 /// read of its own on both sides: a tenth of the client's time went to `writev`.
 const REBUILD_BATCH: usize = 64;
@@ -42,17 +42,22 @@ pub struct Rebuilt {
 
 impl Cache {
     /// Reloads every user, video, comment, conversation and the feed from the durable store
-    /// (`rebuild-cache`): users and videos [`REBUILD_BATCH`] at a time (see
-    /// [`Self::replace_batch`]), conversations [`REBUILD_IN_FLIGHT`] at once. Comments and
+    /// (`rebuild-cache`): users, videos and conversations [`REBUILD_BATCH`] at a time (see
+    /// [`Self::replace_batch`]), comments a page a pipeline. Comments and
     /// conversations are loaded too: otherwise the first view of a comment list or a friend
     /// list after a rebuild loads each comment or conversation from the store while the client
     /// waits.
     pub async fn rebuild_all(&self) -> Result<Rebuilt, AppError> {
         let mut done = Rebuilt::default();
         let started = Instant::now();
-        let phase = |what: &str, n: usize| {
+        let singles = || self.stats.rebuild_singles.load(Ordering::Relaxed);
+        let mut singles_before = singles();
+        let mut phase = |what: &str, n: usize| {
             let secs = started.elapsed().as_secs_f64();
-            tracing::info!(what, n, secs, "rebuild-cache: loaded");
+            // loaded one at a time because their batch did not: a fallback, so it is counted
+            let alone = singles() - singles_before;
+            singles_before = singles();
+            tracing::info!(what, n, alone, secs, "rebuild-cache: loaded");
         };
         self.patiently(0, || async {
             self.io(self.client().del::<(), _>(self.keys.feed()))
@@ -66,7 +71,8 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
-            self.replace_all(Entity::User, &ids).await?;
+            self.in_batches(&ids, |b| self.replace_batch(Entity::User, b))
+                .await?;
             done.users += ids.len();
         }
         phase("users", done.users);
@@ -76,7 +82,8 @@ impl Cache {
             let Some(last) = batch.last() else { break };
             after = last.id;
             let ids: Vec<i64> = batch.iter().map(|v| v.id).collect();
-            self.replace_all(Entity::Video, &ids).await?;
+            self.in_batches(&ids, |b| self.replace_batch(Entity::Video, b))
+                .await?;
             done.videos += ids.len();
         }
         phase("videos", done.videos);
@@ -96,7 +103,7 @@ impl Cache {
         let mut cursor = Vec::new();
         loop {
             let (pairs, next) = self.store.scan_conversations(&cursor, 500).await?;
-            self.reload(&pairs, |(a, b)| self.replace_conversation(a, b))
+            self.in_batches(&pairs, |b| self.replace_conversations(b))
                 .await?;
             done.conversations += pairs.len();
             match next {
@@ -109,11 +116,21 @@ impl Cache {
         Ok(done)
     }
 
-    /// Replaces `ids` [`REBUILD_BATCH`] at a time, [`BATCHES_IN_FLIGHT`] batches at once.
-    async fn replace_all(&self, what: Entity, ids: &[i64]) -> Result<(), AppError> {
+    /// Runs `replace` on `items` [`REBUILD_BATCH`] at a time, [`BATCHES_IN_FLIGHT`] batches at
+    /// once.
+    async fn in_batches<'a, T, Fut>(
+        &self,
+        items: &'a [T],
+        replace: impl Fn(&'a [T]) -> Fut,
+    ) -> Result<(), AppError>
+    where
+        T: std::fmt::Debug,
+        Fut: std::future::Future<Output = Result<(), AppError>>,
+    {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
-        stream::iter(ids.chunks(REBUILD_BATCH))
-            .map(|batch| self.patiently(batch[0], move || self.replace_batch(what, batch)))
+        let replace = &replace;
+        stream::iter(items.chunks(REBUILD_BATCH))
+            .map(|batch| self.patiently(&batch[0], move || replace(batch)))
             .buffer_unordered(BATCHES_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await?;
@@ -139,31 +156,84 @@ impl Cache {
             .buffered(REBUILD_IN_FLIGHT)
             .try_collect()
             .await?;
-        let script = self.load_script(what);
         let mut alone = Vec::new();
         let mut ready = Vec::with_capacity(calls.len());
         for (&id, call) in ids.iter().zip(calls) {
             match call {
                 LoadCall::Gone => {}
                 LoadCall::LeaseLost => alone.push(id),
-                LoadCall::Ready(keys, args) => {
-                    // EVALSHA's arguments: fred's pipelines have no Lua commands
-                    let mut call = Vec::with_capacity(2 + keys.len() + args.len());
-                    call.extend([
-                        Value::from(script.sha1().clone()),
-                        Value::from(keys.len() as i64),
-                    ]);
-                    call.extend(keys.into_iter().chain(args).map(Value::from));
-                    ready.push((id, call));
-                }
+                LoadCall::Ready(keys, args) => ready.push((id, keys, args)),
             }
         }
+        alone.extend(self.load_all(self.load_script(what), ready).await?);
+        let n = alone.len() as u64;
+        self.stats.rebuild_singles.fetch_add(n, Ordering::Relaxed);
+        for id in alone {
+            self.load_entity(what, id, Reload::Replace).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a batch of conversations as [`Self::replace_batch`] does users and videos; one
+    /// too long for one script, or that did not load that way, is replaced alone.
+    async fn replace_conversations(&self, pairs: &[(i64, i64)]) -> Result<(), AppError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let leases: Vec<(String, Vec<String>, String)> = pairs
+            .iter()
+            .map(|&(a, b)| {
+                let key = self.keys.conversation(a, b);
+                (self.keys.conversation_lease(a, b), vec![key], Self::token())
+            })
+            .collect();
+        self.replace_leases(&leases).await?;
+        let calls: Vec<_> = stream::iter(pairs.iter().zip(&leases))
+            .map(|(&(a, b), (_, _, token))| self.conversation_call(a, b, token.clone()))
+            .buffered(REBUILD_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut alone = Vec::new();
+        let mut ready = Vec::with_capacity(calls.len());
+        for (&pair, call) in pairs.iter().zip(calls) {
+            match call {
+                Some((keys, args)) => ready.push((pair, keys, args)),
+                None => alone.push(pair),
+            }
+        }
+        alone.extend(self.load_all(&self.scripts.load_timeline, ready).await?);
+        let n = alone.len() as u64;
+        self.stats.rebuild_singles.fetch_add(n, Ordering::Relaxed);
+        for (a, b) in alone {
+            self.replace_conversation(a, b).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `script` once for each of `calls` (what it loads, its keys, its arguments) in one
+    /// pipeline, counting each that loaded (returned 1) as a reload; returns the others.
+    async fn load_all<T: Copy>(
+        &self,
+        script: &fred::types::scripts::Script,
+        calls: Vec<(T, Vec<String>, Vec<String>)>,
+    ) -> Result<Vec<T>, AppError> {
+        // EVALSHA's arguments: fred's pipelines have no Lua commands
+        let calls: Vec<(T, Vec<Value>)> = calls
+            .into_iter()
+            .map(|(what, keys, args)| {
+                let mut call = Vec::with_capacity(2 + keys.len() + args.len());
+                call.extend([
+                    Value::from(script.sha1().clone()),
+                    Value::from(keys.len() as i64),
+                ]);
+                call.extend(keys.into_iter().chain(args).map(Value::from));
+                (what, call)
+            })
+            .collect();
         self.rt();
-        let ready_ref = &ready;
+        let calls_ref = &calls;
         let res: Vec<Result<Value, fred::error::Error>> = self
             .pipelined(move || async move {
                 let p = self.client().pipeline();
-                for (_, call) in ready_ref {
+                for (_, call) in calls_ref {
                     // routed by the first key's slot, as EVALSHA itself is
                     let cmd = CustomCommand::new_static("EVALSHA", ClusterHash::Offset(2), false);
                     let _: () = p.custom(cmd, call.clone()).await?;
@@ -171,39 +241,16 @@ impl Cache {
                 Ok(p)
             })
             .await?;
-        for ((id, ..), r) in ready.iter().zip(res) {
+        let mut failed = Vec::new();
+        for ((what, _), r) in calls.iter().zip(res) {
             match r {
                 Ok(v) if script_int(&v) == Some(1) => {
                     self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                 }
-                _ => alone.push(*id),
+                _ => failed.push(*what),
             }
         }
-        for id in alone {
-            self.load_entity(what, id, Reload::Replace).await?;
-        }
-        Ok(())
-    }
-
-    /// Replaces each of `ids` with `replace` (drop its keys, take the lease, read the store,
-    /// run the load script), up to [`REBUILD_IN_FLIGHT`] at once.
-    async fn reload<Id, T, Fut>(
-        &self,
-        ids: &[Id],
-        replace: impl Fn(Id) -> Fut,
-    ) -> Result<(), AppError>
-    where
-        Id: Copy + std::fmt::Debug,
-        Fut: std::future::Future<Output = Result<T, AppError>>,
-    {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let replace = &replace;
-        stream::iter(ids)
-            .map(|&id| self.patiently(id, move || replace(id)))
-            .buffer_unordered(REBUILD_IN_FLIGHT)
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
+        Ok(failed)
     }
 
     /// Runs `step` (of entity `id`; 0: the feed) and runs it again while Redis is unavailable

@@ -34,7 +34,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Ids => "ids",
             Kind::Pairs => "pairs",

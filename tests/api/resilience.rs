@@ -273,6 +273,16 @@ async fn rebuild_cache_fills_many_batches_in_a_redis_without_its_scripts() {
     assert!(out.status.success(), "{out:?}");
     let done = app.state.cache.rebuild_all().await.unwrap();
     assert_eq!((done.users, done.videos), (3, 154));
+    let singles = app
+        .state
+        .cache
+        .stats
+        .rebuild_singles
+        .load(Ordering::Relaxed);
+    assert!(
+        singles >= 3,
+        "the first batch's users loaded alone: {singles}"
+    );
     let reloads = || app.state.cache.stats.reloads.load(Ordering::Relaxed);
     let loaded = reloads();
     assert_eq!(snapshot(&app, &users).await, before);
@@ -1272,6 +1282,11 @@ async fn large_sets_reload_whole_in_chunks() {
     // likes, the hot video's comments, the feed (the viewers: one)
     let staged = chunks();
     assert!(staged >= 11, "{staged} chunks staged");
+    assert_eq!(
+        st.cache.stats.rebuild_singles.load(Ordering::Relaxed),
+        1,
+        "the long conversation loaded alone (staged), everything else in its batch"
+    );
     check("rebuild-cache").await;
     app.flush_redis().await;
     check("reload on a miss").await;

@@ -242,6 +242,15 @@ async fn rebuild_cache_loads_every_comment_and_conversation() {
         (3, 1, 1, 2),
         "the comment left, a friend's conversation and a stranger's: {done:?}"
     );
+    assert_eq!(
+        app.state
+            .cache
+            .stats
+            .rebuild_singles
+            .load(Ordering::Relaxed),
+        0,
+        "every user, video and conversation loaded in its batch, none alone"
+    );
     // the comment is in Redis before any read (a comment list's first view loaded each of
     // its comments from the store), the deleted one is not
     let key = |id: i64| app.state.cache.keys.comment(id);
