@@ -126,14 +126,16 @@ WHY = {
                    "conversation, bench/NOTES.md)",
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
-    "like": "CPU-bound on 2 shared cores (server workers 32%, Redis 25%, the group committer 18%, "
-            "wrk 10% in a profile): one Redis script per like, a share of an fsync, the HTTP work",
+    "like": "CPU-bound on 2 shared cores (server workers 24 to 32%, Redis 23 to 25%, the group "
+            "committer 11 to 18%, fjall's flushes and compactions 4 to 24%, wrk 10% in two profiles): "
+            "one Redis script per like, a share of an fsync, the HTTP work (bench/NOTES.md)",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
-    "memory": "the near-cache is no longer emptied by write bursts, so it stays at its bound; the "
-              "process holds about 350 MB beyond the entries' weight (pages, allocator, buffers: "
-              "bench/NOTES.md)",
+    "memory": "what the server holds (jemalloc's allocated: the near-cache at its bound, fjall) "
+              "stays within 10 MB over a pass; what grows is the pages it sits on (jemalloc's "
+              "active), partly used after the near-cache's churn: +0.4% to +8.2% over six runs of "
+              "one binary (bench/NOTES.md)",
     "rebuild": "bound by the two cores: Redis (one load script per user and video, about 30 µs "
                "each with the 1.4M likes and follows the users insert) and the client's one thread "
                "(store reads, encoding, one write per command: fred flushes each command of a "
