@@ -1,6 +1,6 @@
 //! `rebuild-cache`: every user, video, comment, conversation and the feed reloaded from the
-//! durable store, users, videos and conversations in pipelined batches, waiting out a Redis that stops
-//! answering for a while.
+//! durable store, users, videos and conversations in pipelined batches, waiting out a Redis
+//! that stops answering for a while.
 
 use super::codec::script_int;
 use super::reload::{Entity, LoadCall, Reload};
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 /// store's reads are round trips).
 const REBUILD_IN_FLIGHT: usize = 64;
 
-/// Users, videos or conversations `rebuild-cache` replaces in one batch: their leases go to Redis in one
-/// pipeline and their load scripts in another. One at a time, each command was a write and a
-/// read of its own on both sides: a tenth of the client's time went to `writev`.
+/// Users, videos or conversations `rebuild-cache` replaces in one batch: their leases go to
+/// Redis in one pipeline and their load scripts in another. One at a time, each command was a
+/// write and a read of its own on both sides: a tenth of the client's time went to `writev`.
 const REBUILD_BATCH: usize = 64;
 
 /// Batches in flight at once: one's store reads overlap others' scripts in Redis (2 batches of
@@ -43,10 +43,9 @@ pub struct Rebuilt {
 impl Cache {
     /// Reloads every user, video, comment, conversation and the feed from the durable store
     /// (`rebuild-cache`): users, videos and conversations [`REBUILD_BATCH`] at a time (see
-    /// [`Self::replace_batch`]), comments a page a pipeline. Comments and
-    /// conversations are loaded too: otherwise the first view of a comment list or a friend
-    /// list after a rebuild loads each comment or conversation from the store while the client
-    /// waits.
+    /// [`Self::replace_batch`]), comments a page a pipeline. Comments and conversations are
+    /// loaded too: otherwise the first view of a comment list or a friend list after a rebuild
+    /// loads each comment or conversation from the store while the client waits.
     pub async fn rebuild_all(&self) -> Result<Rebuilt, AppError> {
         let mut done = Rebuilt::default();
         let started = Instant::now();
@@ -215,6 +214,9 @@ impl Cache {
         script: &fred::types::scripts::Script,
         calls: Vec<(T, Vec<String>, Vec<String>)>,
     ) -> Result<Vec<T>, AppError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
         // EVALSHA's arguments: fred's pipelines have no Lua commands
         let calls: Vec<(T, Vec<Value>)> = calls
             .into_iter()
