@@ -88,12 +88,14 @@ impl Cache {
         let (items, _) = conversation_items(&msgs);
         let key = self.keys.conversation(a, b);
         let lease = self.keys.conversation_lease(a, b);
-        let mut args = Vec::with_capacity(items.len() + 3);
-        args.extend([token, Kind::Pairs.name().to_string(), "0".to_string()]);
-        args.extend(items);
-        let staging = self.keys.staging(&key);
-        let keys = vec![key, lease, staging];
-        Ok(Some((keys, args)))
+        Ok(Some(self.timeline_call(
+            &key,
+            &lease,
+            Kind::Pairs,
+            token,
+            false,
+            items,
+        )))
     }
 
     /// Adds a sent message to its cached conversation.

@@ -34,7 +34,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    pub(super) fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Kind::Ids => "ids",
             Kind::Pairs => "pairs",
@@ -197,16 +197,33 @@ impl Cache {
         let Some(st) = self.stage(lease, key, kind, &token, &items).await? else {
             return Ok(false);
         };
-        let mut args = Vec::with_capacity(items.len() - st.from + 3);
+        // the staged head is in Redis already: only the tail goes inline
+        items.drain(..st.from);
+        let (keys, args) = self.timeline_call(key, lease, kind, token, st.staged, items);
+        let r = self.eval(&self.scripts.load_timeline, keys, args).await?;
+        Ok(script_int(&r) == Some(1))
+    }
+
+    /// `load_timeline.lua`'s keys and arguments: zset `key` under the lease `lease` (token
+    /// `token`), its head `staged` in its staging key or not, then `items` (flat, of `kind`).
+    pub(super) fn timeline_call(
+        &self,
+        key: &str,
+        lease: &str,
+        kind: Kind,
+        token: String,
+        staged: bool,
+        items: Vec<String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut args = Vec::with_capacity(items.len() + 3);
         args.extend([
             token,
             kind.name().to_string(),
-            if st.staged { "1" } else { "0" }.to_string(),
+            if staged { "1" } else { "0" }.to_string(),
         ]);
-        args.extend(items.drain(st.from..));
+        args.extend(items);
         let keys = vec![key.to_string(), lease.to_string(), self.keys.staging(key)];
-        let r = self.eval(&self.scripts.load_timeline, keys, args).await?;
-        Ok(script_int(&r) == Some(1))
+        (keys, args)
     }
 
     pub(super) fn token() -> String {
