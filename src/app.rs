@@ -36,12 +36,8 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
     let store: Arc<dyn Store> = match cfg.store.backend.as_str() {
         "scylla" => Arc::new(CqlStore::connect(&cfg.store.cql).await?),
         _ => Arc::new(
-            EmbeddedStore::open_with(
-                &data_dir.join("store"),
-                cfg.store.memtable_bytes,
-                cfg.store.cache_bytes,
-            )
-            .map_err(|e| format!("durable store: {e}"))?,
+            EmbeddedStore::open_with(&data_dir.join("store"), &cfg.store)
+                .map_err(|e| format!("durable store: {e}"))?,
         ),
     };
     let media_dir = cfg.media_dir();

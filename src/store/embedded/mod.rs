@@ -98,20 +98,21 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir` with the configuration's default memtable and
-    /// block cache sizes (`store.memtable_bytes`, `store.cache_bytes`).
+    /// Opens (or creates) the store in `dir` with the configuration's defaults (`store.*`).
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        let d = crate::config::StoreConfig::default();
-        Self::open_with(dir, d.memtable_bytes, d.cache_bytes)
+        Self::open_with(dir, &crate::config::StoreConfig::default())
     }
 
     /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
     /// `memtable_bytes` (fixed when the table is created), and blocks are cached up to
-    /// `cache_bytes`, so that the store's memory stays bounded however much is written.
-    pub fn open_with(dir: &Path, memtable_bytes: u64, cache_bytes: u64) -> StoreResult<Self> {
+    /// `cache_bytes`, so that the store's memory stays bounded however much is written;
+    /// `workers` threads flush and compact.
+    pub fn open_with(dir: &Path, cfg: &crate::config::StoreConfig) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let memtable_bytes = cfg.memtable_bytes;
         let db = Database::builder(dir)
-            .cache_size(cache_bytes)
+            .cache_size(cfg.cache_bytes)
+            .worker_threads(cfg.workers.max(1))
             .open()
             .map_err(unavailable)?;
         let ks = |name: &str| {
