@@ -257,12 +257,13 @@ pub struct StoreConfig {
     pub memtable_bytes: u64,
     /// Embedded store: the block cache.
     pub cache_bytes: u64,
-    /// Embedded store: background threads that flush memtables and compact tables. One by
-    /// default: with more, fjall 3.1's first thread keeps only for flushes and hands every
-    /// compaction request back to the queue, taking it again at once, so it spins a core for
-    /// as long as another thread compacts (bench/NOTES.md: two threads cost 52 µs of their
-    /// CPU a like against 23 with one). Compactions run one at a time either way; with one
-    /// thread a flush waits for the compaction in progress.
+    /// Embedded store: background threads that flush memtables and compact tables; 0: fjall's
+    /// default, one per core up to 4. A trade-off on a small machine (bench/NOTES.md): with two
+    /// or more, fjall 3.1's first thread keeps itself for flushes and, while another compacts,
+    /// spins handing compaction requests back to the queue (two threads cost 52 µs of their CPU
+    /// a like against 23 with one); with one, a flush waits for the compaction in progress, so
+    /// memtables pile up and writes halt (the store's memory 54 → 147 MB over a pass of the
+    /// write scenarios, flat with two; a like p99 of 298 ms in a bench run, 20 ms with two).
     pub workers: usize,
     /// The CQL cluster, when `backend = "scylla"`.
     pub cql: CqlConfig,
@@ -345,7 +346,7 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("./data"),
             memtable_bytes: 4 << 20,
             cache_bytes: 32 << 20,
-            workers: 1,
+            workers: 0,
             cql: CqlConfig::default(),
         }
     }
@@ -622,8 +623,8 @@ impl Config {
         if self.store.memtable_bytes < (1 << 20) || self.store.cache_bytes < (1 << 20) {
             return Err("store.memtable_bytes and store.cache_bytes must be at least 1 MiB".into());
         }
-        if !(1..=64).contains(&self.store.workers) {
-            return Err("store.workers must be 1..=64".into());
+        if self.store.workers > 64 {
+            return Err("store.workers must be 0 (fjall's default) to 64".into());
         }
         if !(16..=1_000_000).contains(&self.redis.load_chunk) {
             return Err("redis.load_chunk must be 16..=1000000".into());
@@ -687,11 +688,10 @@ mod tests {
     #[test]
     fn store_settings_are_checked() {
         let mut c = Config::default();
-        assert_eq!(c.store.workers, 1);
-        c.store.workers = 3;
+        assert_eq!(c.store.workers, 0);
+        c.store.workers = 1;
         assert!(c.validate().is_ok());
         for bad in [
-            |c: &mut Config| c.store.workers = 0,
             |c: &mut Config| c.store.workers = 65,
             |c: &mut Config| c.store.memtable_bytes = 1000,
             |c: &mut Config| c.store.cache_bytes = 0,

@@ -106,15 +106,15 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
     /// `memtable_bytes` (fixed when the table is created), and blocks are cached up to
     /// `cache_bytes`, so that the store's memory stays bounded however much is written;
-    /// `workers` threads flush and compact.
+    /// `workers` threads (0: fjall's default) flush and compact.
     pub fn open_with(dir: &Path, cfg: &crate::config::StoreConfig) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
         let memtable_bytes = cfg.memtable_bytes;
-        let db = Database::builder(dir)
-            .cache_size(cfg.cache_bytes)
-            .worker_threads(cfg.workers.max(1))
-            .open()
-            .map_err(unavailable)?;
+        let mut builder = Database::builder(dir).cache_size(cfg.cache_bytes);
+        if cfg.workers > 0 {
+            builder = builder.worker_threads(cfg.workers);
+        }
+        let db = builder.open().map_err(unavailable)?;
         let ks = |name: &str| {
             db.keyspace(name, || {
                 KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
