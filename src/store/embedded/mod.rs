@@ -254,3 +254,31 @@ impl Drop for Inner {
         let _ = self.db.persist(PersistMode::SyncAll);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threads of this process named `fjall:worker` (fjall names its pool's threads so).
+    fn fjall_workers() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim() == "fjall:worker")
+            .count()
+    }
+
+    #[test]
+    fn store_workers_sets_the_pool_size() {
+        // 5: above fjall's own default (one per core, at most 4), so it cannot pass by default
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::StoreConfig {
+            workers: 5,
+            ..Default::default()
+        };
+        let before = fjall_workers();
+        let store = EmbeddedStore::open_with(dir.path(), &cfg).unwrap();
+        assert_eq!(fjall_workers() - before, 5);
+        drop(store);
+    }
+}
