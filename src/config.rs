@@ -258,12 +258,11 @@ pub struct StoreConfig {
     /// Embedded store: the block cache.
     pub cache_bytes: u64,
     /// Embedded store: background threads that flush memtables and compact tables; 0: fjall's
-    /// default, one per core up to 4. A trade-off on a small machine (bench/NOTES.md): with two
-    /// or more, fjall 3.1's first thread keeps itself for flushes and, while another compacts,
-    /// spins handing compaction requests back to the queue (two threads cost 52 µs of their CPU
-    /// a like against 23 with one); with one, a flush waits for the compaction in progress, so
-    /// memtables pile up and writes halt (the store's memory 54 → 147 MB over a pass of the
-    /// write scenarios, flat with two; a like p99 of 298 ms in a bench run, 20 ms with two).
+    /// default, one per core up to 4. With two or more, the first keeps itself for flushes (our
+    /// vendored fjall stops it spinning meanwhile: vendor/README.md); with one, a flush waits
+    /// for the compaction in progress, so memtables pile up and writes halt (the store's memory
+    /// 54 → 147 MB over a pass of the write scenarios, flat with two; a like p99 of 298 ms in a
+    /// bench run, 20 ms with two: bench/NOTES.md).
     pub workers: usize,
     /// The CQL cluster, when `backend = "scylla"`.
     pub cql: CqlConfig,
