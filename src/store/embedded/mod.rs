@@ -318,7 +318,7 @@ mod tests {
             memtable_bytes: 8 << 20,
             ..Default::default()
         };
-        let (store, _dir, ours) = open_counting_workers(&cfg, 2).expect("two fjall workers");
+        let (store, dir, ours) = open_counting_workers(&cfg, 2).expect("two fjall workers");
         let ks = &store.0.likes;
         let used = |from: &std::collections::BTreeMap<u64, u64>| -> Vec<u64> {
             let now = fjall_worker_ticks();
@@ -355,6 +355,8 @@ mod tests {
             }
             total = total.iter().zip(&round).map(|(a, b)| a + b).collect();
         }
+        drop(store);
+        drop(dir);
         let (idle, busy) = (*total.iter().min().unwrap(), *total.iter().max().unwrap());
         assert!(
             busy >= 20,
