@@ -163,10 +163,22 @@ impl Card {
 
 /// Appends `cards` as a JSON array of `Video` objects, `liked[i]` and `follows[i]` the
 /// viewer's flags of the i-th (missing: false).
+///
+/// Each card's JSON is its own allocation, a cache miss away: each is asked for [`AHEAD`] cards
+/// before its turn, so that the misses overlap instead of each copy waiting for its own
+/// (bench/NOTES.md).
 pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follows: &[bool]) {
+    let json = |i: usize| {
+        if let Some(c) = cards.get(i) {
+            prefetch(c.json.as_ptr());
+            prefetch(c.json.as_ptr().wrapping_add(64));
+        }
+    };
+    (0..AHEAD).for_each(json);
     buf.reserve(cards.iter().map(|c| c.json.len() + 1).sum::<usize>() + 2);
     buf.push(b'[');
     for (i, c) in cards.iter().enumerate() {
+        json(i + AHEAD);
         if i > 0 {
             buf.push(b',');
         }
@@ -209,25 +221,51 @@ impl CardRun {
     /// Appends the run as [`write_cards`] would, `liked[i]` and `follows[i]` the viewer's flags
     /// of the i-th card (missing: false). False, with `buf` as it was, when one of its cards
     /// is gone (evicted from the entries and no longer held anywhere).
+    ///
+    /// The cards lie wherever they were allocated, each a cache miss away. Taken one after
+    /// another, every miss would wait for the one before: a weak pointer's upgrade is an atomic
+    /// that fences the loads behind it. So each card's header is asked for [`AHEAD`] cards
+    /// before its upgrade, and the cards are written once all are upgraded ([`write_cards`]).
     pub fn write(&self, buf: &mut Vec<u8>, liked: &[bool], follows: &[bool]) -> bool {
-        let start = buf.len();
-        buf.push(b'[');
+        // the reference counts sit just in front of the card
+        let header = |i: usize| {
+            if let Some(weak) = self.cards.get(i) {
+                let at = Weak::as_ptr(weak).cast::<u8>().wrapping_sub(16);
+                prefetch(at);
+                prefetch(at.wrapping_add(64));
+            }
+        };
+        (0..AHEAD).for_each(header);
+        let mut cards = Vec::with_capacity(self.cards.len());
         for (i, weak) in self.cards.iter().enumerate() {
+            header(i + AHEAD);
             let Some(c) = weak.upgrade() else {
-                buf.truncate(start);
                 return false;
             };
-            if i > 0 {
-                buf.push(b',');
-            } else {
-                // the first card tells the size of them all, near enough
-                buf.reserve((c.json.len() + 1) * self.cards.len() + 1);
-            }
-            write_card(buf, &c, liked.get(i).copied(), follows.get(i).copied());
+            cards.push(c);
         }
-        buf.push(b']');
+        write_cards(buf, &cards, liked, follows);
         true
     }
+}
+
+/// How many cards ahead of the one being read their memory is asked for: enough misses in
+/// flight to hide each one's wait, few enough that what was fetched is still in the L1 cache
+/// when its turn comes.
+const AHEAD: usize = 8;
+
+/// Asks the CPU to bring the cache line at `p` in, without waiting for it (a hint: any address
+/// will do, none is read).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault, whatever the address; SSE, which the
+    // instruction needs, is part of every x86_64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Appends card `c` with the viewer's flags (None: false).
