@@ -93,12 +93,21 @@ async fn write_long(
     ids: &[i64],
 ) -> Result<(), AppError> {
     let near = &st.cache.near;
-    if let Some(run) = near.card_run(ids) {
-        let (liked, follows) = flags(st, viewer, ids, &run.authors).await?;
-        if run.write(buf, &liked, &follows) {
-            return Ok(());
-        }
-    }
+    let cards = match near.card_run(ids).and_then(|run| run.cards()) {
+        Some(cards) => cards,
+        None => lookup_cards(st, ids).await?,
+    };
+    let videos: Vec<i64> = cards.iter().map(|c| c.video()).collect();
+    let authors: Vec<i64> = cards.iter().map(|c| c.author()).collect();
+    let (liked, follows) = flags(st, viewer, &videos, &authors).await?;
+    write_cards(buf, &cards, &liked, &follows);
+    Ok(())
+}
+
+/// The cards of the long list `ids` one by one, the missing ones rendered from the entries
+/// (an unknown video skipped), and their run kept when every one was found.
+async fn lookup_cards(st: &AppState, ids: &[i64]) -> Result<Vec<Arc<Card>>, AppError> {
+    let near = &st.cache.near;
     // before any card is looked up: the run kept below goes out of date with any of them
     let t = near.begin();
     let mut slots: Vec<Option<Arc<Card>>> = ids.iter().map(|id| near.card(*id)).collect();
@@ -123,11 +132,7 @@ async fn write_long(
     }
     let cards: Vec<Arc<Card>> = slots.into_iter().flatten().collect();
     near.keep_card_run(ids, &cards, t);
-    let videos: Vec<i64> = cards.iter().map(|c| c.video).collect();
-    let authors: Vec<i64> = cards.iter().map(|c| c.author).collect();
-    let (liked, follows) = flags(st, viewer, &videos, &authors).await?;
-    write_cards(buf, &cards, &liked, &follows);
-    Ok(())
+    Ok(cards)
 }
 
 /// `viewer`'s flags for `videos` (do they like each) and `authors` (do they follow each);

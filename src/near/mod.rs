@@ -371,7 +371,7 @@ impl NearCache {
                 NearVal::Session(e) => e.fetched,
                 NearVal::Comments(e) => e.fetched,
                 NearVal::Conv(e) => e.fetched,
-                NearVal::Card(e) => e.built,
+                NearVal::Card(e) => e.built(),
             })
         })
     }

@@ -143,21 +143,93 @@ fn write_item(
 /// favorite list of a hundred videos) is written from one card a video, one lookup instead of
 /// two (each a few dependent cache misses: bench/NOTES.md). Current while neither the video nor
 /// its author was invalidated since it was rendered (their stamps).
+///
+/// One allocation, its [`CardHead`] and then its JSON, behind a pointer: what a run's weak
+/// pointer keeps of an evicted card is the reference counts and that pointer, 32 bytes
+/// (see [`CardRun`]).
 #[derive(Clone, Debug)]
-pub struct Card {
-    pub video: i64,
-    pub author: i64,
-    json: Box<[u8]>,
+pub struct Card(Box<[u8]>);
+
+/// What a card's bytes hold before its JSON: the first of them, fetched with the JSON's start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CardHead {
+    video: i64,
+    author: i64,
+    /// The ticket its entries were looked up after.
+    ticket: u64,
+    /// When it was rendered, in nanoseconds since [`epoch`].
+    built: u64,
+    /// Where in the JSON its `is_favorite` value and its author's `is_follow` value start.
     fav: u32,
     follow: u32,
-    deps: [usize; 2],
-    ticket: u64,
-    pub(super) built: Instant,
+    /// The stamp buckets of its video and its author.
+    deps: [u32; 2],
+}
+
+/// The size of a [`CardHead`] in a card's bytes.
+const HEAD: usize = 48;
+
+impl CardHead {
+    fn encode(&self) -> [u8; HEAD] {
+        let mut b = [0; HEAD];
+        b[0..8].copy_from_slice(&self.video.to_ne_bytes());
+        b[8..16].copy_from_slice(&self.author.to_ne_bytes());
+        b[16..24].copy_from_slice(&self.ticket.to_ne_bytes());
+        b[24..32].copy_from_slice(&self.built.to_ne_bytes());
+        b[32..36].copy_from_slice(&self.fav.to_ne_bytes());
+        b[36..40].copy_from_slice(&self.follow.to_ne_bytes());
+        b[40..44].copy_from_slice(&self.deps[0].to_ne_bytes());
+        b[44..48].copy_from_slice(&self.deps[1].to_ne_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        let u64_at = |at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        CardHead {
+            video: u64_at(0) as i64,
+            author: u64_at(8) as i64,
+            ticket: u64_at(16),
+            built: u64_at(24),
+            fav: u32_at(32),
+            follow: u32_at(36),
+            deps: [u32_at(40), u32_at(44)],
+        }
+    }
+}
+
+/// What a card's render time is counted from (the first card's).
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl Card {
+    fn head(&self) -> CardHead {
+        CardHead::decode(&self.0[..HEAD])
+    }
+
+    fn json(&self) -> &[u8] {
+        &self.0[HEAD..]
+    }
+
+    pub fn video(&self) -> i64 {
+        self.head().video
+    }
+
+    pub fn author(&self) -> i64 {
+        self.head().author
+    }
+
+    /// When it was rendered (the age rule).
+    pub(super) fn built(&self) -> Instant {
+        epoch() + std::time::Duration::from_nanos(self.head().built)
+    }
+
+    /// Its bytes, the reference counts and the pointer in front of them, and what the entry
+    /// costs the near-cache besides.
     pub(super) fn weight(&self) -> usize {
-        self.json.len() + 120
+        self.0.len() + 32 + 24
     }
 }
 
@@ -170,12 +242,12 @@ impl Card {
 pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follows: &[bool]) {
     let json = |i: usize| {
         if let Some(c) = cards.get(i) {
-            prefetch(c.json.as_ptr());
-            prefetch(c.json.as_ptr().wrapping_add(64));
+            prefetch(c.0.as_ptr());
+            prefetch(c.0.as_ptr().wrapping_add(64));
         }
     };
     (0..AHEAD).for_each(json);
-    buf.reserve(cards.iter().map(|c| c.json.len() + 1).sum::<usize>() + 2);
+    buf.reserve(cards.iter().map(|c| c.json().len() + 1).sum::<usize>() + 2);
     buf.push(b'[');
     for (i, c) in cards.iter().enumerate() {
         json(i + AHEAD);
@@ -194,8 +266,9 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
 /// small stamp array) and as young as the entries it came from.
 ///
 /// The cards themselves stay the entries' (weighed there, evicted by their policy): a run
-/// holds them weakly, so an evicted card is freed but for its header (about 100 bytes, which
-/// the run's weight counts) until the run is read again and rebuilt, or evicted itself.
+/// holds them weakly, so an evicted card is freed but for its pointer and reference counts
+/// (32 bytes, which the run's weight counts) until the run is read again and rebuilt, or
+/// evicted itself.
 pub struct CardRun {
     /// Stamp buckets (below [`super::STAMPS`], so they fit in 32 bits).
     deps: Box<[u32]>,
@@ -203,49 +276,42 @@ pub struct CardRun {
     /// When its oldest card was rendered (the age rule).
     built: Instant,
     cards: Box<[Weak<Card>]>,
-    /// Each card's author, in order (the viewer's flags), without touching the cards; the
-    /// videos are the list's ids.
-    pub authors: Box<[i64]>,
 }
 
-/// What a run weighs a card: its id in the key, the weak pointer, its author, up to two stamp
-/// buckets, and the header of a card that may outlive its entry (see [`CardRun`]: the card
-/// and the reference counts in front of it).
-const RUN_CARD_BYTES: usize = 8 + 8 + 8 + 2 * 4 + std::mem::size_of::<Card>() + 16;
+/// What a run weighs a card besides its id in the key (which the key's weight counts): the
+/// weak pointer, up to two stamp buckets, and what a card that outlives its entry keeps (see
+/// [`CardRun`]: the card's pointer and the reference counts in front of it).
+const RUN_CARD_BYTES: usize = 8 + 2 * 4 + std::mem::size_of::<Card>() + 16;
 
 impl CardRun {
     fn weight(&self) -> usize {
-        self.cards.len() * RUN_CARD_BYTES + 160
+        self.cards.len() * RUN_CARD_BYTES + 128
     }
 
-    /// Appends the run as [`write_cards`] would, `liked[i]` and `follows[i]` the viewer's flags
-    /// of the i-th card (missing: false). False, with `buf` as it was, when one of its cards
-    /// is gone (evicted from the entries and no longer held anywhere).
+    /// Its cards, in order, for [`write_cards`]; none when one of them is gone (evicted from
+    /// the entries and no longer held anywhere).
     ///
     /// The cards lie wherever they were allocated, each a cache miss away. Taken one after
     /// another, every miss would wait for the one before: a weak pointer's upgrade is an atomic
-    /// that fences the loads behind it. So each card's header is asked for [`AHEAD`] cards
-    /// before its upgrade, and the cards are written once all are upgraded ([`write_cards`]).
-    pub fn write(&self, buf: &mut Vec<u8>, liked: &[bool], follows: &[bool]) -> bool {
+    /// that fences the loads behind it. So each card's counts are asked for [`AHEAD`] cards
+    /// before its upgrade, and its bytes' start (its head and the JSON's first line) as it is
+    /// upgraded.
+    pub fn cards(&self) -> Option<Vec<Arc<Card>>> {
         // the reference counts sit just in front of the card
         let header = |i: usize| {
             if let Some(weak) = self.cards.get(i) {
-                let at = Weak::as_ptr(weak).cast::<u8>().wrapping_sub(16);
-                prefetch(at);
-                prefetch(at.wrapping_add(64));
+                prefetch(Weak::as_ptr(weak).cast::<u8>().wrapping_sub(16));
             }
         };
         (0..AHEAD).for_each(header);
         let mut cards = Vec::with_capacity(self.cards.len());
         for (i, weak) in self.cards.iter().enumerate() {
             header(i + AHEAD);
-            let Some(c) = weak.upgrade() else {
-                return false;
-            };
+            let c = weak.upgrade()?;
+            prefetch(c.0.as_ptr());
             cards.push(c);
         }
-        write_cards(buf, &cards, liked, follows);
-        true
+        Some(cards)
     }
 }
 
@@ -270,12 +336,13 @@ fn prefetch(p: *const u8) {
 
 /// Appends card `c` with the viewer's flags (None: false).
 fn write_card(buf: &mut Vec<u8>, c: &Card, liked: Option<bool>, follows: Option<bool>) {
-    let (fav, follow) = (c.fav as usize, c.follow as usize);
-    buf.extend_from_slice(&c.json[..fav]);
+    let head = c.head();
+    let (json, fav, follow) = (c.json(), head.fav as usize, head.follow as usize);
+    buf.extend_from_slice(&json[..fav]);
     buf.extend_from_slice(bool_json(liked.unwrap_or(false)));
-    buf.extend_from_slice(&c.json[fav + FALSE..follow]);
+    buf.extend_from_slice(&json[fav + FALSE..follow]);
     buf.extend_from_slice(bool_json(follows.unwrap_or(false)));
-    buf.extend_from_slice(&c.json[follow + FALSE..]);
+    buf.extend_from_slice(&json[follow + FALSE..]);
 }
 
 /// What a kept rendering is of.
@@ -417,9 +484,10 @@ impl NearCache {
 
     /// Whether neither the card's video nor its author was invalidated since it was rendered.
     fn card_deps_current(&self, c: &Card) -> bool {
-        c.deps
+        let head = c.head();
+        head.deps
             .iter()
-            .all(|b| self.stamps[*b].load(Ordering::Acquire) <= c.ticket)
+            .all(|b| self.stamps[*b as usize].load(Ordering::Acquire) <= head.ticket)
     }
 
     /// The held cards of the long list `ids`, if current (see [`CardRun`]).
@@ -438,10 +506,7 @@ impl NearCache {
         if !self.enabled || cards.len() != ids.len() {
             return;
         }
-        let mut deps: Vec<u32> = cards
-            .iter()
-            .flat_map(|c| c.deps.map(|b| b as u32))
-            .collect();
+        let mut deps: Vec<u32> = cards.iter().flat_map(|c| c.head().deps).collect();
         deps.sort_unstable();
         deps.dedup();
         let run = CardRun {
@@ -449,11 +514,10 @@ impl NearCache {
             ticket: t.0,
             built: cards
                 .iter()
-                .map(|c| c.built)
+                .map(|c| c.built())
                 .min()
                 .unwrap_or_else(Instant::now),
             cards: cards.iter().map(Arc::downgrade).collect(),
-            authors: cards.iter().map(|c| c.author).collect(),
         };
         let key = PageKey {
             kind: PageKind::Cards,
@@ -466,20 +530,23 @@ impl NearCache {
     /// Renders video `v` with its author `a` (both looked up after ticket `t` was taken) as a
     /// card, kept unless either was invalidated after `t`.
     pub fn install_card(&self, v: &VideoEntry, a: &UserEntry, t: Ticket) -> Arc<Card> {
-        let mut json =
-            Vec::with_capacity(v.head.len() + v.rest.len() + a.head.len() + a.rest.len() + 24);
-        let (fav, follow) = write_item(&mut json, v, a, false, false);
+        let size = HEAD + v.head.len() + v.rest.len() + a.head.len() + a.rest.len() + 24;
+        let mut bytes = Vec::with_capacity(size);
+        bytes.extend_from_slice(&[0; HEAD]);
+        let (fav, follow) = write_item(&mut bytes, v, a, false, false);
         let (vk, ak) = (NearKey::Video(v.data.id), NearKey::User(a.data.id));
-        let card = Arc::new(Card {
+        let head = CardHead {
             video: v.data.id,
             author: a.data.id,
-            json: json.into(),
-            fav: fav as u32,
-            follow: follow as u32,
-            deps: [vk.bucket(), ak.bucket()],
             ticket: t.0,
-            built: Instant::now(),
-        });
+            built: epoch().elapsed().as_nanos() as u64,
+            fav: (fav - HEAD) as u32,
+            follow: (follow - HEAD) as u32,
+            // stamp buckets are below STAMPS
+            deps: [vk.bucket() as u32, ak.bucket() as u32],
+        };
+        bytes[..HEAD].copy_from_slice(&head.encode());
+        let card = Arc::new(Card(bytes.into()));
         if self.installable(&vk, t) && self.installable(&ak, t) {
             self.entries
                 .insert(NearKey::Card(v.data.id), NearVal::Card(card.clone()));
@@ -593,7 +660,7 @@ mod tests {
             serialised(&items, &[true, false], &[false, true])
         );
         let held = n.card(2).expect("installed");
-        assert_eq!((held.video, held.author), (2, 7));
+        assert_eq!((held.video(), held.author()), (2, 7));
         // the video changes: its card is out of date (a miss, not a hit), the other one is not
         let hits = n.stats.hits.load(Ordering::Relaxed);
         let misses = n.stats.misses.load(Ordering::Relaxed);
@@ -616,25 +683,43 @@ mod tests {
     }
 
     #[test]
-    fn a_run_of_cards_writes_as_its_cards_and_goes_out_of_date_with_any_of_them() {
+    fn a_cards_head_reads_back_as_written() {
+        let head = CardHead {
+            video: (1 << 53) - 1,
+            author: -5,
+            ticket: u64::MAX - 1,
+            built: 123_456_789,
+            fav: 70_000,
+            follow: 3,
+            deps: [(super::super::STAMPS - 1) as u32, 0],
+        };
+        assert_eq!(CardHead::decode(&head.encode()), head);
+        // a card rendered now is as young as the entries it came from
+        let n = near(Duration::from_secs(60), 10);
+        let (_, cards) = carded(&n, &[5]);
+        assert!(cards[0].built().elapsed() < Duration::from_secs(5));
+        assert_eq!((cards[0].video(), cards[0].author()), (5, 7));
+    }
+
+    #[test]
+    fn a_run_of_cards_gives_its_cards_and_goes_out_of_date_with_any_of_them() {
         let n = near(Duration::from_secs(60), 10);
         let ids = [1, 2, 3];
         let (items, cards) = carded(&n, &ids);
         n.keep_card_run(&ids, &cards, n.begin());
         let run = n.card_run(&ids).expect("kept");
-        assert_eq!(&*run.authors, &[7, 7, 7]);
         assert!(n.card_run(&[1, 2]).is_none());
+        let held = run.cards().expect("all held");
+        assert_eq!(held.len(), 3);
+        for (h, c) in held.iter().zip(&cards) {
+            assert!(Arc::ptr_eq(h, c));
+        }
         let (liked, follows) = ([true, false, true], [false, true, false]);
-        let (mut ours, mut theirs) = (b"x".to_vec(), b"x".to_vec());
-        assert!(run.write(&mut ours, &liked, &follows));
-        write_cards(&mut theirs, &cards, &liked, &follows);
-        assert_eq!(ours, theirs);
-        assert_eq!(
-            parsed(ours[1..].to_vec()),
-            serialised(&items, &liked, &follows)
-        );
+        let mut ours = Vec::new();
+        write_cards(&mut ours, &held, &liked, &follows);
+        assert_eq!(parsed(ours), serialised(&items, &liked, &follows));
 
-        // a card no longer held anywhere: the run writes nothing and says so
+        // a card no longer held anywhere: the run has none to give
         let gone = {
             let c = Arc::new((*cards[0]).clone());
             let mut held = cards.clone();
@@ -642,9 +727,7 @@ mod tests {
             n.keep_card_run(&[9, 8, 7], &held, n.begin());
             n.card_run(&[9, 8, 7]).expect("kept")
         };
-        let mut out = b"x".to_vec();
-        assert!(!gone.write(&mut out, &[], &[]));
-        assert_eq!(out, b"x");
+        assert!(gone.cards().is_none());
 
         // a list with a card missing is not kept
         n.keep_card_run(&[1, 2, 4], &cards[..2], n.begin());
