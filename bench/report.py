@@ -108,10 +108,10 @@ WHY = {
                     "list, videos, author, viewer's sets: a few dependent cache misses each) and "
                     "the per-request work, against a baseline that only writes bytes",
     "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
-                     "with its author), but 10,000 users' runs (about 15 KB each) outweigh the pages' "
-                     "64 MiB share (fewer than half held); the rest cost one card lookup per video, "
-                     "about four cache misses each; then 60 KB gathered from 110 places. Every run "
-                     "held (a 1 GiB bound) measured 1.55x, still short (bench/NOTES.md)",
+                     "with its author); runs now weigh 48 bytes a card, and about 85% of requests "
+                     "find theirs (a third before). What remains is 60 KB gathered from 110 cards "
+                     "(a cache miss each, fetched ahead), the viewer's flags for 110 videos and the "
+                     "send, where the baseline writes one contiguous body (bench/NOTES.md)",
     "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
                     "authors from Redis, which rebuild-cache now fills with every comment) and the "
