@@ -226,12 +226,16 @@ impl Card {
         epoch() + std::time::Duration::from_nanos(self.head().built)
     }
 
-    /// Its bytes, the reference counts and the pointer in front of them, and what the entry
-    /// costs the near-cache besides.
+    /// Its bytes, its `Arc` allocation ([`CARD_ARC`]), and what the entry costs the near-cache
+    /// besides.
     pub(super) fn weight(&self) -> usize {
-        self.0.len() + 32 + 24
+        self.0.len() + CARD_ARC + 24
     }
 }
+
+/// The allocation an `Arc<Card>` points to: the reference counts and the card's pointer to its
+/// bytes (what a weak pointer keeps of an evicted card).
+const CARD_ARC: usize = 16 + std::mem::size_of::<Card>();
 
 /// Appends `cards` as a JSON array of `Video` objects, `liked[i]` and `follows[i]` the
 /// viewer's flags of the i-th (missing: false).
@@ -281,7 +285,7 @@ pub struct CardRun {
 /// What a run weighs a card besides its id in the key (which the key's weight counts): the
 /// weak pointer, up to two stamp buckets, and what a card that outlives its entry keeps (see
 /// [`CardRun`]: the card's pointer and the reference counts in front of it).
-const RUN_CARD_BYTES: usize = 8 + 2 * 4 + std::mem::size_of::<Card>() + 16;
+const RUN_CARD_BYTES: usize = 8 + 2 * 4 + CARD_ARC;
 
 impl CardRun {
     fn weight(&self) -> usize {
