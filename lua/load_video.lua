@@ -1,9 +1,11 @@
 -- Installs a video reloaded from the durable store.
 -- KEYS: video hash, play-count HyperLogLog, comments zset, the keys to clear (the comment
--- member versions), the lease, then the staging keys of the HyperLogLog and the comments
--- (load_chunk.lua).
+-- member versions, the exact viewers set), the lease, then the staging keys of the HyperLogLog
+-- and the comments (load_chunk.lua).
 -- ARGV: token, two flags ('1': load_chunk staged that set's head, in KEYS order), field count
--- N, N field/value pairs, viewer count M, M viewers, then comment ids.
+-- N, N field/value pairs, viewer count M, M viewers, then comment ids. While the fields have no
+-- 'ph' (few viewers, never staged) the M viewers also fill the exact viewers set, the key
+-- before the lease (see play.lua).
 -- Returns 1 when installed, 0 when the lease was lost.
 local nk = #KEYS - 2
 if redis.call('GET', KEYS[nk]) ~= ARGV[1] then return 0 end
@@ -33,6 +35,9 @@ local last = math.min(at + 1000, to)
 redis.call('PFADD', KEYS[2], unpack(ARGV, at + 1, last))
 for i = last + 1, to, 1000 do
   redis.call('PFADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, to)))
+end
+if to > at and redis.call('HEXISTS', KEYS[1], 'ph') == 0 then
+  redis.call('SADD', KEYS[nk - 1], unpack(ARGV, at + 1, to))
 end
 -- comment ids scored by themselves, after the member "0" with score 0 that marks the zset as
 -- loaded even when it is empty

@@ -108,8 +108,11 @@ pub(super) fn user_fields(u: &UserRecord, c: &UserCounters, work_count: i64) -> 
     ]
 }
 
-pub(super) fn video_fields(v: &VideoRecord, c: &VideoCounters) -> Vec<String> {
-    vec![
+/// A video's hash fields, `viewers` its distinct viewers so far: `pn` counts them, and `ph`
+/// marks a count past [`EXACT_VIEWERS`](super::EXACT_VIEWERS), where `pn` is only its floor (see
+/// [`play_count`]).
+pub(super) fn video_fields(v: &VideoRecord, c: &VideoCounters, viewers: usize) -> Vec<String> {
+    let mut f = vec![
         "author".into(),
         v.author_id.to_string(),
         "title".into(),
@@ -130,7 +133,24 @@ pub(super) fn video_fields(v: &VideoRecord, c: &VideoCounters) -> Vec<String> {
         c.comment_version.to_string(),
         "cbase".into(),
         c.comment_version.to_string(),
-    ]
+        "pn".into(),
+        viewers.to_string(),
+    ];
+    if viewers > super::EXACT_VIEWERS {
+        f.extend(["ph".into(), "1".into()]);
+    }
+    f
+}
+
+/// A video's play count from its hash and its HyperLogLog's estimate `estimate`: exact while
+/// the hash has `pn` without `ph`, else the estimate but never below the floor `pn` (a hash
+/// written before `pn` existed has the estimate alone).
+pub(super) fn play_count(h: &HashMap<String, String>, estimate: i64) -> i64 {
+    match h.get("pn").and_then(|n| n.parse::<i64>().ok()) {
+        Some(n) if h.contains_key("ph") => n.max(estimate),
+        Some(n) => n,
+        None => estimate,
+    }
 }
 
 pub(super) fn comment_fields(c: &CommentRecord) -> Vec<String> {
@@ -174,17 +194,14 @@ pub(super) fn user_from_hash(id: i64, mut h: HashMap<String, String>) -> UserDat
     }
 }
 
-pub(super) fn video_from_hash(
-    id: i64,
-    mut h: HashMap<String, String>,
-    play_count: i64,
-) -> VideoData {
+/// A video from its hash and its HyperLogLog's estimate (see [`play_count`]).
+pub(super) fn video_from_hash(id: i64, mut h: HashMap<String, String>, estimate: i64) -> VideoData {
     VideoData {
         id,
         author_id: hash_i64(&h, "author"),
         favorite_count: hash_i64(&h, "favorite_count"),
         comment_count: hash_i64(&h, "comment_count"),
-        play_count,
+        play_count: play_count(&h, estimate),
         title: hash_str(&mut h, "title"),
         desc: hash_str(&mut h, "desc"),
         play: hash_str(&mut h, "play"),
@@ -205,4 +222,28 @@ pub(super) fn parse_messages(items: Vec<Value>) -> Vec<MessageData> {
             simd_json::from_slice::<MessageData>(&mut b).ok()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::play_count;
+    use std::collections::HashMap;
+
+    fn hash(fields: &[(&str, &str)]) -> HashMap<String, String> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_play_count_is_exact_then_an_estimate_with_a_floor() {
+        // few viewers: the exact count, whatever the HyperLogLog says
+        assert_eq!(play_count(&hash(&[("pn", "2")]), 1), 2);
+        // past the exact range: the estimate, never below the floor
+        assert_eq!(play_count(&hash(&[("pn", "129"), ("ph", "1")]), 127), 129);
+        assert_eq!(play_count(&hash(&[("pn", "129"), ("ph", "1")]), 300), 300);
+        // a hash from before the exact count: the estimate alone
+        assert_eq!(play_count(&hash(&[("title", "t")]), 7), 7);
+    }
 }

@@ -64,11 +64,12 @@ impl Keys {
         k.push(lease);
         k
     }
-    /// Every key of a video including member versions, lease last.
+    /// Every key of a video including member versions and the exact viewers, lease last.
     pub fn video_keys_all(&self, id: i64) -> Vec<String> {
         let mut k = self.video_all(id);
         let lease = k.pop().unwrap_or_default();
         k.push(self.video_member_versions(id));
+        k.push(self.video_viewers(id));
         k.push(lease);
         k
     }
@@ -119,6 +120,11 @@ impl Keys {
     /// HyperLogLog: a video's distinct viewers.
     pub fn video_plays(&self, id: i64) -> String {
         format!("{}pc:{{{id}}}", self.prefix)
+    }
+    /// Set: a video's distinct viewers while there are at most
+    /// [`EXACT_VIEWERS`](super::EXACT_VIEWERS) of them, so that a small play count is exact.
+    pub fn video_viewers(&self, id: i64) -> String {
+        format!("{}pv:{{{id}}}", self.prefix)
     }
     pub fn video_lease(&self, id: i64) -> String {
         format!("{}lease:v:{{{id}}}", self.prefix)

@@ -46,6 +46,11 @@ use std::time::Duration;
 
 /// How many times a read reloads a key that a concurrent write keeps dropping.
 const RELOAD_ATTEMPTS: usize = 8;
+/// Up to how many distinct viewers a video's play count is exact: they are kept in a set beside
+/// the HyperLogLog. Past it the set is dropped and the count is the HyperLogLog's estimate,
+/// never less than the exact count it had (`lua/play.lua`). A HyperLogLog alone can count two
+/// viewers as one when they fall in one register, which a user sees on a video with few plays.
+pub const EXACT_VIEWERS: usize = 128;
 /// How many objects one request loads from the durable store into Redis at once (cold
 /// conversations of a friend list, cold comments of a comment list): one at a time, a list of
 /// a thousand waited for a thousand round trips in turn.

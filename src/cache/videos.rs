@@ -3,7 +3,7 @@
 
 use super::codec::{video_fields, video_from_hash};
 use super::reload::{Entity, Kind, LoadCall, Reload};
-use super::{Cache, RELOAD_ATTEMPTS};
+use super::{Cache, EXACT_VIEWERS, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::VideoData;
 use crate::near::{NearKey, VideoEntry};
@@ -25,7 +25,7 @@ impl Cache {
             self.keys.video_comments(v.id),
         ];
         let mut args = vec!["hz".to_string()];
-        args.extend(video_fields(v, &VideoCounters::default()));
+        args.extend(video_fields(v, &VideoCounters::default(), 0));
         self.eval(&self.scripts.create_entity, keys, args).await?;
         let id = v.id.to_string();
         self.eval(
@@ -48,12 +48,14 @@ impl Cache {
         Ok(())
     }
 
-    /// Adds a distinct viewer to a video's HyperLogLog (its durable record is written first).
+    /// Counts a distinct viewer of a video (its durable record is written first).
     pub async fn play_recorded(&self, video_id: i64, viewer: &str) -> Result<(), AppError> {
+        let mut keys = self.keys.video_all(video_id);
+        keys.push(self.keys.video_viewers(video_id));
         self.eval(
             &self.scripts.play,
-            self.keys.video_all(video_id),
-            vec![viewer.to_string()],
+            keys,
+            vec![viewer.to_string(), EXACT_VIEWERS.to_string()],
         )
         .await?;
         self.near.invalidate(NearKey::Video(video_id));
@@ -94,13 +96,20 @@ impl Cache {
         };
         let counters = self.store.video_counters(id).await?;
         let mut viewers = self.store.plays(id).await?;
+        // a viewer is recorded once per hour bucket in CQL: the exact count needs them once
+        viewers.sort_unstable();
+        viewers.dedup();
         let comments = self.store.comment_ids_by_video(id).await?;
-        let fields = video_fields(&v, &counters);
+        let fields = video_fields(&v, &counters, viewers.len());
+        // a few viewers go inline, whatever the chunk size, for the exact set beside the
+        // HyperLogLog (`load_video.lua`)
+        let exact = viewers.len() <= EXACT_VIEWERS;
+        let staged_viewers: &[String] = if exact { &[] } else { &viewers };
         let mut comments: Vec<String> = comments.iter().map(|c| c.to_string()).collect();
         // the load script's keys (the lease check's are `keys`)
         let mut load_keys = self.keys.video_keys_all(id);
         let plan = [
-            (load_keys[1].as_str(), Kind::Hll, viewers.as_slice()),
+            (load_keys[1].as_str(), Kind::Hll, staged_viewers),
             (load_keys[2].as_str(), Kind::Ids, comments.as_slice()),
         ];
         let staged = self

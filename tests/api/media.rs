@@ -527,3 +527,63 @@ async fn s3_urls_follow_the_presign_endpoint_or_the_public_base() {
     assert_eq!(r.status(), 404);
     app.stop().await;
 }
+
+/// The play count the feed shows for the only video of `app`.
+async fn feed_plays(app: &TestApp) -> i64 {
+    let feed = app.get("/douyin/feed/", &[]).await;
+    feed["video_list"][0]["play_count"].as_i64().unwrap()
+}
+
+async fn play(app: &TestApp, vid: i64, viewer: &str) {
+    douyin_lite::write::videos::record_play(&app.state, vid, viewer)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn play_counts_are_exact_for_few_viewers_and_never_fall() {
+    let app = spawn_app().await;
+    let (_, token) = app.register("counted").await;
+    let vid = publish_url(&app, &token, "counted").await;
+    // two viewers that fall in one HyperLogLog register: PFCOUNT alone says 1
+    play(&app, vid, "ip:127.0.0.1").await;
+    play(&app, vid, "u:378372751343616").await;
+    play(&app, vid, "ip:127.0.0.1").await;
+    assert_eq!(feed_plays(&app).await, 2);
+
+    // Redis rebuilt from the durable store (a fresh key prefix): the same count, and the
+    // viewers already counted are known again
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+    let mut o = Opts::new();
+    o.data_dir = data_dir;
+    let app = spawn_with(o).await;
+    assert_eq!(feed_plays(&app).await, 2);
+    play(&app, vid, "u:378372751343616").await;
+    assert_eq!(feed_plays(&app).await, 2);
+
+    // exact up to EXACT_VIEWERS, then an estimate that never falls below what was shown
+    let exact = douyin_lite::cache::EXACT_VIEWERS as i64;
+    let mut shown = 2;
+    for n in 3..=exact + 20 {
+        play(&app, vid, &format!("ip:10.0.{}.{}", n / 256, n % 256)).await;
+        let c = feed_plays(&app).await;
+        if n <= exact {
+            assert_eq!(c, n, "exact while there are few viewers");
+        } else {
+            assert!(c >= shown && c > exact, "{c} after {shown}, {n} viewers");
+            assert!((c - n).abs() <= 3, "{c} for {n} viewers");
+        }
+        shown = c;
+    }
+
+    // a reload counts the recorded viewers once each
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+    let mut o = Opts::new();
+    o.data_dir = data_dir;
+    let app = spawn_with(o).await;
+    let c = feed_plays(&app).await;
+    assert!(c >= exact + 20 && c <= exact + 23, "{c}");
+    app.stop().await;
+}
