@@ -4,16 +4,18 @@
 # `rebuild-cache`, and runs the scenarios with wrk; then checks the durable records and writes
 # bench/RESULTS.md.
 #
-# At the first scale (the full run) every read scenario is measured beside `bench-baseline`
-# serving a response of that scenario captured from the server (its same-size baseline), every
+# At the first scale (the full run) every read scenario is warmed up on its own, then measured
+# in rounds alternating with `bench-baseline` serving a response of that scenario captured from
+# the server (its same-size baseline; the report takes the median round), every
 # scenario runs a second pass (memory must stay flat), and the mixed traffic runs once more
 # under vegeta (built from the Go module proxy; k6 is AGPL and not used here). The other scales
 # run the feed, like and list scenarios to show the cost as the data grows.
 #
-#   bash bench/run.sh                                          # scale 1 and 10 (about 30 min)
+#   bash bench/run.sh                                          # scale 1 and 10 (about 40 min)
 #   BENCH_SCALES=0.05 BENCH_DURATION=3s bash bench/run.sh      # a quick try
 #
-# Settings (environment): BENCH_DURATION (10s), BENCH_WARMUP (5s), BENCH_CONNECTIONS (64),
+# Settings (environment): BENCH_DURATION (10s), BENCH_WARMUP (5s), BENCH_ROUNDS (3: how many
+# times each read and its same-size baseline alternate at the first scale), BENCH_CONNECTIONS (64),
 # BENCH_THREADS (2), BENCH_SCALES ("1 10"; 1 = 10k users, 100k videos, 1M likes, ...),
 # BENCH_SCENARIOS (every scenario; names of bench/wrk/*.lua), BENCH_LARGE_SCENARIOS (those
 # run at the other scales), BENCH_SIZED_NEAR_BYTES (512 MiB: the near-cache bound of the
@@ -24,6 +26,7 @@ ROOT=$(pwd)
 
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 # like.lua keeps three runs' (user, video) pairs apart by thread number, within 16
@@ -75,6 +78,7 @@ fi
 SERVER_PID=""
 SCALE=""
 PASS=1
+ROUND=1
 DIR=""
 SERVE=()
 start_server() {
@@ -114,15 +118,15 @@ run_wrk() {
   [ $base = 1 ] || { errs_after=$(metric_sum douyin_api_errors_total); rt_after=$(metric_sum douyin_redis_round_trips_total); }
   line=$(echo "$out" | grep '^RESULT ' | sed 's/^RESULT //')
   python3 - "$name" "$line" "$((errs_after - errs_before))" "$((rt_after - rt_before))" \
-    "$(rss_kb "$pid")" "$SCALE" "$PASS" >>"$RESULTS" <<'EOF'
+    "$(rss_kb "$pid")" "$SCALE" "$PASS" "$ROUND" >>"$RESULTS" <<'EOF'
 import json, sys
-name, line, api_errors, round_trips, rss, scale, npass = sys.argv[1:]
+name, line, api_errors, round_trips, rss, scale, npass, rnd = sys.argv[1:]
 r = json.loads(line)
 r.update(name=name, api_errors=int(api_errors), round_trips=int(round_trips), rss_kb=int(rss),
-         scale=scale, pass_no=int(npass))
+         scale=scale, pass_no=int(npass), round=int(rnd))
 print(json.dumps(r))
 EOF
-  echo "   [$SCALE/$PASS] $name: $(echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f req/s, p99 %.2f ms" % (r["rps"], r["p99_us"] / 1000))')" >&2
+  echo "   [$SCALE/$PASS/$ROUND] $name: $(echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f req/s, p99 %.2f ms" % (r["rps"], r["p99_us"] / 1000))')" >&2
 }
 
 # capture NAME: the scenario's typical response for its baseline: of its first 51 captured, the
@@ -230,9 +234,16 @@ bench_scale() {
         continue
       fi
       echo "== [$SCALE/$PASS] $s" >&2
-      # a read's same-size baseline runs just before it (the machine's load drifts)
       if [ "$full" = 1 ] && [ "$PASS" = 1 ] && [ -f "$DIR/bodies/$s.json" ]; then
-        run_wrk "baseline:$s" "http://127.0.0.1:$BPORT/$s" bench/wrk/baseline.lua "$BASE_PID"
+        # a read gets a warm-up of its own, then its same-size baseline and it alternate
+        # ROUNDS times (the machine's load drifts within seconds); the report takes the median
+        wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
+        for ROUND in $(seq "$ROUNDS"); do
+          run_wrk "baseline:$s" "http://127.0.0.1:$BPORT/$s" bench/wrk/baseline.lua "$BASE_PID"
+          run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
+        done
+        ROUND=1
+        continue
       fi
       run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
     done
