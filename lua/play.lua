@@ -12,9 +12,15 @@ for i = 1, 3 do
     return -1
   end
 end
-redis.call('PFADD', KEYS[2], ARGV[1])
 local f = redis.call('HMGET', KEYS[1], 'pn', 'ph')
-if f[1] and not f[2] and redis.call('SADD', KEYS[5], ARGV[1]) == 1 then
+local exact = f[1] and not f[2]
+-- counted viewers but no set: the set alone was evicted, so the video is dropped as unloaded
+if exact and tonumber(f[1]) > 0 and redis.call('EXISTS', KEYS[5]) == 0 then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  return -1
+end
+redis.call('PFADD', KEYS[2], ARGV[1])
+if exact and redis.call('SADD', KEYS[5], ARGV[1]) == 1 then
   if redis.call('HINCRBY', KEYS[1], 'pn', 1) > tonumber(ARGV[2]) then
     redis.call('HSET', KEYS[1], 'ph', '1')
     redis.call('DEL', KEYS[5])

@@ -550,6 +550,12 @@ async fn play_counts_are_exact_for_few_viewers_and_never_fall() {
     play(&app, vid, "u:378372751343616").await;
     play(&app, vid, "ip:127.0.0.1").await;
     assert_eq!(feed_plays(&app).await, 2);
+    // the set of viewers evicted alone: a viewer already counted is not counted again
+    let set = app.state.cache.keys.video_viewers(vid);
+    let out = redis_cli(&app.redis_url, &["DEL", &set]);
+    assert!(out.status.success(), "{out:?}");
+    play(&app, vid, "ip:127.0.0.1").await;
+    assert_eq!(feed_plays(&app).await, 2);
 
     // Redis rebuilt from the durable store (a fresh key prefix): the same count, and the
     // viewers already counted are known again
