@@ -155,8 +155,7 @@ WHY = {
     "like": "CPU-bound on 2 shared cores (server workers 24 to 32%, Redis 23 to 25%, the group "
             "committer 11 to 18%, fjall's flushes and compactions 4 to 24%, wrk 10% in two profiles): "
             "one Redis script per like (about 38 µs of Redis CPU), a share of an fsync, the HTTP "
-            "work; at scale 1 the run comes after every write scenario, with the store's flushes "
-            "and compactions behind (bench/NOTES.md)",
+            "work; by hand the same machine state gives 8,700 to 10,800 likes/s (bench/NOTES.md)",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
