@@ -39,7 +39,7 @@ for n in {r["name"] for r in rows if r["scale"] == full and r["pass_no"] == 1}:
     pairs = sorted((mine[k]["rps"] / base[k]["rps"], k) for k in mine if k in base)
     if len(pairs) < 2:
         continue
-    k = pairs[(len(pairs) - 1) // 2][1]
+    k = median(pairs)[1]
     ROUNDS[n] = {
         "ratios": [mine[j]["rps"] / base[j]["rps"] for j in sorted(mine) if j in base],
         "p99": median([mine[j]["p99_us"] / max(base[j]["p99_us"], 1) for j in mine if j in base]),

@@ -6,11 +6,9 @@
 -- existed) counts by the HyperLogLog alone.
 -- When the video is not loaded it is dropped with its lease (the durable play record is already
 -- written, so the next reload counts it). Returns 1 counted, -1 not loaded.
-for i = 1, 3 do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-    return -1
-  end
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) < 3 then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  return -1
 end
 local f = redis.call('HMGET', KEYS[1], 'pn', 'ph')
 local exact = f[1] and not f[2]
