@@ -40,9 +40,14 @@ for n in {r["name"] for r in rows if r["scale"] == full and r["pass_no"] == 1}:
     if len(pairs) < 2:
         continue
     k = median(pairs)[1]
+    static = [r for r in rows if r["name"] == f"baseline_static:{n}" and r["scale"] == full
+              and r["pass_no"] == 1]
     ROUNDS[n] = {
         "ratios": [mine[j]["rps"] / base[j]["rps"] for j in sorted(mine) if j in base],
         "p99": median([mine[j]["p99_us"] / max(base[j]["p99_us"], 1) for j in mine if j in base]),
+        # the method before the 18th session: the same body sent to wrk's one static request
+        # (no Lua on wrk's side, a shorter request), against the scenario's round 1
+        "static": mine[1]["rps"] / static[0]["rps"] if static and 1 in mine else None,
     }
     rows = [r for r in rows if not (r["scale"] == full and r["pass_no"] == 1
                                     and r["name"] in (n, f"baseline:{n}") and r.get("round", 1) != k)]
@@ -233,13 +238,18 @@ w("Each read scenario gets a warm-up of its own, then alternates with its **same
   "baseline** a few rounds: `bench-baseline` serving a "
   "response of that scenario captured from the server, padded with spaces to the mean size of "
   "the responses of a 2 s capture (a list's sizes are skewed and the bytes sent follow the "
-  "mean; the median is in brackets), from memory. A row is the round with the median ratio "
+  "mean; the median is in brackets), from memory, to the scenario's own requests from the "
+  "scenario's own wrk script, so that wrk's work and the request bytes are the same on both "
+  "sides. A row is the round with the median ratio "
   "(every round's ratio is beside it); its p99 ratio is the median of the rounds'. The "
+  "static-request column is the method of earlier runs, for comparison: the same body sent "
+  "to wrk's one static request (a short request line, no Lua on wrk's side), against the "
+  "scenario's first round. The "
   "feed-page baseline serves a logged-in feed page "
   f"({page_bytes} bytes)" + (f" at {fbase['rps']:.0f} req/s" if fbase else "") + ".")
 w("")
-w("| scenario | req/s | same-size baseline req/s (bytes) | ratio to same-size | each round's ratio | ratio to feed page | p50 ms | p99 ms | p99 / same-size p99 | errors | Redis round trips / req | RSS MB |")
-w("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+w("| scenario | req/s | same-size baseline req/s (bytes) | ratio to same-size | each round's ratio | ratio to same-size, static request | ratio to feed page | p50 ms | p99 ms | p99 / same-size p99 | errors | Redis round trips / req | RSS MB |")
+w("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for n in DESCRIBE:
     r = run(n)
     if not r:
@@ -253,10 +263,12 @@ for n in DESCRIBE:
     ratio = f"{r['rps'] / b['rps']:.2f}" if b else ""
     rounds = " / ".join(f"{x:.2f}" for x in ROUNDS[n]["ratios"]) if n in ROUNDS else ""
     fr = f"{r['rps'] / fbase['rps']:.2f}" if fbase else ""
+    st = ROUNDS.get(n, {}).get("static")
+    st = f"{st:.2f}" if st is not None else ""
     p = ROUNDS[n]["p99"] if n in ROUNDS else (r["p99_us"] / max(b["p99_us"], 1) if b else None)
     p99r = f"{p:.1f}" if p is not None else ""
     rt = f"{r['round_trips'] / max(r['requests'], 1):.2f}"
-    w(f"| {n}: {DESCRIBE[n]} | {r['rps']:.0f} | {same} | {ratio} | {rounds} | {fr} | {ms(r['p50_us'])} | "
+    w(f"| {n}: {DESCRIBE[n]} | {r['rps']:.0f} | {same} | {ratio} | {rounds} | {st} | {fr} | {ms(r['p50_us'])} | "
       f"{ms(r['p99_us'])} | {p99r} | {errors(r)} | {rt} | {mb(r['rss_kb'])} |")
     if n in WANT and b:
         x = r["rps"] / b["rps"]

@@ -54,6 +54,7 @@ keep_results() {
 }
 trap 'keep_results; cleanup' EXIT
 BPORT=$(free_port)
+SPORT=$(free_port)
 export DOUYIN_LOG__LEVEL=${DOUYIN_LOG__LEVEL:-warn}
 export BENCH_WRK=$ROOT/bench/wrk
 # the near-cache bound, set explicitly: the memory target is stated against it
@@ -175,6 +176,17 @@ run_like() {
   echo "$after" >"$DIR/final_check.json"
 }
 
+# start_same_size NAME: a bench-baseline on SPORT answering every path with NAME's captured body
+SAME_PID=""
+start_same_size() {
+  "$BIN/bench-baseline" "$DIR/bodies/$1.json" "127.0.0.1:$SPORT" 2>>"$DIR/baseline.log" &
+  SAME_PID=$!
+  PIDS+=("$SAME_PID")
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$SPORT/" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench-baseline did not start on $SPORT" >&2
+  exit 1
+}
+
 # bench_scale SCALE FULL: one scale from an empty store and an empty Redis
 bench_scale() {
   SCALE=$1
@@ -236,13 +248,22 @@ bench_scale() {
       echo "== [$SCALE/$PASS] $s" >&2
       if [ "$full" = 1 ] && [ "$PASS" = 1 ] && [ -f "$DIR/bodies/$s.json" ]; then
         # a read gets a warm-up of its own, then its same-size baseline and it alternate
-        # ROUNDS times (the machine's load drifts within seconds); the report takes the median
+        # ROUNDS times (the machine's load drifts within seconds); the report takes the median.
+        # The baseline gets the scenario's own requests from the scenario's own script (a
+        # bench-baseline of its own answers every path with the captured body), so that wrk's
+        # work and the request bytes are the same on both sides and the ratio is the server's.
         wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
+        start_same_size "$s"
         for ROUND in $(seq "$ROUNDS"); do
-          run_wrk "baseline:$s" "http://127.0.0.1:$BPORT/$s" bench/wrk/baseline.lua "$BASE_PID"
+          run_wrk "baseline:$s" "http://127.0.0.1:$SPORT" "bench/wrk/$s.lua" "$SAME_PID"
           run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
         done
+        # once, for comparison with runs before this method: the body sent to wrk's one static
+        # request (shorter than the scenario's, and no Lua on wrk's side)
         ROUND=1
+        run_wrk "baseline_static:$s" "http://127.0.0.1:$BPORT/$s" bench/wrk/baseline.lua "$BASE_PID"
+        kill "$SAME_PID" 2>/dev/null || true
+        wait "$SAME_PID" 2>/dev/null || true
         continue
       fi
       run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
