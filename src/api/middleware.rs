@@ -1,5 +1,6 @@
 //! The request-log/CORS middleware: one log line and the metrics of every request, CORS headers
-//! on every response, answers to CORS preflights, and the in-flight count that shutdown waits on.
+//! on every response (the preflight-only ones on preflights alone), answers to CORS preflights,
+//! and the in-flight count that shutdown waits on.
 
 use crate::error::EnvelopeCode;
 use ntex::http::header::{self, HeaderValue};
@@ -80,7 +81,8 @@ where
         let route = crate::ops::metrics::route_label(req.path());
         // the path itself only for the request log line, when its level is on
         let path = tracing::enabled!(tracing::Level::INFO).then(|| req.path().to_string());
-        let mut res = if method == ntex::http::Method::OPTIONS {
+        let preflight = method == ntex::http::Method::OPTIONS;
+        let mut res = if preflight {
             req.into_response(HttpResponse::NoContent().finish())
         } else {
             ctx.call(&self.service, req).await?
@@ -95,18 +97,27 @@ where
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             self.cors_origin.clone(),
         );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, HEAD, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, Range"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges"),
-        );
+        if preflight {
+            // what a preflight asks about, and how long a browser may keep the answer
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, HEAD, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization, Content-Type, Range"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+        } else if h.contains_key(header::ACCEPT_RANGES) || h.contains_key(header::CONTENT_RANGE) {
+            // media: let a page's script read the range headers (Content-Length is safelisted)
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges"),
+            );
+        }
         let code = res
             .response()
             .extensions()

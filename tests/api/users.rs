@@ -253,6 +253,23 @@ async fn parameters_come_from_anywhere_in_any_notation() {
         .unwrap();
     assert!(r.status().is_success());
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("Authorization"), "{allowed}");
+    assert!(r.headers().contains_key("access-control-max-age"));
+    // an API answer carries the origin a browser checks
+    let r = app
+        .client
+        .get(app.url("/douyin/feed/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
     app.stop().await;
 }
 
