@@ -90,7 +90,9 @@ pub fn ok_open(capacity: usize) -> Vec<u8> {
     body
 }
 
-/// Closes a body begun with [`ok_open`] and sends it (no copy).
+/// Closes a body begun with [`ok_open`] and sends it. ntex copies a `Vec` once into its own
+/// bytes; writing into ntex's `BytesMut` instead (no copy) measured slower on the favorite
+/// list (bench/NOTES.md).
 pub fn ok_close(mut body: Vec<u8>) -> HttpResponse {
     body.push(b'}');
     let resp = HttpResponse::Ok()
