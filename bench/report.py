@@ -127,22 +127,25 @@ targets = []
 WHY = {
     "feed_anon": "the newest page is served whole from the near-cache (one lookup, bench/NOTES.md), so "
                  "what remains is the per-request work (parameters, middleware, metrics, the 16 KB "
-                 "copied into the response) on cores shared with wrk and Redis; the baseline only "
-                 "writes bytes",
+                 "copied into the response) on cores shared with wrk and Redis; the baseline, given "
+                 "the same requests, only writes bytes",
     "feed_user": "a page is kept whole and written with the viewer's flags (one page lookup and the "
                  "viewer's two sets, bench/NOTES.md), but the pages of the logged-in feed are many "
                  "(every latest_time) and deep ones miss: about 60 entry lookups to render one",
     "user_info": "three near-cache lookups (the session, the user, the viewer's following list: a "
                  "few dependent cache misses each), the held token's lookup and the per-request "
-                 "work, against a 300-byte baseline that costs almost nothing",
+                 "work (the handler was 26% of the server's samples, the kernel's send 36 to 40%), "
+                 "against a 300-byte baseline that costs almost nothing",
     "publish_list": "no round trip once warm (ids near-cached); the near-cache lookups (session, "
                     "list, videos, author, viewer's sets: a few dependent cache misses each) and "
-                    "the per-request work, against a baseline that only writes bytes",
+                    "the per-request work, against a baseline that only writes bytes (given the same "
+                    "requests)",
     "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
                      "with its author); runs now weigh 48 bytes a card, and about 85% of requests "
                      "find theirs (a third before). What remains is 60 KB gathered from 110 cards "
-                     "(a cache miss each, fetched ahead), the viewer's flags for 110 videos and the "
-                     "send, where the baseline writes one contiguous body (bench/NOTES.md)",
+                     "lying apart (their copy, bound by memory, 19% of the server's samples), the "
+                     "viewer's flags for 110 videos (8%) and the send, where the baseline writes one "
+                     "contiguous body (bench/NOTES.md)",
     "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
                     "authors from Redis, which rebuild-cache now fills with every comment) and the "

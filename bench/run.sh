@@ -6,7 +6,8 @@
 #
 # At the first scale (the full run) every read scenario is warmed up on its own, then measured
 # in rounds alternating with `bench-baseline` serving a response of that scenario captured from
-# the server (its same-size baseline; the report takes the median round), every
+# the server to the scenario's own requests (its same-size baseline; the report takes the median
+# round), every
 # scenario runs a second pass (memory must stay flat), and the mixed traffic runs once more
 # under vegeta (built from the Go module proxy; k6 is AGPL and not used here). The other scales
 # run the feed, like and list scenarios to show the cost as the data grows.
