@@ -60,11 +60,14 @@ async fn upload_then_feed_then_play_with_range() {
         r.headers()["content-range"],
         format!("bytes 100-199/{}", mp4.len())
     );
-    // a web player's script may read the range headers (CORS)
-    let exposed = r.headers()["access-control-expose-headers"]
-        .to_str()
-        .unwrap();
-    assert!(exposed.contains("Content-Range"), "{exposed}");
+    if app.state.media.backend() == "local" {
+        // a web player's script may read the range headers (CORS; from the bucket, the
+        // bucket's own headers answer)
+        let exposed = r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap();
+        assert!(exposed.contains("Content-Range"), "{exposed}");
+    }
     assert_eq!(&r.bytes().await.unwrap()[..], &mp4[100..200]);
     if app.state.media.backend() == "s3" {
         // the bytes come from the bucket: a redirect to a freshly presigned URL
