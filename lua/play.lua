@@ -6,14 +6,11 @@
 -- existed) counts by the HyperLogLog alone.
 -- When the video is not loaded it is dropped with its lease (the durable play record is already
 -- written, so the next reload counts it). Returns 1 counted, -1 not loaded.
-if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) < 3 then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-  return -1
-end
 local f = redis.call('HMGET', KEYS[1], 'pn', 'ph')
 local exact = f[1] and not f[2]
--- counted viewers but no set: the set alone was evicted, so the video is dropped as unloaded
-if exact and tonumber(f[1]) > 0 and redis.call('EXISTS', KEYS[5]) == 0 then
+-- not loaded: a key missing, or viewers counted but no set (the set alone was evicted)
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) < 3
+    or (exact and tonumber(f[1]) > 0 and redis.call('EXISTS', KEYS[5]) == 0) then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   return -1
 end
