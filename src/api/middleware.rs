@@ -111,8 +111,9 @@ where
                 header::ACCESS_CONTROL_MAX_AGE,
                 HeaderValue::from_static("86400"),
             );
-        } else if h.contains_key(header::ACCEPT_RANGES) || h.contains_key(header::CONTENT_RANGE) {
-            // media: let a page's script read the range headers (Content-Length is safelisted)
+        } else if h.contains_key(header::ACCEPT_RANGES) {
+            // media (every media answer, a range's included, says Accept-Ranges): let a page's
+            // script read the range headers (Content-Length is safelisted)
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges"),
