@@ -68,9 +68,17 @@ pub async fn build(cfg: Config) -> Result<Application, String> {
             .trim_end_matches('/')
             .to_string();
     }
+    let (near_bound, how) = crate::near::budget::resolve(cfg.near.max_bytes);
+    if cfg.near.enabled {
+        tracing::info!(
+            bytes = near_bound,
+            "near-cache bound {} MiB ({how})",
+            near_bound >> 20
+        );
+    }
     let near = Arc::new(NearCache::new(
         cfg.near.enabled,
-        cfg.near.max_bytes,
+        near_bound,
         Duration::from_millis(cfg.near.max_age_ms),
         cfg.near.feed_ids,
         urls.clone(),

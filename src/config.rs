@@ -215,7 +215,10 @@ pub struct NearConfig {
     /// feed head in process. Off: every read goes to Redis.
     pub enabled: bool,
     /// Memory bound of the cached objects and their JSON, in bytes (least useful evicted); a
-    /// quarter of it holds whole rendered video lists.
+    /// quarter of it holds whole rendered video lists. 0 (the default): a quarter of the
+    /// process's cgroup memory limit where one is below the machine's memory (a container),
+    /// else 1/32 of the machine's memory, within 64 MiB and 1 GiB; 256 MiB where neither can
+    /// be read (`near/budget.rs`).
     pub max_bytes: u64,
     /// The staleness bound, in milliseconds: changes made through other instances are normally
     /// seen within milliseconds (Redis client tracking); entries older than this are served
@@ -233,7 +236,7 @@ impl Default for NearConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            max_bytes: 256 * 1024 * 1024,
+            max_bytes: 0,
             max_age_ms: 1000,
             feed_ids: 200_000,
             tracking: true,

@@ -26,6 +26,7 @@
 //! comments with their rendered JSON, `sets.rs` users' id lists (for flags and list pages),
 //! `convs.rs` the newest messages of conversations, `track.rs` the invalidation subscriber.
 
+pub mod budget;
 mod comments;
 mod convs;
 mod pages;
@@ -207,6 +208,8 @@ pub struct NearStats {
 /// misses and nothing is installed.
 pub struct NearCache {
     enabled: bool,
+    /// The byte bound of entries and pages together.
+    bound: u64,
     /// Builds the play/cover URLs rendered into video JSON.
     urls: Urls,
     max_age: Duration,
@@ -251,12 +254,14 @@ impl NearCache {
         feed_cap: usize,
         urls: Urls,
     ) -> Self {
+        let bound = max_bytes;
         // a quarter of the bound for rendered pages, the rest for entries
         let page_bytes = max_bytes / 4;
         let max_bytes = max_bytes - page_bytes;
         let est_items = (max_bytes / 1024).clamp(16, 4_000_000) as usize;
         Self {
             enabled,
+            bound,
             urls,
             max_age,
             feed_cap: feed_cap.max(1),
@@ -279,6 +284,11 @@ impl NearCache {
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// The byte bound in use (`near.max_bytes`, or the share of memory it defaults to).
+    pub fn bound(&self) -> u64 {
+        self.bound
     }
 
     pub fn feed_cap(&self) -> usize {

@@ -222,6 +222,7 @@ pub async fn render(req: HttpRequest, st: web::types::State<Arc<AppState>>) -> H
         .absolute(near.stats.invalidations.load(Ordering::Relaxed));
     metrics::gauge!("douyin_near_cache_entries").set(entries as f64);
     metrics::gauge!("douyin_near_cache_bytes").set(bytes as f64);
+    metrics::gauge!("douyin_near_cache_max_bytes").set(near.bound() as f64);
     metrics::gauge!("douyin_near_cache_tracking").set(if near.tracking.load(Ordering::Relaxed) {
         1.0
     } else {

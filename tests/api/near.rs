@@ -527,6 +527,12 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
     // each drop of the whole near-cache is counted by its reason: at least this app's own
     // subscription's start (a lagging subscriber would show as reason="lagged")
     assert!(value("douyin_near_cache_clears_total{reason=\"subscribed\"}") >= 1.0);
+    // the near-cache's bound in use: by default sized from this machine's memory (or the
+    // container's limit), within its floor and ceiling, and reported
+    let bound = app.state.cache.near.bound();
+    assert_eq!(bound, douyin_lite::near::budget::resolve(0).0);
+    assert!((64 << 20..=1 << 30).contains(&bound), "bound {bound}");
+    assert_eq!(value("douyin_near_cache_max_bytes"), bound as f64);
     // the heap as jemalloc counts it: this process has allocated something, on pages it touched
     let allocated = value("douyin_allocator_bytes{kind=\"allocated\"}");
     assert!(allocated > 1e6, "allocated {allocated}");
