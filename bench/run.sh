@@ -12,12 +12,14 @@
 # under vegeta (built from the Go module proxy; k6 is AGPL and not used here). The other scales
 # run the feed, like and list scenarios to show the cost as the data grows.
 #
-#   bash bench/run.sh                                          # scale 1 and 10 (about 40 min)
+#   bash bench/run.sh                                          # scale 1 and 10 (about 50 min)
 #   BENCH_SCALES=0.05 BENCH_DURATION=3s bash bench/run.sh      # a quick try
 #
 # Settings (environment): BENCH_DURATION (10s), BENCH_WARMUP (5s), BENCH_ROUNDS (3: how many
 # times each read and its same-size baseline alternate at the first scale), BENCH_CONNECTIONS (64),
-# BENCH_THREADS (2), BENCH_SCALES ("1 10"; 1 = 10k users, 100k videos, 1M likes, ...),
+# BENCH_THREADS (2), BENCH_LARGE_WARMUP (each read's own warm-up at the other scales: by default
+# BENCH_WARMUP times the scale's size against the first's, 50 s at scale 10), BENCH_SCALES
+# ("1 10"; 1 = 10k users, 100k videos, 1M likes, ...),
 # BENCH_SCENARIOS (every scenario; names of bench/wrk/*.lua), BENCH_LARGE_SCENARIOS (those
 # run at the other scales), BENCH_SMALL_NEAR_BYTES (256 MiB, a 1 GiB container's: the
 # near-cache bound of the other scales' second feed_user run; 0: not run), BENCH_OUT
@@ -193,12 +195,24 @@ start_same_size() {
   exit 1
 }
 
+# warm_large NAME: at a scale other than the first, NAME's own warm-up: BENCH_WARMUP times the
+# scale's size against the first scale's (BENCH_LARGE_WARMUP overrides), so that the
+# measurement finds the near-cache as warm as the first scale's does
+warm_large() {
+  local secs
+  secs=${BENCH_LARGE_WARMUP:-$(python3 -c "import sys; w, a, b = sys.argv[1:]; print(max(1, round(float(w.rstrip('s')) * float(a) / float(b))))" "$WARMUP" "$SCALE" "$FIRST_SCALE")s}
+  echo "   [$SCALE] $1: warm-up $secs" >&2
+  echo "$secs" >"$DIR/large_warmup"
+  wrk -t"$THREADS" -c"$CONNS" -d"$secs" -s "bench/wrk/$1.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
+}
+
 # bench_scale SCALE FULL: one scale from an empty store and an empty Redis
 bench_scale() {
   SCALE=$1
   local full=$2 start s
   DIR=$WORK/scale-$SCALE
   mkdir -p "$DIR/bodies"
+  echo "$WARMUP" >"$DIR/warmup"
   redis-cli -p "$RPORT" flushall >/dev/null
   SERVE=("$BIN/douyin-lite" --data-dir "$DIR/data" --redis-url "$REDIS" --bind "127.0.0.1:$PORT")
   echo "== [$SCALE] seeding" >&2
@@ -272,9 +286,15 @@ bench_scale() {
         wait "$SAME_PID" 2>/dev/null || true
         continue
       fi
+      # at the other scales a read gets a warm-up of its own too, as long as the data is
+      # larger (every viewer's lists are read from Redis once: ten times as many at scale 10)
+      [ "$full" = 1 ] || warm_large "$s"
       run_wrk "$s" "http://127.0.0.1:$PORT" "bench/wrk/$s.lua" "$SERVER_PID"
     done
     rss_kb "$SERVER_PID" >"$DIR/rss_pass$PASS"
+    # what the RSS holds: the near-cache's weight (bounded) and jemalloc's allocated bytes
+    metric_sum douyin_near_cache_bytes >"$DIR/near_bytes_pass$PASS"
+    metric_sum 'douyin_allocator_bytes{kind="allocated"}' >"$DIR/allocated_pass$PASS"
   done
   [ "$full" = 1 ] && kill "$BASE_PID" 2>/dev/null || true
 
@@ -290,6 +310,7 @@ bench_scale() {
     for s in feed_user feed_anon mixed; do
       wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
     done
+    warm_large feed_user
     PASS=1 run_wrk feed_user_small "http://127.0.0.1:$PORT" bench/wrk/feed_user.lua "$SERVER_PID"
   fi
 
@@ -314,6 +335,7 @@ bench_scale() {
 # (not `s`: bench_scale's loops use it)
 first=1
 done_scales=()
+FIRST_SCALE=${SCALES%% *}
 for scale in $SCALES; do
   bench_scale "$scale" "$first"
   first=0
