@@ -381,9 +381,9 @@ for s in large:
     if small and nm:
         w(f"At scale {s} the near-cache bound is {nm // 2**20} MiB, the default on this machine. "
           f"The last row is feed_user on a server bounded at {small // 2**20} MiB (the former "
-          "default; a 1 GiB container's), which does not hold the feed's working set at this "
-          "scale (about 410 MB by the near-cache's weights: 100,000 viewers' lists and sessions, "
-          "the deep pages' videos, the pages), so its requests go to Redis (bench/NOTES.md).")
+          "default; a 1 GiB container's). At scale 10 the feed's working set is about 410 MB by "
+          "the near-cache's weights (100,000 viewers' lists and sessions, the deep pages' videos, "
+          "the pages: bench/NOTES.md), more than that bound holds.")
         w("")
     rbs = float(read(s, "rebuild_secs", "0") or 0)
     if rb1 and rbs:
