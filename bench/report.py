@@ -167,14 +167,11 @@ WHY = {
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
-    "memory": "what the server holds (jemalloc's allocated: the near-cache at its bound, fjall) "
-              "stays within 10 MB over a pass; what grows is the pages it sits on (jemalloc's "
-              "active), partly used after the near-cache's churn: +0.4% to +8.2% over six runs of "
-              "one binary (bench/NOTES.md)",
-    "memory_filling": "the near-cache was still filling toward its bound (it grows with what the "
-                      "scenarios touch for the first time and with the writes' new records, up to "
-                      "the bound and no further); the RSS less the near-cache's weight is the "
-                      "figure that shows a leak (bench/NOTES.md)",
+    "memory": "a leak would show as the rest of the heap growing; what grows is the near-cache, "
+              "filling toward its bound with what the scenarios touch for the first time and the "
+              "writes' new records, and the pages jemalloc keeps after the near-cache's churn "
+              "(freed entries leave pages partly used), which the bound does not count "
+              "(bench/NOTES.md)",
     "rebuild": "bound by the two cores: Redis (one load script per user and video, about 30 µs "
                "each with the 1.4M likes and follows the users insert) and the client's one thread "
                "(store reads, encoding, one write per command: fred flushes each command of a "
@@ -331,19 +328,22 @@ if r2:
     bound = near_max / 1024 + 300 * 1024
     target("server RSS after the full run ≤ near-cache bound + 300 MB", r2 <= bound,
            f"{mb(r2)} MB vs {mb(bound)} MB", "" if r2 <= bound else why("memory"))
-    # the near-cache's weight and jemalloc's allocated bytes at the end of each pass (bytes)
-    n1, n2 = (int(read(full, f"near_bytes_pass{p}", "0") or 0) for p in (1, 2))
-    a1, a2 = (int(read(full, f"allocated_pass{p}", "0") or 0) for p in (1, 2))
+    # what the RSS holds at the end of each pass: the near-cache's weight (bounded), the rest
+    # of the heap (jemalloc's allocated bytes less the near-cache's), and the pages jemalloc
+    # keeps beyond what is allocated (RSS less allocated)
+    n1, n2 = (int(read(full, f"near_bytes_pass{p}", "0") or 0) / 2**20 for p in (1, 2))
+    a1, a2 = (int(read(full, f"allocated_pass{p}", "0") or 0) / 2**20 for p in (1, 2))
     parts = ""
     if n1 and n2 and a1 and a2:
-        parts = (f"; of it, the near-cache's weight {n1 // 2**20} → {n2 // 2**20} MB (bound "
-                 f"{near_max // 2**20} MiB), jemalloc's allocated {a1 // 2**20} → {a2 // 2**20} MB, "
-                 f"RSS less the near-cache's weight {mb(r1 - n1 // 1024)} → {mb(r2 - n2 // 1024)} MB "
-                 f"({(r2 - n2 / 1024 - (r1 - n1 / 1024)) / max(r1 - n1 / 1024, 1):+.1%})")
-    filling = n1 and n2 and n2 > n1 * 1.02 and n2 < near_max * 0.98
+        m1, m2 = r1 / 1024, r2 / 1024
+        parts = (f": the near-cache's weight {n2 - n1:+.0f} MB ({n1:.0f} → {n2:.0f}, bound "
+                 f"{near_max // 2**20} MiB), the rest of the heap {(a2 - n2) - (a1 - n1):+.0f} MB "
+                 f"({a1 - n1:.0f} → {a2 - n2:.0f}: jemalloc's allocated less the near-cache), "
+                 f"the pages jemalloc keeps beyond what is allocated {(m2 - a2) - (m1 - a1):+.0f} MB "
+                 f"({m1 - a1:.0f} → {m2 - a2:.0f})")
     target("RSS flat over the second pass (≤ 5% growth)", r2 <= r1 * 1.05,
            f"{mb(r1)} MB → {mb(r2)} MB ({(r2 - r1) / max(r1, 1):+.1%}){parts}",
-           "" if r2 <= r1 * 1.05 else why("memory_filling" if filling else "memory"))
+           "" if r2 <= r1 * 1.05 else why("memory"))
 
 # scale
 rb1 = float(read(full, "rebuild_secs", "0") or 0)
