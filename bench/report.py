@@ -217,7 +217,7 @@ w(f"- Second load tester: {('vegeta ' + vegeta) if vegeta else 'vegeta not avail
 near_max = int(read(full, "near_max_bytes", "0") or 0)
 duration_warm = read(full, "warmup", "5s")
 how = ("DOUYIN_NEAR__MAX_BYTES" if os.environ.get("DOUYIN_NEAR__MAX_BYTES")
-       else "the default on this machine, 1/32 of its memory")
+       else "the server's default on this machine, from its memory")
 w(f"- Server: release build, default config (near-cache on, bound {near_max // 2**20} MiB: {how}; "
   "1 s age bound), log level warn.")
 w("")
