@@ -92,8 +92,9 @@ start_server() {
   PIDS+=("$SERVER_PID")
   for _ in $(seq 300); do
     if curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then
-      # the near-cache bound in use (the memory target is stated against it)
-      metric_sum douyin_near_cache_max_bytes >"$DIR/near_max_bytes"
+      # the near-cache bound in use (the memory target is stated against it); NEAR_FILE names
+      # the file for a server started with another bound
+      metric_sum douyin_near_cache_max_bytes >"$DIR/${NEAR_FILE:-near_max_bytes}"
       return 0
     fi
     sleep 0.1
@@ -303,10 +304,7 @@ bench_scale() {
   if [ "$full" != 1 ] && [ "$SMALL_NEAR" != 0 ] && [[ " $list " == *" feed_user "* ]]; then
     echo "== [$SCALE] feed_user, near-cache bound $SMALL_NEAR bytes" >&2
     stop_server
-    cp "$DIR/near_max_bytes" "$DIR/near_max_bytes.default"
-    DOUYIN_NEAR__MAX_BYTES=$SMALL_NEAR start_server
-    mv "$DIR/near_max_bytes" "$DIR/small_near_bytes"
-    mv "$DIR/near_max_bytes.default" "$DIR/near_max_bytes"
+    NEAR_FILE=small_near_bytes DOUYIN_NEAR__MAX_BYTES=$SMALL_NEAR start_server
     for s in feed_user feed_anon mixed; do
       wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "bench/wrk/$s.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true
     done

@@ -99,14 +99,13 @@ fn cgroup_limit(root: &Path, proc_cgroup: &str) -> Option<u64> {
             (Some(a), Some(b), Some(c)) => (a, b, c),
             _ => continue,
         };
-        let (base, file) = if controllers.is_empty() {
+        let (mut dir, file) = if controllers.is_empty() {
             (root.join("sys/fs/cgroup"), "memory.max")
         } else if controllers.split(',').any(|c| c == "memory") {
             (root.join("sys/fs/cgroup/memory"), "memory.limit_in_bytes")
         } else {
             continue;
         };
-        let mut dir = base.clone();
         take(read_limit(&dir.join(file)));
         for part in path.split('/').filter(|p| !p.is_empty() && *p != "..") {
             dir.push(part);
