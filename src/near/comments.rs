@@ -95,15 +95,18 @@ impl CommentPage {
     }
 
     /// Bytes held, for the near-cache's bound.
-    pub(super) fn weight(&self) -> usize {
-        self.comments
-            .iter()
-            .map(|c| c.content.len() + 80)
-            .sum::<usize>()
-            + self.json.len()
-            + self.spans.len() * 16
-            + (self.authors.len() + self.deps.len()) * 8
-            + 160
+    pub(super) fn heap(&self) -> usize {
+        use super::weigh::{arc_slice, slice, string};
+        arc_slice(&self.comments)
+            + self
+                .comments
+                .iter()
+                .map(|c| string(&c.content))
+                .sum::<usize>()
+            + slice(&self.json)
+            + slice(&self.spans)
+            + slice(&self.authors)
+            + slice(&self.deps)
     }
 
     /// Renders `comments` by `users` (their authors; a comment whose author is missing is left

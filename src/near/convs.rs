@@ -46,12 +46,10 @@ impl ConvHead {
     }
 
     /// The bytes it holds (for the near-cache's bound).
-    pub(super) fn weight(&self) -> usize {
-        self.msgs
-            .iter()
-            .map(|m| m.content.len() + 64)
-            .sum::<usize>()
-            + 96
+    /// The heap its messages take (for the near-cache's bound).
+    pub(super) fn heap(&self) -> usize {
+        use super::weigh::{string, vec};
+        vec(&self.msgs) + self.msgs.iter().map(|m| string(&m.content)).sum::<usize>()
     }
 }
 

@@ -34,6 +34,7 @@ mod people;
 mod render;
 mod sets;
 pub mod track;
+mod weigh;
 
 pub use comments::{write_comment, CommentPage};
 pub use convs::{ConvHead, CONV_HEAD};
@@ -144,33 +145,40 @@ struct ByBytes;
 
 impl Weighter<NearKey, NearVal> for ByBytes {
     fn weight(&self, _k: &NearKey, v: &NearVal) -> u64 {
-        // the JSON, the strings of the data and the fixed overhead of an entry
-        let w = match v {
+        // every allocation the value holds, in size classes (`weigh.rs`), and its slot
+        weigh::SLOT as u64 + v.heap() as u64
+    }
+}
+
+impl NearVal {
+    /// The heap its allocations take (`weigh.rs`).
+    fn heap(&self) -> usize {
+        use weigh::{arc, string, vec};
+        match self {
             NearVal::Video(e) => {
-                e.rest.len()
-                    + e.head.len()
-                    + e.data.title.len()
-                    + e.data.desc.len()
-                    + e.data.play.len()
-                    + e.data.cover.len()
-                    + 240
+                arc::<VideoEntry>()
+                    + vec(&e.head)
+                    + vec(&e.rest)
+                    + string(&e.data.title)
+                    + string(&e.data.desc)
+                    + string(&e.data.play)
+                    + string(&e.data.cover)
             }
             NearVal::User(e) => {
-                e.rest.len()
-                    + e.head.len()
-                    + e.data.name.len()
-                    + e.data.avatar.len()
-                    + e.data.background_image.len()
-                    + e.data.signature.len()
-                    + 240
+                arc::<UserEntry>()
+                    + vec(&e.head)
+                    + vec(&e.rest)
+                    + string(&e.data.name)
+                    + string(&e.data.avatar)
+                    + string(&e.data.background_image)
+                    + string(&e.data.signature)
             }
-            NearVal::Set(e) => e.weight(),
-            NearVal::Session(e) => e.revoked.len() * 8 + 96,
-            NearVal::Comments(e) => e.weight(),
-            NearVal::Conv(e) => e.weight(),
-            NearVal::Card(e) => e.weight(),
-        };
-        w as u64
+            NearVal::Set(e) => arc::<IdSet>() + e.heap(),
+            NearVal::Session(e) => arc::<SessionEntry>() + vec(&e.revoked),
+            NearVal::Comments(e) => arc::<CommentPage>() + e.heap(),
+            NearVal::Conv(e) => arc::<ConvHead>() + e.heap(),
+            NearVal::Card(e) => e.heap(),
+        }
     }
 }
 

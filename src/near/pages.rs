@@ -41,6 +41,17 @@ pub struct Page {
 pub(super) const FALSE: usize = b"false".len();
 
 impl Page {
+    /// Its allocation and those it holds (for the near-cache's bound).
+    fn heap(&self) -> usize {
+        use super::weigh::{arc, slice};
+        arc::<Page>()
+            + slice(&self.deps)
+            + slice(&self.json)
+            + slice(&self.flags)
+            + slice(&self.videos)
+            + slice(&self.authors)
+    }
+
     /// Renders `items` (videos with their authors, in order) with every flag false.
     fn render(items: &[(Arc<VideoEntry>, Arc<UserEntry>)], t: Ticket) -> Self {
         let mut json = Vec::new();
@@ -226,10 +237,9 @@ impl Card {
         epoch() + std::time::Duration::from_nanos(self.head().built)
     }
 
-    /// Its bytes, its `Arc` allocation ([`CARD_ARC`]), and what the entry costs the near-cache
-    /// besides.
-    pub(super) fn weight(&self) -> usize {
-        self.0.len() + CARD_ARC + 24
+    /// Its `Arc` allocation ([`CARD_ARC`]) and its bytes' (for the near-cache's bound).
+    pub(super) fn heap(&self) -> usize {
+        super::weigh::heap(CARD_ARC) + super::weigh::slice(&self.0)
     }
 }
 
@@ -282,14 +292,16 @@ pub struct CardRun {
     cards: Box<[Weak<Card>]>,
 }
 
-/// What a run weighs a card besides its id in the key (which the key's weight counts): the
-/// weak pointer, up to two stamp buckets, and what a card that outlives its entry keeps (see
-/// [`CardRun`]: the card's pointer and the reference counts in front of it).
-const RUN_CARD_BYTES: usize = 8 + 2 * 4 + CARD_ARC;
-
 impl CardRun {
-    fn weight(&self) -> usize {
-        self.cards.len() * RUN_CARD_BYTES + 128
+    /// Its allocation and those it holds (its ids are the key's), and what each card keeps
+    /// once evicted from the entries: the card's pointer and the reference counts in front of
+    /// it (for the near-cache's bound).
+    fn heap(&self) -> usize {
+        use super::weigh::{arc, heap, slice};
+        arc::<CardRun>()
+            + slice(&self.deps)
+            + slice(&self.cards)
+            + self.cards.len() * heap(CARD_ARC)
     }
 
     /// Its cards, in order, for [`write_cards`]; none when one of them is gone (evicted from
@@ -398,11 +410,13 @@ pub(super) struct PageBytes;
 
 impl Weighter<PageKey, PageVal> for PageBytes {
     fn weight(&self, k: &PageKey, p: &PageVal) -> u64 {
-        let w = k.ids.len() * 8
+        // the key's ids, every allocation the value holds (`weigh.rs`), and the slot
+        let w = super::weigh::SLOT
+            + super::weigh::slice(&k.ids)
             + match p {
-                PageVal::Videos(p) => p.json.len() + p.deps.len() * 8 + p.flags.len() * 24 + 160,
-                PageVal::Users(p) => p.weight(),
-                PageVal::Cards(r) => r.weight(),
+                PageVal::Videos(p) => p.heap(),
+                PageVal::Users(p) => p.heap(),
+                PageVal::Cards(r) => r.heap(),
             };
         w as u64
     }

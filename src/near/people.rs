@@ -80,8 +80,14 @@ impl UserPage {
         &self.json
     }
 
-    pub(super) fn weight(&self) -> usize {
-        self.json.len() + self.deps.len() * 8 + self.flags.len() * 12 + 160
+    /// Its allocation and those it holds (for the near-cache's bound).
+    pub(super) fn heap(&self) -> usize {
+        use super::weigh::{arc, slice};
+        arc::<UserPage>()
+            + slice(&self.deps)
+            + slice(&self.json)
+            + slice(&self.flags)
+            + slice(&self.users)
     }
 
     /// Appends the page as a viewer sees it: `follows[i]` whether they follow the i-th user

@@ -145,11 +145,12 @@ impl IdSet {
         (0..ranked.len()).map(move |i| Self::at(by_id, ranked, i))
     }
 
-    /// The bytes it holds (for the near-cache's bound).
-    pub(super) fn weight(&self) -> usize {
+    /// The heap its members take (for the near-cache's bound).
+    pub(super) fn heap(&self) -> usize {
+        use super::weigh::slice;
         match &self.members {
-            Members::Ids(ids) => ids.len() * 8 + 96,
-            Members::Scored { by_id, .. } => by_id.len() * 18 + 96,
+            Members::Ids(ids) => slice(ids),
+            Members::Scored { by_id, ranked } => slice(by_id) + slice(ranked),
         }
     }
 }
@@ -224,7 +225,11 @@ mod tests {
         );
         assert_eq!(s.page(Some(3), 10), Some(vec![(30, 2), (10, 1)]));
         assert_eq!(s.score(30), Some(2));
-        assert_eq!(s.weight(), 4 * 18 + 96);
+        assert_eq!(
+            s.heap(),
+            4 * 16 + 8,
+            "(member, score) pairs and their ranks"
+        );
     }
 
     #[test]
@@ -246,7 +251,7 @@ mod tests {
         assert!(s.whole && !s.is_scored());
         assert!(s.contains(3) && s.contains(9) && !s.contains(4));
         assert_eq!(s.len(), 3);
-        assert_eq!(s.weight(), 3 * 8 + 96);
+        assert_eq!(s.heap(), 32, "3 ids, 24 bytes, in a 32-byte class");
         assert_eq!(s.page(None, 2), None);
         assert_eq!(s.score(3), None);
         assert_eq!(s.ranked().count(), 0);
