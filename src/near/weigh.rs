@@ -49,8 +49,9 @@ pub fn string(s: &String) -> usize {
     heap(s.capacity())
 }
 
-/// What a cache slot holds besides the value's allocations: its key and value (an `Arc`),
-/// and the cache's own bookkeeping (hash, state, its index in the table).
+/// What a cache slot holds besides the value's allocations, an estimate (it lies in the
+/// cache's own tables, which the allocator's count of an install does not see): its key and
+/// value (an `Arc`), and the cache's bookkeeping (hash, state, its index in the table).
 pub const SLOT: usize = 64;
 
 /// The bytes each allocation made by `f` and still held when it returns took: what the
