@@ -237,15 +237,12 @@ impl Card {
         epoch() + std::time::Duration::from_nanos(self.head().built)
     }
 
-    /// Its `Arc` allocation ([`CARD_ARC`]) and its bytes' (for the near-cache's bound).
+    /// Its `Arc` allocation (the reference counts and its pointer to its bytes: what a weak
+    /// pointer keeps of an evicted card) and its bytes' (for the near-cache's bound).
     pub(super) fn heap(&self) -> usize {
-        super::weigh::heap(CARD_ARC) + super::weigh::slice(&self.0)
+        super::weigh::arc::<Card>() + super::weigh::slice(&self.0)
     }
 }
-
-/// The allocation an `Arc<Card>` points to: the reference counts and the card's pointer to its
-/// bytes (what a weak pointer keeps of an evicted card).
-const CARD_ARC: usize = 16 + std::mem::size_of::<Card>();
 
 /// Appends `cards` as a JSON array of `Video` objects, `liked[i]` and `follows[i]` the
 /// viewer's flags of the i-th (missing: false).
@@ -297,11 +294,8 @@ impl CardRun {
     /// once evicted from the entries: the card's pointer and the reference counts in front of
     /// it (for the near-cache's bound).
     fn heap(&self) -> usize {
-        use super::weigh::{arc, heap, slice};
-        arc::<CardRun>()
-            + slice(&self.deps)
-            + slice(&self.cards)
-            + self.cards.len() * heap(CARD_ARC)
+        use super::weigh::{arc, slice};
+        arc::<CardRun>() + slice(&self.deps) + slice(&self.cards) + self.cards.len() * arc::<Card>()
     }
 
     /// Its cards, in order, for [`write_cards`]; none when one of them is gone (evicted from

@@ -163,7 +163,7 @@ mod tests {
         });
         // the run and its four cards, each card's slot, and what the run counts for each card
         // evicted from the entries (their `Arc`s, which it keeps)
-        let evicted = 4 * (SLOT + heap(16 + size_of::<crate::near::Card>()));
+        let evicted = 4 * (SLOT + arc::<crate::near::Card>());
         weighs_what_it_holds("run of cards", evicted, |n| {
             let cards: Vec<_> = entries
                 .iter()
