@@ -141,7 +141,7 @@ WHY = {
                     "the per-request work, against a baseline that only writes bytes (given the same "
                     "requests)",
     "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
-                     "with its author); runs now weigh 48 bytes a card, and about 85% of requests "
+                     "with its author); a run weighs about 55 bytes a card, and about 85% of requests "
                      "find theirs (a third before). What remains is 60 KB gathered from 110 cards "
                      "lying apart (their copy, bound by memory, 19% of the server's samples), the "
                      "viewer's flags for 110 videos (8%) and the send, where the baseline writes one "
@@ -169,8 +169,10 @@ WHY = {
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
     "memory": "a leak would show as the rest of the heap growing; what grows is the near-cache, "
               "filling toward its bound with what the scenarios touch for the first time and the "
-              "writes' new records, and the pages jemalloc keeps after the near-cache's churn "
-              "(freed entries leave pages partly used), which the bound does not count "
+              "writes' new records; the store's memtables, whose fill at the moment of measuring "
+              "moves tens of MB either way; and the pages jemalloc keeps after the near-cache's "
+              "churn (freed entries leave pages partly used; a write scenario leaves about 60 MB, "
+              "the reads after take most of it back), which the bound does not count "
               "(bench/NOTES.md)",
     "rebuild": "bound by the two cores: Redis (one load script per user and video, about 30 µs "
                "each with the 1.4M likes and follows the users insert) and the client's one thread "
@@ -187,7 +189,7 @@ WHY = {
                   "script, a share of an fsync), so a drop is the store's flushes and compactions "
                   "on larger tables, or this machine's noise (bench/NOTES.md)",
     "scale": "the feed's working set at scale 10 (100,000 viewers' lists and sessions, the deep "
-             "pages' videos and the pages: about 410 MB by the near-cache's weights) does not fit "
+             "pages' videos and the pages: about 490 MB by the near-cache's weights) does not fit "
              "the bound in use, so requests still make Redis round trips (bench/NOTES.md)",
 }
 
@@ -328,17 +330,23 @@ if r2:
     bound = near_max / 1024 + 300 * 1024
     target("server RSS after the full run ≤ near-cache bound + 300 MB", r2 <= bound,
            f"{mb(r2)} MB vs {mb(bound)} MB", "" if r2 <= bound else why("memory"))
-    # what the RSS holds at the end of each pass: the near-cache's weight (bounded), the rest
-    # of the heap (jemalloc's allocated bytes less the near-cache's), and the pages jemalloc
-    # keeps beyond what is allocated (RSS less allocated)
+    # what the RSS holds at the end of each pass: the near-cache's weight (bounded), the
+    # durable store's block cache and memtables (bounded), the rest of the heap (jemalloc's
+    # allocated bytes less both), and the pages jemalloc keeps beyond what is allocated (RSS
+    # less allocated)
     n1, n2 = (int(read(full, f"near_bytes_pass{p}", "0") or 0) / 2**20 for p in (1, 2))
     a1, a2 = (int(read(full, f"allocated_pass{p}", "0") or 0) / 2**20 for p in (1, 2))
+    s1, s2 = (int(read(full, f"store_bytes_pass{p}", "0") or 0) / 2**20 for p in (1, 2))
     parts = ""
     if n1 and n2 and a1 and a2:
         m1, m2 = r1 / 1024, r2 / 1024
         parts = (f": the near-cache's weight {n2 - n1:+.0f} MB ({n1:.0f} → {n2:.0f}, bound "
-                 f"{near_max // 2**20} MiB), the rest of the heap {(a2 - n2) - (a1 - n1):+.0f} MB "
-                 f"({a1 - n1:.0f} → {a2 - n2:.0f}: jemalloc's allocated less the near-cache), "
+                 f"{near_max // 2**20} MiB), "
+                 + (f"the store's block cache and memtables {s2 - s1:+.0f} MB ({s1:.0f} → "
+                    f"{s2:.0f}), " if s1 or s2 else "")
+                 + f"the rest of the heap {(a2 - n2 - s2) - (a1 - n1 - s1):+.0f} MB "
+                 f"({a1 - n1 - s1:.0f} → {a2 - n2 - s2:.0f}: jemalloc's allocated less the "
+                 f"near-cache{' and the store' if s1 or s2 else ''}), "
                  f"the pages jemalloc keeps beyond what is allocated {(m2 - a2) - (m1 - a1):+.0f} MB "
                  f"({m1 - a1:.0f} → {m2 - a2:.0f})")
     target("RSS flat over the second pass (≤ 5% growth)", r2 <= r1 * 1.05,
@@ -381,7 +389,7 @@ for s in large:
     if small and nm:
         w(f"At scale {s} the near-cache bound is {nm // 2**20} MiB, the default on this machine. "
           f"The last row is feed_user on a server bounded at {small // 2**20} MiB (the former "
-          "default; a 1 GiB container's). At scale 10 the feed's working set is about 410 MB by "
+          "default; a 1 GiB container's). At scale 10 the feed's working set is about 490 MB by "
           "the near-cache's weights (100,000 viewers' lists and sessions, the deep pages' videos, "
           "the pages: bench/NOTES.md), more than that bound holds.")
         w("")

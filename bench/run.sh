@@ -64,7 +64,7 @@ export DOUYIN_LOG__LEVEL=${DOUYIN_LOG__LEVEL:-warn}
 export BENCH_WRK=$ROOT/bench/wrk
 # at the other scales feed_user runs once more on a server with a smaller near-cache bound
 # (the former default, a 1 GiB container's), which does not hold the feed's working set (about
-# 410 MB by its weights at scale 10)
+# 490 MB by its weights at scale 10)
 SMALL_NEAR=${BENCH_SMALL_NEAR_BYTES:-268435456}
 
 # vegeta (MIT), built once into the cache from the Go module proxy
@@ -296,6 +296,8 @@ bench_scale() {
     # what the RSS holds: the near-cache's weight (bounded) and jemalloc's allocated bytes
     metric_sum douyin_near_cache_bytes >"$DIR/near_bytes_pass$PASS"
     metric_sum 'douyin_allocator_bytes{kind="allocated"}' >"$DIR/allocated_pass$PASS"
+    # and the durable store's share of the rest: fjall's block cache and memtables
+    metric_sum douyin_store_memory_bytes >"$DIR/store_bytes_pass$PASS"
   done
   [ "$full" = 1 ] && kill "$BASE_PID" 2>/dev/null || true
 
