@@ -45,7 +45,6 @@ impl ConvHead {
         self.msgs.first()
     }
 
-    /// The bytes it holds (for the near-cache's bound).
     /// The heap its messages take (for the near-cache's bound).
     pub(super) fn heap(&self) -> usize {
         use super::weigh::{string, vec};
