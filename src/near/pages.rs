@@ -247,9 +247,9 @@ impl Card {
 /// Appends `cards` as a JSON array of `Video` objects, `liked[i]` and `follows[i]` the
 /// viewer's flags of the i-th (missing: false).
 ///
-/// Each card's JSON is its own allocation, a cache miss away: each is asked for [`AHEAD`] cards
-/// before its turn, so that the misses overlap instead of each copy waiting for its own
-/// (bench/NOTES.md).
+/// Each card's JSON is its own allocation, a cache miss away: its first two lines are asked for
+/// [`AHEAD`] cards before its turn and the rest [`REST_AHEAD`] before, so that the misses
+/// overlap instead of the copy waiting for each line in turn (bench/NOTES.md).
 pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follows: &[bool]) {
     let json = |i: usize| {
         if let Some(c) = cards.get(i) {
@@ -257,11 +257,23 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
             prefetch(c.0.as_ptr().wrapping_add(64));
         }
     };
+    // and the rest of it (a card is about nine lines), fewer cards ahead
+    let rest = |i: usize| {
+        if let Some(c) = cards.get(i) {
+            let (p, n) = (c.0.as_ptr(), c.0.len());
+            (128..n)
+                .step_by(64)
+                .for_each(|at| prefetch(p.wrapping_add(at)));
+            prefetch(p.wrapping_add(n.saturating_sub(1)));
+        }
+    };
     (0..AHEAD).for_each(json);
+    (0..REST_AHEAD).for_each(rest);
     buf.reserve(cards.iter().map(|c| c.json().len() + 1).sum::<usize>() + 2);
     buf.push(b'[');
     for (i, c) in cards.iter().enumerate() {
         json(i + AHEAD);
+        rest(i + REST_AHEAD);
         if i > 0 {
             buf.push(b',');
         }
@@ -329,6 +341,12 @@ impl CardRun {
 /// flight to hide each one's wait, few enough that what was fetched is still in the L1 cache
 /// when its turn comes.
 const AHEAD: usize = 8;
+
+/// How many cards ahead of the one being written the rest of its bytes are asked for: the copy
+/// of a card's seven lines past its first two waited for each of them (about a tenth of a
+/// favorite list's CPU, bench/NOTES.md); fewer cards than [`AHEAD`], so that the lines in
+/// flight stay within what the CPU tracks.
+const REST_AHEAD: usize = 4;
 
 /// Asks the CPU to bring the cache line at `p` in, without waiting for it (a hint: any address
 /// will do, none is read).
