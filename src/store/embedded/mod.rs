@@ -104,12 +104,13 @@ impl EmbeddedStore {
     }
 
     /// Opens (or creates) the store in `dir`: each table's memtable is flushed once it holds
-    /// `memtable_bytes` (fixed when the table is created), and blocks are cached up to
+    /// `memtable_bytes`, and its level 0 merged into level 1 once it holds `l0_tables` flushed
+    /// tables (both fixed when the table is created), and blocks are cached up to
     /// `cache_bytes`, so that the store's memory stays bounded however much is written;
     /// `workers` threads (0: fjall's default) flush and compact.
     pub fn open_with(dir: &Path, cfg: &crate::config::StoreConfig) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let memtable_bytes = cfg.memtable_bytes;
+        let (memtable_bytes, l0_tables) = (cfg.memtable_bytes, cfg.l0_tables);
         let mut builder = Database::builder(dir).cache_size(cfg.cache_bytes);
         if cfg.workers > 0 {
             builder = builder.worker_threads(cfg.workers);
@@ -117,7 +118,11 @@ impl EmbeddedStore {
         let db = builder.open().map_err(unavailable)?;
         let ks = |name: &str| {
             db.keyspace(name, || {
-                KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(memtable_bytes)
+                    .compaction_strategy(Arc::new(
+                        fjall::compaction::Leveled::default().with_l0_threshold(l0_tables),
+                    ))
             })
             .map_err(unavailable)
         };
@@ -316,6 +321,7 @@ mod tests {
         let cfg = crate::config::StoreConfig {
             workers: 2,
             memtable_bytes: 8 << 20,
+            l0_tables: 4,
             ..Default::default()
         };
         let (store, dir, ours) = open_counting_workers(&cfg, 2).expect("two fjall workers");
@@ -366,6 +372,53 @@ mod tests {
             idle * 4 < busy,
             "a fjall worker spins while the other compacts: CPU ticks {total:?}"
         );
+    }
+
+    #[test]
+    fn level_zero_merges_at_the_configured_table_count() {
+        // the first flush moves down whole (nothing under it); after it the flushes overlap:
+        // level 0 holds two, the third merges it; at fjall's default of 4 the third would stay
+        let flush = |ks: &fjall::Keyspace, round: u8| {
+            for k in 0..2_000u32 {
+                ks.insert(k.to_be_bytes(), [round; 64]).unwrap();
+            }
+            ks.rotate_memtable_and_wait().unwrap();
+        };
+        let settles = |ks: &fjall::Keyspace, want: usize| {
+            let began = std::time::Instant::now();
+            while ks.l0_table_count() != want && began.elapsed().as_secs() < 20 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            ks.l0_table_count()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::StoreConfig {
+            l0_tables: 3,
+            ..Default::default()
+        };
+        let store = EmbeddedStore::open_with(dir.path(), &cfg).unwrap();
+        let ks = store.0.likes.clone();
+        flush(&ks, 1);
+        assert_eq!(settles(&ks, 0), 0, "the first table did not move down");
+        flush(&ks, 2);
+        flush(&ks, 3);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(ks.l0_table_count(), 2, "merged below the threshold");
+        flush(&ks, 3);
+        assert_eq!(settles(&ks, 0), 0, "level 0 not merged at the threshold");
+        assert_eq!(ks.get(7u32.to_be_bytes()).unwrap().unwrap()[0], 3);
+        drop((ks, store));
+        // a store keeps the count it was created with
+        let cfg = crate::config::StoreConfig {
+            l0_tables: 16,
+            ..Default::default()
+        };
+        let store = EmbeddedStore::open_with(dir.path(), &cfg).unwrap();
+        let ks = store.0.likes.clone();
+        for round in 4..7 {
+            flush(&ks, round);
+        }
+        assert_eq!(settles(&ks, 0), 0, "a reopened store took the new count");
     }
 
     #[test]
