@@ -263,11 +263,12 @@ pub struct StoreConfig {
     pub cache_bytes: u64,
     /// Embedded store: how many flushed memtables a table's level 0 collects before they are
     /// merged into level 1 (fjall's leveled `l0_threshold`, 4 by default). While a table is
-    /// smaller than level 1's target (64 MiB × this), each merge rewrites all of it, so the
-    /// compaction a write costs falls as merges get rarer: after the write scenarios, 12
-    /// halved fjall's CPU per like and raised likes/s by 9% against 4 (bench/NOTES.md). A point
-    /// read checks each level-0 table's filter, and fjall slows writes from 20 level-0 tables,
-    /// so 2 to 16. Recorded when a table is created, like `memtable_bytes`.
+    /// smaller than level 1's target (64 MiB × this), each merge rewrites the whole of level 1,
+    /// so rarer merges cut the compaction a write costs: after the write scenarios, 12 took
+    /// fjall's CPU per like from 24 to 14 µs on average, and likes/s up 9%, against 4
+    /// (bench/NOTES.md). A point read checks each level-0 table's filter, and fjall slows
+    /// writes from 20 level-0 tables, so 2 to 16. Recorded when a table is created, like
+    /// `memtable_bytes`.
     pub l0_tables: u8,
     /// Embedded store: background threads that flush memtables and compact tables; 0: fjall's
     /// default, one per core up to 4. With two or more, the first keeps itself for flushes (our
