@@ -404,9 +404,10 @@ mod tests {
         flush(&ks, 3);
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert_eq!(ks.l0_table_count(), 2, "merged below the threshold");
-        flush(&ks, 3);
+        flush(&ks, 4);
         assert_eq!(settles(&ks, 0), 0, "level 0 not merged at the threshold");
-        assert_eq!(ks.get(7u32.to_be_bytes()).unwrap().unwrap()[0], 3);
+        // the newest write wins the merge
+        assert_eq!(ks.get(7u32.to_be_bytes()).unwrap().unwrap()[0], 4);
         drop((ks, store));
         // a store keeps the count it was created with
         let cfg = crate::config::StoreConfig {
@@ -415,7 +416,7 @@ mod tests {
         };
         let store = EmbeddedStore::open_with(dir.path(), &cfg).unwrap();
         let ks = store.0.likes.clone();
-        for round in 4..7 {
+        for round in 5..8 {
             flush(&ks, round);
         }
         assert_eq!(settles(&ks, 0), 0, "a reopened store took the new count");
