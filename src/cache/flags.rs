@@ -120,11 +120,11 @@ impl Cache {
             }
         }
         let liked = match &likes {
-            Some(s) => videos.iter().map(|v| s.contains(*v)).collect(),
+            Some(s) => s.contains_each(videos),
             None => vec![false; videos.len()],
         };
         let followed = match &follows {
-            Some(s) => users.iter().map(|u| s.contains(*u)).collect(),
+            Some(s) => s.contains_each(users),
             None => vec![false; users.len()],
         };
         Ok((liked, followed))

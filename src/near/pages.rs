@@ -351,7 +351,7 @@ const REST_AHEAD: usize = 4;
 /// Asks the CPU to bring the cache line at `p` in, without waiting for it (a hint: any address
 /// will do, none is read).
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub(super) fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing and cannot fault, whatever the address; SSE, which the
     // instruction needs, is part of every x86_64 CPU.

@@ -114,6 +114,14 @@ impl IdSet {
         }
     }
 
+    /// Whether each of `ids` is a member, in order (as [`Self::contains`] answers each).
+    pub fn contains_each(&self, ids: &[i64]) -> Vec<bool> {
+        match &self.members {
+            Members::Ids(m) => search_each(m, ids, |m| *m),
+            Members::Scored { by_id, .. } => search_each(by_id, ids, |(m, _)| *m),
+        }
+    }
+
     /// The member at rank `i` (0: highest score) with its score.
     fn at(by_id: &[(i64, i64)], ranked: &[u16], i: usize) -> (i64, i64) {
         by_id[ranked[i] as usize]
@@ -153,6 +161,49 @@ impl IdSet {
             Members::Scored { by_id, ranked } => slice(by_id) + slice(ranked),
         }
     }
+}
+
+/// How many searches [`search_each`] runs in step.
+const LANES: usize = 8;
+
+/// The largest list [`search_each`] asks the CPU for whole before its searches (2,048 scored
+/// members): past it, the searches touch a small part of the list.
+const PREFETCH_MAX: usize = 32 << 10;
+
+/// Whether each of `ids` is among `sorted` (ascending by `key`): branchless binary searches,
+/// [`LANES`] at a time, each step's loads independent of one another.
+fn search_each<T>(sorted: &[T], ids: &[i64], key: impl Fn(&T) -> i64) -> Vec<bool> {
+    let mut out = Vec::with_capacity(ids.len());
+    if sorted.is_empty() {
+        out.resize(ids.len(), false);
+        return out;
+    }
+    let bytes = std::mem::size_of_val(sorted);
+    if bytes <= PREFETCH_MAX && ids.len() >= LANES {
+        let start = sorted.as_ptr().cast::<u8>();
+        (0..bytes)
+            .step_by(64)
+            .for_each(|at| super::pages::prefetch(start.wrapping_add(at)));
+    }
+    for chunk in ids.chunks(LANES) {
+        // each lane's answer lies in [base, base + len): the last member not above its id
+        let mut base = [0usize; LANES];
+        let mut len = sorted.len();
+        while len > 1 {
+            let half = len / 2;
+            for (b, id) in base.iter_mut().zip(chunk) {
+                let mid = *b + half;
+                *b = if key(&sorted[mid]) <= *id { mid } else { *b };
+            }
+            len -= half;
+        }
+        out.extend(
+            base.iter()
+                .zip(chunk)
+                .map(|(b, id)| key(&sorted[*b]) == *id),
+        );
+    }
+    out
 }
 
 impl NearCache {
@@ -268,5 +319,27 @@ mod tests {
             Some(vec![(SET_MAX as i64 + 5, (SET_MAX as i64 + 5) * 2)])
         );
         assert!(!s.contains(1) && s.contains(6));
+    }
+
+    #[test]
+    fn contains_each_answers_as_contains_does() {
+        // every list length around the lanes and powers of two, asked about members, ids
+        // between them, below the first and past the last, in no order
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 129] {
+            let members: Vec<i64> = (0..n as i64).map(|i| 10 * i + 5).collect();
+            let mut asked: Vec<i64> = (-1..=10 * n as i64 + 6).rev().collect();
+            let third = asked.len() / 3;
+            asked.rotate_left(third);
+            let ids = IdSet::ids(members.clone());
+            let scored = IdSet::scored(members.iter().map(|m| (*m, -*m)).collect(), true);
+            for set in [&ids, &scored] {
+                let each = set.contains_each(&asked);
+                assert_eq!(each.len(), asked.len());
+                for (id, found) in asked.iter().zip(&each) {
+                    assert_eq!(*found, set.contains(*id), "n {n}, id {id}");
+                    assert_eq!(*found, members.contains(id), "n {n}, id {id}");
+                }
+            }
+        }
     }
 }
