@@ -261,10 +261,7 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
     let rest = |i: usize| {
         if let Some(c) = cards.get(i) {
             let (p, n) = (c.0.as_ptr(), c.0.len());
-            (128..n)
-                .step_by(64)
-                .for_each(|at| prefetch(p.wrapping_add(at)));
-            prefetch(p.wrapping_add(n.saturating_sub(1)));
+            prefetch_range(p.wrapping_add(128), n.saturating_sub(128));
         }
     };
     (0..AHEAD).for_each(json);
@@ -351,7 +348,7 @@ const REST_AHEAD: usize = 4;
 /// Asks the CPU to bring the cache line at `p` in, without waiting for it (a hint: any address
 /// will do, none is read).
 #[inline(always)]
-pub(super) fn prefetch(p: *const u8) {
+fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing and cannot fault, whatever the address; SSE, which the
     // instruction needs, is part of every x86_64 CPU.
@@ -360,6 +357,18 @@ pub(super) fn prefetch(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Asks for every cache line of the `n` bytes at `p` (none when `n` is 0): one every 64 bytes
+/// from `p`, and the last byte's, which an unaligned start leaves on a line of its own.
+#[inline(always)]
+pub(super) fn prefetch_range(p: *const u8, n: usize) {
+    (0..n)
+        .step_by(64)
+        .for_each(|at| prefetch(p.wrapping_add(at)));
+    if n > 0 {
+        prefetch(p.wrapping_add(n - 1));
+    }
 }
 
 /// Appends card `c` with the viewer's flags (None: false).

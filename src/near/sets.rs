@@ -180,10 +180,7 @@ fn search_each<T>(sorted: &[T], ids: &[i64], key: impl Fn(&T) -> i64) -> Vec<boo
     }
     let bytes = std::mem::size_of_val(sorted);
     if bytes <= PREFETCH_MAX && ids.len() >= LANES {
-        let start = sorted.as_ptr().cast::<u8>();
-        (0..bytes)
-            .step_by(64)
-            .for_each(|at| super::pages::prefetch(start.wrapping_add(at)));
+        super::pages::prefetch_range(sorted.as_ptr().cast(), bytes);
     }
     for chunk in ids.chunks(LANES) {
         // each lane's answer lies in [base, base + len): the last member not above its id
