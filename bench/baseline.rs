@@ -7,6 +7,11 @@
 //! Given a directory, `GET /<name>` answers with `<dir>/<name>.json` (one captured response
 //! per scenario) and any other path with `<dir>/feed_page.json`. Given a file, every path
 //! answers with it.
+//!
+//! `bench-baseline --probe` instead measures the machine as it is at that moment (`probe.rs`),
+//! so that runs of the runner made at different times can be compared.
+
+mod probe;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,8 +45,12 @@ fn load(path: &Path) -> std::io::Result<(HashMap<String, Bytes>, Bytes)> {
 #[ntex::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
+    if std::env::args().nth(1).as_deref() == Some("--probe") {
+        println!("{}", probe::run().json());
+        return Ok(());
+    }
     let (Some(path), Some(addr)) = (args.next(), args.next()) else {
-        eprintln!("usage: bench-baseline <body-file | dir> <addr> [workers]");
+        eprintln!("usage: bench-baseline <body-file | dir> <addr> [workers] | --probe");
         std::process::exit(2);
     };
     let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or_else(|| {

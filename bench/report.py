@@ -222,6 +222,27 @@ how = ("DOUYIN_NEAR__MAX_BYTES" if os.environ.get("DOUYIN_NEAR__MAX_BYTES")
        else "the server's default on this machine, from its memory")
 w(f"- Server: release build, default config (near-cache on, bound {near_max // 2**20} MiB: {how}; "
   "1 s age bound), log level warn.")
+def probe_line(s):
+    """The machine probe's figures at the start and end of scale `s` (bench/probe.rs)."""
+    try:
+        a, b = (json.loads(read(s, f"probe_{e}.json", "")) for e in ("start", "end"))
+    except ValueError:
+        return None
+    return (f"compute {a['compute_ns']:.2f} / {b['compute_ns']:.2f} ns a step, "
+            f"memory latency {a['chase_ns']:.0f} / {b['chase_ns']:.0f} ns, "
+            f"gather {a['gather_gbs']:.2f} / {b['gather_gbs']:.2f} GB/s")
+
+
+probes = [(s, probe_line(s)) for s in scales]
+probes = [(s, p) for s, p in probes if p]
+if probes:
+    w("- Machine probe (`bench-baseline --probe`, one thread, as each scale started / as it ended): "
+      + "; ".join(f"scale {s}: {p}" for s, p in probes)
+      + ". Compute is a dependent chain of integer steps (the core's speed), memory latency a "
+      "read at a random place in 256 MiB waiting for the one before (what a near-cache lookup "
+      "waits for), gather the rate of copying 110 pieces of 560 bytes lying apart in it into one "
+      "buffer (a favorite list's cards). The machine is shared and its speed moves within the "
+      "hour; runs compare only with these beside them.")
 w("")
 
 # data sets

@@ -226,6 +226,9 @@ bench_scale() {
   "${SERVE[@]}" rebuild-cache >&2
   secs_since "$start" >"$DIR/rebuild_secs"
   redis-cli -p "$RPORT" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r' >"$DIR/redis_bytes"
+  # the machine's speed as the scale starts and as it ends (bench/probe.rs): runs made at
+  # different times compare only with it beside them
+  "$BIN/bench-baseline" --probe >"$DIR/probe_start.json" || true
 
   start_server
   echo "== [$SCALE] warm-up" >&2
@@ -324,6 +327,7 @@ bench_scale() {
 
   curl -fs "http://127.0.0.1:$PORT/metrics" |
     grep -E '^douyin_(near_cache|store_fsyncs|store_durable|cache_reloads)' >"$DIR/metrics.txt" || true
+  "$BIN/bench-baseline" --probe >"$DIR/probe_end.json" || true
   case " $list " in
     *" like "*) echo "== [$SCALE/1] like (checked, on a restarted server)" >&2; run_like ;;
     *) stop_server; check >"$DIR/final_check.json" || true ;;
