@@ -59,15 +59,7 @@ DESCRIBE = {
     "feed_user": "logged-in feed, paged with next_time",
     "user_info": "user info (logged-in viewer)",
     "publish_list": "publish list",
-    "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
-                     "with its author; in a hand run in the runner's order every request found its "
-                     "run). What remains is bound by memory: by hand the server spent 56 µs of CPU a "
-                     "request against the baseline's 20 for the same body, the kernel's send about "
-                     "23 µs on both sides; ours adds 60 KB gathered from 110 cards lying apart (the "
-                     "copy 15% of the server's samples, the cards' reference counts 6%), five "
-                     "near-cache lookups (6%) and the viewer's flags for 110 videos (4%); wrk, "
-                     "waking for fewer responses at a time, spent 40 µs a request against 31 "
-                     "(bench/NOTES.md)",
+    "favorite_list": "favorite list (~110 videos each)",
     "comment_list": "comment list of skewed videos",
     "follow_list": "follow list",
     "follower_list": "follower list (count=100)",
@@ -149,11 +141,14 @@ WHY = {
                     "the per-request work, against a baseline that only writes bytes (given the same "
                     "requests)",
     "favorite_list": "a held run of the list's cards serves it in one lookup (each video rendered "
-                     "with its author); a run weighs about 55 bytes a card, and about 85% of requests "
-                     "find theirs (a third before). What remains is 60 KB gathered from 110 cards "
-                     "lying apart (their copy, bound by memory, 19% of the server's samples), the "
-                     "viewer's flags for 110 videos (8%) and the send, where the baseline writes one "
-                     "contiguous body (bench/NOTES.md)",
+                     "with its author; in a hand run in the runner's order every request found its "
+                     "run). What remains is bound by memory: by hand the server spent 56 µs of CPU a "
+                     "request against the baseline's 20 for the same body, the kernel's send about "
+                     "23 µs on both sides; ours adds 60 KB gathered from 110 cards lying apart (the "
+                     "copy 15% of the server's samples, the cards' reference counts 6%), five "
+                     "near-cache lookups (6%) and the viewer's flags for 110 videos (4%); wrk, "
+                     "waking for fewer responses at a time, spent 40 µs a request against 31 "
+                     "(bench/NOTES.md)",
     "comment_list": "first pages are held rendered (one lookup and the viewer's flags), but the skewed "
                     "picks keep reaching videos seen for the first time (a miss reads ids, comments and "
                     "authors from Redis, which rebuild-cache now fills with every comment) and the "
@@ -230,6 +225,8 @@ how = ("DOUYIN_NEAR__MAX_BYTES" if os.environ.get("DOUYIN_NEAR__MAX_BYTES")
        else "the server's default on this machine, from its memory")
 w(f"- Server: release build, default config (near-cache on, bound {near_max // 2**20} MiB: {how}; "
   "1 s age bound), log level warn.")
+
+
 def probe_line(s):
     """The machine probe's figures at the start and end of scale `s` (bench/probe.rs)."""
     try:
