@@ -87,9 +87,11 @@ fn main() {
         .block_on(async move { execute(cfg, command).await });
     if let Err(e) = result {
         tracing::error!("{e}");
+        douyin_lite::telemetry::flush();
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+    douyin_lite::telemetry::flush();
 }
 
 async fn execute(mut cfg: Config, command: Command) -> Result<(), String> {

@@ -61,7 +61,7 @@ impl Server {
         Server::spawn(data_dir, redis_url, prefix, node, Stdio::null()).await
     }
 
-    /// A server whose log (stdout) goes to the file `log`.
+    /// A server logging at the default level (`info`: a line a request) to the file `log`.
     async fn start_logged(data_dir: PathBuf, redis_url: &str, log: &std::path::Path) -> Server {
         let file = std::fs::File::create(log).expect("the log file");
         Server::spawn(data_dir, redis_url, "logged:", 0, file.into()).await
@@ -86,8 +86,10 @@ impl Server {
                 .expect("the douyin-lite binary");
             assert!(ok.success(), "douyin-lite migrate failed");
         }
+        let level = if prefix == "logged:" { "info" } else { "warn" };
         let child = command(&data_dir, redis_url, prefix)
             .env("DOUYIN_IDS__NODE_ID", node.to_string())
+            .env("DOUYIN_LOG__LEVEL", level)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .stdout(stdout)
             .spawn()
@@ -517,9 +519,11 @@ async fn sigterm_under_load_answers_every_request_it_received() {
     server.stop_and_check().await;
 }
 
-/// A graceful stop logs no error. Shutting the listening socket wakes ntex's paused acceptor,
-/// whose failed accept is expected then (`telemetry::listener_shut`): it used to log "Error
-/// accepting socket" at error level on every stop.
+/// A graceful stop logs no error, and loses no line of the log. Shutting the listening socket
+/// wakes ntex's paused acceptor, whose failed accept is expected then
+/// (`telemetry::listener_shut`): it used to log "Error accepting socket" at error level on every
+/// stop. The lines are written by a thread of their own (`telemetry.rs`), which the process
+/// flushes before it exits.
 #[tokio::test]
 async fn sigterm_logs_no_error() {
     let redis = OwnRedis::start().await;
@@ -539,6 +543,21 @@ async fn sigterm_logs_no_error() {
     assert!(
         !text.contains("ERROR"),
         "a graceful stop logged an error:\n{text}"
+    );
+    // every request's line, and the last line the process logs before it exits
+    let feeds = text
+        .lines()
+        .filter(|l| l.contains(" request ") && l.contains(r#"path="/douyin/feed/""#))
+        .count();
+    assert_eq!(feeds, 20, "a line for each of the 20 requests:\n{text}");
+    assert!(
+        text.lines().any(|l| l.ends_with(" stopped")),
+        "the stop's last line is missing:\n{text}"
+    );
+    // a file gets plain text, without a terminal's colour codes
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in a log file:\n{text}"
     );
 }
 
