@@ -58,13 +58,13 @@ impl Server {
     }
 
     async fn start_node(data_dir: PathBuf, redis_url: &str, prefix: &str, node: u16) -> Server {
-        Server::spawn(data_dir, redis_url, prefix, node, Stdio::null()).await
+        Server::spawn(data_dir, redis_url, prefix, node, Stdio::null(), "warn").await
     }
 
     /// A server logging at the default level (`info`: a line a request) to the file `log`.
     async fn start_logged(data_dir: PathBuf, redis_url: &str, log: &std::path::Path) -> Server {
         let file = std::fs::File::create(log).expect("the log file");
-        Server::spawn(data_dir, redis_url, "logged:", 0, file.into()).await
+        Server::spawn(data_dir, redis_url, "logged:", 0, file.into(), "info").await
     }
 
     async fn spawn(
@@ -73,6 +73,7 @@ impl Server {
         prefix: &str,
         node: u16,
         stdout: Stdio,
+        log_level: &str,
     ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -86,10 +87,9 @@ impl Server {
                 .expect("the douyin-lite binary");
             assert!(ok.success(), "douyin-lite migrate failed");
         }
-        let level = if prefix == "logged:" { "info" } else { "warn" };
         let child = command(&data_dir, redis_url, prefix)
             .env("DOUYIN_IDS__NODE_ID", node.to_string())
-            .env("DOUYIN_LOG__LEVEL", level)
+            .env("DOUYIN_LOG__LEVEL", log_level)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .stdout(stdout)
             .spawn()
