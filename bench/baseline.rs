@@ -44,8 +44,8 @@ fn load(path: &Path) -> std::io::Result<(HashMap<String, Bytes>, Bytes)> {
 
 #[ntex::main]
 async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    if std::env::args().nth(1).as_deref() == Some("--probe") {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--probe") {
         println!("{}", probe::run().json());
         return Ok(());
     }
