@@ -170,7 +170,7 @@ async fn info(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let Some(Some((user, follows))) = seen.first() else {
         return Err(AppError::UserNotFound);
     };
-    let mut body = ok_open(user.rest.len() + 64);
+    let mut body = ok_open(user.json_len() + 64);
     body.extend_from_slice(b",\"user\":");
     write_user(&mut body, user, *follows);
     Ok(ok_close(body))

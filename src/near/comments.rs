@@ -8,7 +8,7 @@
 //! none of the authors was invalidated since it was made (their stamps, as `pages.rs`); when one
 //! was, the same comments are rendered again from fresh author entries.
 
-use super::render::{bool_json, write_user_at, UserEntry};
+use super::render::{bool_json, write_user_at, UserEntry, FALSE};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use crate::model::{month_day, CommentData};
 use std::collections::HashMap;
@@ -45,8 +45,6 @@ struct Span {
     end: u32,
     author: u32,
 }
-
-const FALSE: usize = b"false".len();
 
 impl CommentPage {
     /// How many of the first `count` comments this page holds: None if it holds fewer and
@@ -121,7 +119,7 @@ impl CommentPage {
     ) -> Self {
         let size: usize = comments
             .iter()
-            .map(|c| users.get(&c.user_id).map_or(0, |u| u.rest.len() + 64) + c.content.len() + 64)
+            .map(|c| users.get(&c.user_id).map_or(0, |u| u.json_len() + 64) + c.content.len() + 64)
             .sum();
         let mut json = Vec::with_capacity(size);
         let mut spans = Vec::with_capacity(comments.len());

@@ -153,7 +153,7 @@ impl Weighter<NearKey, NearVal> for ByBytes {
 impl NearVal {
     /// The heap its allocations take (`weigh.rs`).
     fn heap(&self) -> usize {
-        use weigh::{arc, string, vec};
+        use weigh::{arc, arc_slice, string, vec};
         match self {
             NearVal::Video(e) => {
                 arc::<VideoEntry>()
@@ -166,8 +166,7 @@ impl NearVal {
             }
             NearVal::User(e) => {
                 arc::<UserEntry>()
-                    + vec(&e.head)
-                    + vec(&e.rest)
+                    + arc_slice(&e.json)
                     + string(&e.data.name)
                     + string(&e.data.avatar)
                     + string(&e.data.background_image)

@@ -11,8 +11,8 @@
 //! conversations nor the viewer's following list) was invalidated since it was rendered
 //! (their stamps), and under the same age rule as the entries it was rendered from.
 
-use super::pages::{PageKey, PageKind, PageVal, FALSE, PAGE_MAX};
-use super::render::{bool_json, write_user_at, UserEntry};
+use super::pages::{PageKey, PageKind, PageVal, PAGE_MAX};
+use super::render::{bool_json, write_user_at, UserEntry, FALSE};
 use super::{NearCache, NearKey, Ticket};
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,7 +42,7 @@ impl UserPage {
         deps: &[usize],
         t: Ticket,
     ) -> Self {
-        let size: usize = users.iter().map(|u| u.head.len() + u.rest.len() + 6).sum();
+        let size: usize = users.iter().map(|u| u.json_len() + 6).sum();
         let mut json = Vec::with_capacity(size + 2);
         let mut flags = Vec::with_capacity(users.len());
         json.push(b'[');

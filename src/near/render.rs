@@ -4,6 +4,7 @@
 
 use crate::model::{Urls, UserData, VideoData};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A cached video: its data, and its JSON without the viewer's parts.
@@ -17,14 +18,16 @@ pub struct VideoEntry {
     pub(super) fetched: Instant,
 }
 
-/// A cached user: its data, and its JSON without `is_follow`.
+/// A cached user: its data, and its JSON with `is_follow` false.
 #[derive(Debug)]
 pub struct UserEntry {
     pub data: UserData,
-    /// `{"id":N,"is_follow":`
-    pub(super) head: Vec<u8>,
-    /// `,"name":...}`: everything after `is_follow`.
-    pub rest: Vec<u8>,
+    /// `{"id":N,"is_follow":false,"name":...}`, one allocation shared with the cards of the
+    /// user's videos (`pages.rs`): a long list's cards hold their author's JSON instead of a
+    /// copy each.
+    pub(super) json: Arc<[u8]>,
+    /// Where in `json` the `is_follow` value starts.
+    pub(super) follow: u32,
     pub(super) fetched: Instant,
 }
 
@@ -41,14 +44,26 @@ impl VideoEntry {
 }
 
 impl UserEntry {
-    /// Renders `data`'s JSON fragments.
+    /// Renders `data`'s JSON.
     pub fn new(data: UserData) -> Self {
+        let (json, follow) = render_user(&data);
         UserEntry {
-            head: user_head(data.id),
-            rest: render_user_rest(&data),
+            json,
+            follow,
             data,
             fetched: Instant::now(),
         }
+    }
+
+    /// The length of its JSON (for sizing a buffer).
+    pub fn json_len(&self) -> usize {
+        self.json.len()
+    }
+
+    /// Its JSON up to its `is_follow` value, and after it.
+    pub(super) fn around_flag(&self) -> (&[u8], &[u8]) {
+        let at = self.follow as usize;
+        (&self.json[..at], &self.json[at + FALSE..])
     }
 }
 
@@ -77,10 +92,15 @@ fn render_video_rest(v: &VideoData, urls: &Urls) -> Vec<u8> {
     b
 }
 
-/// `,"name":..,"follow_count":..,...,"favorite_count":..}`
-fn render_user_rest(u: &UserData) -> Vec<u8> {
-    let mut b = Vec::with_capacity(200 + u.name.len() + u.signature.len() + u.avatar.len());
-    b.extend_from_slice(b",\"name\":");
+/// `{"id":N,"is_follow":false,"name":..,...,"favorite_count":..}`, and where its
+/// `is_follow` value starts.
+fn render_user(u: &UserData) -> (Arc<[u8]>, u32) {
+    let mut b = Vec::with_capacity(
+        240 + u.name.len() + u.signature.len() + u.avatar.len() + u.background_image.len(),
+    );
+    let _ = write!(b, "{{\"id\":{},\"is_follow\":", u.id);
+    let follow = b.len() as u32;
+    b.extend_from_slice(b"false,\"name\":");
     json_str(&mut b, &u.name);
     let _ = write!(
         b,
@@ -97,12 +117,11 @@ fn render_user_rest(u: &UserData) -> Vec<u8> {
         ",\"total_favorited\":{},\"work_count\":{},\"favorite_count\":{}}}",
         u.total_favorited, u.work_count, u.favorite_count
     );
-    b
+    (b.into(), follow)
 }
 
-fn user_head(id: i64) -> Vec<u8> {
-    format!("{{\"id\":{id},\"is_follow\":").into_bytes()
-}
+/// The length of a flag's value as rendered before a viewer's flags are set.
+pub(super) const FALSE: usize = b"false".len();
 
 pub(super) fn bool_json(b: bool) -> &'static [u8] {
     if b {
@@ -120,11 +139,12 @@ pub fn write_user(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) {
 /// Appends a `User` object as seen by a viewer; returns where its `is_follow` value starts in
 /// `buf` (for renderings whose flags are set per viewer later).
 pub(super) fn write_user_at(buf: &mut Vec<u8>, u: &UserEntry, is_follow: bool) -> usize {
-    buf.extend_from_slice(&u.head);
+    let (head, rest) = u.around_flag();
+    buf.extend_from_slice(head);
     let at = buf.len();
     buf.extend_from_slice(bool_json(is_follow));
     // `rest` ends with the object's closing brace
-    buf.extend_from_slice(&u.rest);
+    buf.extend_from_slice(rest);
     at
 }
 

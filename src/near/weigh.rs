@@ -147,7 +147,10 @@ mod tests {
         let entries: Vec<_> = (10..14)
             .map(|v| Arc::new(crate::near::VideoEntry::new(video(v), &urls)))
             .collect();
-        weighs_what_it_holds("card", 0, |n| {
+        // a card counts its author's JSON, shared with the author's entry (made above), in
+        // full: what it keeps alive once that entry is gone
+        let author_json = arc_slice(&author.json);
+        weighs_what_it_holds("card", author_json, |n| {
             let v = crate::near::VideoEntry::new(video(2), &urls);
             n.install_card(&v, &author, n.begin());
         });
@@ -161,9 +164,9 @@ mod tests {
         weighs_what_it_holds("user page", 0, |n| {
             n.render_user_page(&[2, 7], &[author.clone(), author.clone()], n.begin());
         });
-        // the run and its four cards, each card's slot, and what the run counts for each card
-        // evicted from the entries (their `Arc`s, which it keeps)
-        let evicted = 4 * (SLOT + arc::<crate::near::Card>());
+        // the run and its four cards: each card's slot and its author's JSON, and what the run
+        // counts for each card evicted from the entries (their `Arc`s, which it keeps)
+        let evicted = 4 * (SLOT + arc::<crate::near::Card>() + author_json);
         weighs_what_it_holds("run of cards", evicted, |n| {
             let cards: Vec<_> = entries
                 .iter()
