@@ -759,27 +759,35 @@ mod tests {
         assert!(n.card(1).is_some());
     }
 
+    /// Users 7 and 8 installed, 8 named `name` (text that looks like the flags around it).
+    fn two_authors(n: &NearCache, t: Ticket, name: &str) -> (Arc<UserEntry>, Arc<UserEntry>) {
+        let a = n.install_user(user(), t);
+        let b = UserData {
+            id: 8,
+            name: name.into(),
+            signature: "é\u{1F600}".into(),
+            ..Default::default()
+        };
+        (a, n.install_user(b, t))
+    }
+
+    /// Video `id` by `author`, titled `title`.
+    fn titled(id: i64, author: i64, title: &str) -> VideoData {
+        VideoData {
+            id,
+            author_id: author,
+            title: title.into(),
+            play: format!("videos/{id}.mp4"),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn cards_share_their_authors_json_and_write_each_with_its_flags() {
         let n = near(Duration::from_secs(60), 10);
         let t = n.begin();
-        let a = n.install_user(user(), t);
-        let b = n.install_user(
-            UserData {
-                id: 8,
-                name: "false \"is_follow\":false".into(),
-                signature: "é\u{1F600}".into(),
-                ..Default::default()
-            },
-            t,
-        );
-        let video = |id, author| VideoData {
-            id,
-            author_id: author,
-            title: "false,\"author\":".into(),
-            play: format!("videos/{id}.mp4"),
-            ..Default::default()
-        };
+        let (a, b) = two_authors(&n, t, "false \"is_follow\":false");
+        let video = |id, author| titled(id, author, "false,\"author\":");
         let items: Items = [(1, &a), (2, &b), (3, &a), (4, &b)]
             .into_iter()
             .map(|(id, u)| (n.install_video(video(id, u.data.id), t), u.clone()))
@@ -874,21 +882,8 @@ mod tests {
     fn a_viewers_page_is_the_anonymous_one_with_their_flags() {
         let n = near(Duration::from_secs(60), 10);
         let t = n.begin();
-        let a = n.install_user(user(), t);
-        let b = n.install_user(
-            UserData {
-                id: 8,
-                name: "false".into(),
-                ..Default::default()
-            },
-            t,
-        );
-        let video = |id, author| VideoData {
-            id,
-            author_id: author,
-            title: "false \"false\"".into(),
-            ..Default::default()
-        };
+        let (a, b) = two_authors(&n, t, "false");
+        let video = |id, author| titled(id, author, "false \"false\"");
         let items = vec![
             (n.install_video(video(1, 7), t), a.clone()),
             (n.install_video(video(2, 8), t), b.clone()),
