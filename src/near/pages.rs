@@ -155,10 +155,11 @@ fn write_item(
 ///
 /// The video's part is one allocation, its [`CardHead`] and then its JSON, behind a pointer;
 /// the author's part is their entry's JSON, shared by every card of theirs (about 250 of a
-/// card's 550 bytes: one copy an author instead of one a video, so that a list reads half
-/// the cold bytes it did, the authors' copies staying in the CPU's caches while their
-/// videos' are read). What a run's weak pointer keeps of an evicted card is the reference
-/// counts and the two pointers, 48 bytes (see [`CardRun`]).
+/// card's 550 bytes: one copy an author instead of one a video, 20 to 30 MB less heap at
+/// scale 1). A list reads about as many cache lines as before: its authors seldom recur
+/// soon enough to stay in the CPU's caches (bench/NOTES.md). What a run's weak pointer keeps
+/// of an evicted card is the reference counts and the two pointers, 48 bytes (see
+/// [`CardRun`]).
 #[derive(Clone, Debug)]
 pub struct Card {
     /// Its [`CardHead`], then the video's JSON with `is_favorite` false: up to where the
@@ -274,8 +275,8 @@ pub fn write_cards(buf: &mut Vec<u8>, cards: &[Arc<Card>], liked: &[bool], follo
             prefetch(c.bytes.as_ptr().wrapping_add(64));
         }
     };
-    // and the rest of it (the video's part is about six lines), and its author's part (about
-    // four, often still in the caches from another card of theirs), fewer cards ahead
+    // and the rest of it (the video's part is about six lines) and its author's part (about
+    // five), fewer cards ahead
     let rest = |i: usize| {
         if let Some(c) = cards.get(i) {
             let (p, n) = (c.bytes.as_ptr(), c.bytes.len());
