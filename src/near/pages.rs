@@ -9,7 +9,7 @@
 //! entries it was rendered from. Pages have their own share of the near-cache's byte bound.
 
 use super::people::UserPage;
-use super::render::{bool_json, write_user_at, UserEntry, VideoEntry, FALSE};
+use super::render::{around_flag, bool_json, write_user_at, UserEntry, VideoEntry, FALSE};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use quick_cache::sync::Cache as Qc;
 use quick_cache::Weighter;
@@ -139,13 +139,23 @@ fn write_item(
     liked: bool,
     follows: bool,
 ) -> (usize, usize) {
-    json.extend_from_slice(&v.head);
-    let fav = json.len();
-    json.extend_from_slice(bool_json(liked));
-    json.extend_from_slice(b",\"author\":");
+    let fav = write_video_head(json, v, liked);
     let follow = write_user_at(json, a, follows);
     json.extend_from_slice(&v.rest);
     (fav, follow)
+}
+
+/// What goes between a video's `is_favorite` value and its author's object.
+const AUTHOR: &[u8] = b",\"author\":";
+
+/// Appends video `v`'s JSON up to where its author goes, with `is_favorite` `liked`; returns
+/// where that value starts.
+fn write_video_head(json: &mut Vec<u8>, v: &VideoEntry, liked: bool) -> usize {
+    json.extend_from_slice(&v.head);
+    let fav = json.len();
+    json.extend_from_slice(bool_json(liked));
+    json.extend_from_slice(AUTHOR);
+    fav
 }
 
 /// A video rendered with its author, both flags false: a list too long to keep whole (a
@@ -401,13 +411,13 @@ pub(super) fn prefetch_range(p: *const u8, n: usize) {
 fn write_card(buf: &mut Vec<u8>, c: &Card, liked: Option<bool>, follows: Option<bool>) {
     let head = c.head();
     let (json, fav, split) = (c.json(), head.fav as usize, head.split as usize);
-    let (author, follow) = (&c.author[..], head.follow as usize);
+    let (author_head, author_rest) = around_flag(&c.author, head.follow as usize);
     buf.extend_from_slice(&json[..fav]);
     buf.extend_from_slice(bool_json(liked.unwrap_or(false)));
     buf.extend_from_slice(&json[fav + FALSE..split]);
-    buf.extend_from_slice(&author[..follow]);
+    buf.extend_from_slice(author_head);
     buf.extend_from_slice(bool_json(follows.unwrap_or(false)));
-    buf.extend_from_slice(&author[follow + FALSE..]);
+    buf.extend_from_slice(author_rest);
     buf.extend_from_slice(&json[split..]);
 }
 
@@ -598,14 +608,10 @@ impl NearCache {
     /// Renders video `v` with its author `a` (both looked up after ticket `t` was taken) as a
     /// card, kept unless either was invalidated after `t`.
     pub fn install_card(&self, v: &VideoEntry, a: &UserEntry, t: Ticket) -> Arc<Card> {
-        const AUTHOR: &[u8] = b",\"author\":";
         let size = HEAD + v.head.len() + FALSE + AUTHOR.len() + v.rest.len();
         let mut bytes = Vec::with_capacity(size);
         bytes.extend_from_slice(&[0; HEAD]);
-        bytes.extend_from_slice(&v.head);
-        let fav = bytes.len() - HEAD;
-        bytes.extend_from_slice(bool_json(false));
-        bytes.extend_from_slice(AUTHOR);
+        let fav = write_video_head(&mut bytes, v, false) - HEAD;
         let split = bytes.len() - HEAD;
         bytes.extend_from_slice(&v.rest);
         let (vk, ak) = (NearKey::Video(v.data.id), NearKey::User(a.data.id));

@@ -62,9 +62,13 @@ impl UserEntry {
 
     /// Its JSON up to its `is_follow` value, and after it.
     pub(super) fn around_flag(&self) -> (&[u8], &[u8]) {
-        let at = self.follow as usize;
-        (&self.json[..at], &self.json[at + FALSE..])
+        around_flag(&self.json, self.follow as usize)
     }
+}
+
+/// `json` rendered with a flag false at `at`: what comes before the flag's value, and after.
+pub(super) fn around_flag(json: &[u8], at: usize) -> (&[u8], &[u8]) {
+    (&json[..at], &json[at + FALSE..])
 }
 
 fn json_str(buf: &mut Vec<u8>, s: &str) {
