@@ -1,7 +1,8 @@
 -- Applies changes to cached entities (users, videos), each exactly once, whatever order
--- concurrent changes reach Redis in. Several changes in one call (a like changes the liker,
--- the author and the video) on a single Redis; one per call on a Redis Cluster, where each
--- entity has its own slot.
+-- concurrent changes reach Redis in. Several changes in one call on a single Redis (a like
+-- changes the liker, the author and the video, and the writes a worker finishes together
+-- share a call: src/cache/batch.rs); one per call on a Redis Cluster, where each entity has
+-- its own slot.
 -- ARGV[1]: the number of changes G; then for each change its key count K, its argument count
 -- A, and its A arguments. KEYS: the K keys of each change, one change after another.
 -- A change's keys: [1] the entity's hash, [2] the zset the change edits, [3] that zset's

@@ -9,6 +9,7 @@
 //! the near-cache); each area adds its operations in an `impl Cache` block of its own file, so
 //! that call sites stay `cache.friends(..)` and no area owns a copy of the shared parts.
 
+mod batch;
 mod chat;
 mod codec;
 mod comments;

@@ -6,6 +6,7 @@ use super::Cache;
 use crate::error::AppError;
 use crate::near::NearKey;
 use crate::store::{UserCounters, VideoCounters};
+use std::sync::Arc;
 
 /// The separately versioned groups of a user's cached state.
 #[derive(Clone, Copy, Debug)]
@@ -53,10 +54,21 @@ pub struct Change {
     stale: [Option<NearKey>; 2],
 }
 
+impl Change {
+    /// Takes the change's keys and arguments, for the call that carries it (`batch.rs`); what
+    /// it makes stale stays.
+    pub(super) fn take_call(&mut self) -> (Vec<String>, Vec<String>) {
+        (
+            std::mem::take(&mut self.keys),
+            std::mem::take(&mut self.args),
+        )
+    }
+}
+
 impl Cache {
     /// Applies a versioned change of one group of user `id`'s cached state.
     pub async fn apply_user(
-        &self,
+        self: &Arc<Self>,
         id: i64,
         c: &UserCounters,
         aspect: UserAspect,
@@ -67,7 +79,7 @@ impl Cache {
 
     /// Applies a versioned change of one group of video `id`'s cached state.
     pub async fn apply_video(
-        &self,
+        self: &Arc<Self>,
         id: i64,
         c: &VideoCounters,
         aspect: VideoAspect,
@@ -76,18 +88,14 @@ impl Cache {
         self.apply(vec![self.video_change(id, c, aspect, op)]).await
     }
 
-    /// Applies `changes`: in one script call on a single Redis (a like's three changes cost one
-    /// round trip), one call per change, concurrently, on a Redis Cluster (each entity has its
-    /// own slot). Every change's near-cache entries are dropped afterwards, also on failure.
-    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), AppError> {
-        let r = if changes.len() == 1 || !self.config.server.is_clustered() {
-            let (mut keys, mut args) = (Vec::new(), vec![changes.len().to_string()]);
-            for c in &changes {
-                keys.extend_from_slice(&c.keys);
-                args.extend([c.keys.len().to_string(), c.args.len().to_string()]);
-                args.extend_from_slice(&c.args);
-            }
-            self.eval(&self.scripts.entity_apply, keys, args).await
+    /// Applies `changes`: on a single Redis in one script call, shared with the changes other
+    /// writes on this thread make at the same time (`batch.rs`; a like's three changes and
+    /// those of the likes acknowledged with it cost one round trip); one call per change,
+    /// concurrently, on a Redis Cluster (each entity has its own slot). Every change's
+    /// near-cache entries are dropped afterwards, also on failure.
+    pub async fn apply(self: &Arc<Self>, mut changes: Vec<Change>) -> Result<(), AppError> {
+        let r = if !self.config.server.is_clustered() {
+            super::batch::apply(self, &mut changes).await
         } else {
             futures_util::future::try_join_all(changes.iter().map(|c| {
                 let mut args = vec![
@@ -99,14 +107,14 @@ impl Cache {
                 self.eval(&self.scripts.entity_apply, c.keys.clone(), args)
             }))
             .await
-            .map(|_| fred::types::Value::Null)
+            .map(|_| ())
         };
         for c in &changes {
             for k in c.stale.iter().flatten() {
                 self.near.invalidate(*k);
             }
         }
-        r.map(|_| ())
+        r
     }
 
     /// A versioned change of one group of user `id`'s cached state (see [`Cache::apply`]).

@@ -42,6 +42,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         Matcher::Full("douyin_store_counter_round_changes".into()),
                         &BATCH_BUCKETS,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("douyin_cache_apply_batch_changes".into()),
+                        &BATCH_BUCKETS,
+                    )
                 });
             match b.and_then(|b| b.install_recorder()) {
                 Ok(h) => {

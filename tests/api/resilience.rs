@@ -928,6 +928,135 @@ async fn changes_applied_out_of_order_end_in_the_newest_state() {
     app.stop().await;
 }
 
+/// The changes of 20 writes made at once on one thread: on a single Redis they share script
+/// calls (two: a call carries 48 changes at most); every change lands, each on its own user.
+#[tokio::test]
+async fn concurrent_changes_share_calls_and_all_land() {
+    use douyin_lite::cache::versioned::{UserAspect, ZsetOp};
+    use douyin_lite::store::UserCounters;
+    let app = spawn_app().await;
+    let mut users = Vec::new();
+    for i in 0..20 {
+        let (u, _) = app.register(&format!("batch{i}")).await;
+        let _ = app.user(u).await;
+        users.push(u);
+    }
+    let cache = &app.state.cache;
+    let counters = UserCounters {
+        like_version: 1,
+        favorite_count: 1,
+        follow_version: 1,
+        follow_count: 1,
+        follower_version: 1,
+        follower_count: 1,
+        ..Default::default()
+    };
+    let add = |member: i64| ZsetOp::Add {
+        member,
+        score: member,
+        version: 1,
+    };
+    let rt = cache.stats.round_trips.load(Ordering::Relaxed);
+    let writes = users.iter().enumerate().map(|(i, &u)| {
+        let i = i as i64;
+        cache.apply(vec![
+            cache.user_change(u, &counters, UserAspect::Likes, add(1000 + i)),
+            cache.user_change(u, &counters, UserAspect::Follows, add(2000 + i)),
+            cache.user_change(u, &counters, UserAspect::Followers, add(3000 + i)),
+        ])
+    });
+    for r in futures_util::future::join_all(writes).await {
+        r.unwrap();
+    }
+    if !redis_is_cluster(&redis_url()) {
+        assert_eq!(
+            cache.stats.round_trips.load(Ordering::Relaxed) - rt,
+            2,
+            "60 changes made at once should take two script calls"
+        );
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+        let text = metrics.text().await.unwrap();
+        assert!(
+            text.contains("douyin_cache_apply_batch_changes_bucket{le=\"64\"}"),
+            "/metrics lacks the batch sizes:\n{text}"
+        );
+    }
+    for (i, &u) in users.iter().enumerate() {
+        assert_eq!(
+            cache.user_liked_ids(u, 10).await.unwrap().unwrap(),
+            vec![1000 + i as i64]
+        );
+        let v = app.user(u).await;
+        assert_eq!(
+            (
+                &v["favorite_count"],
+                &v["follow_count"],
+                &v["follower_count"]
+            ),
+            (&json!(1), &json!(1), &json!(1)),
+            "user {i}: {v}"
+        );
+    }
+    app.stop().await;
+}
+
+/// A write whose request goes away (its client hung up) after its change joined a call does
+/// not take the other writes' changes with it, nor its own: the call is made by a task of its
+/// own.
+#[tokio::test]
+async fn a_dropped_write_leaves_the_shared_call_whole() {
+    use douyin_lite::cache::versioned::{UserAspect, ZsetOp};
+    use douyin_lite::store::UserCounters;
+    use futures_util::FutureExt;
+    let app = spawn_app().await;
+    let (a, _) = app.register("dropped_a").await;
+    let (b, _) = app.register("dropped_b").await;
+    let _ = (app.user(a).await, app.user(b).await);
+    let cache = &app.state.cache;
+    let liked = |member: i64| {
+        (
+            UserCounters {
+                like_version: 1,
+                favorite_count: 1,
+                ..Default::default()
+            },
+            ZsetOp::Add {
+                member,
+                score: member,
+                version: 1,
+            },
+        )
+    };
+    let (ca, oa) = liked(7);
+    let (cb, ob) = liked(8);
+    // the first opens the call, the second joins it; the first is then dropped
+    let mut first = Box::pin(cache.apply_user(a, &ca, UserAspect::Likes, oa));
+    let mut second = Box::pin(cache.apply_user(b, &cb, UserAspect::Likes, ob));
+    assert!((&mut first).now_or_never().is_none());
+    assert!((&mut second).now_or_never().is_none());
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the joined write was answered")
+        .unwrap();
+    assert_eq!(cache.user_liked_ids(b, 10).await.unwrap().unwrap(), vec![8]);
+    // the dropped write's change was in the call too (on a Redis Cluster each write makes its
+    // own calls, and a dropped one is left to the outbox's replay)
+    if redis_is_cluster(&redis_url()) {
+        app.stop().await;
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cache.user_liked_ids(a, 10).await.unwrap().unwrap() != vec![7] {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped write's change never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
+
 /// A CQL node of the test's own (deploy/cql-node.sh), stopped on drop.
 /// A CQL node of a test's own (deploy/cql-node.sh).
 struct OwnCqlNode {
