@@ -78,10 +78,9 @@ pub(super) async fn apply(cache: &Arc<Cache>, changes: &mut [Change]) -> Outcome
         let batch = Arc::new(Mutex::new(b));
         OPEN.with(|open| {
             let mut open = open.borrow_mut();
-            match open.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = batch.clone(),
-                None => open.push((key, batch.clone())),
-            }
+            // this cache's batch before, and any other cache's that is sent (a dropped app's)
+            open.retain(|(k, b)| *k != key && !b.lock().unwrap_or_else(|e| e.into_inner()).sent);
+            open.push((key, batch.clone()));
         });
         tokio::spawn(send(cache.clone(), batch));
     }
