@@ -163,10 +163,11 @@ WHY = {
                    "conversation, bench/NOTES.md)",
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
-    "like": "CPU-bound on 2 shared cores (server workers 24 to 32%, Redis 23 to 25%, the group "
-            "committer 11 to 18%, fjall's flushes and compactions 4 to 24%, wrk 10% in two profiles): "
-            "one Redis script per like (about 38 µs of Redis CPU), a share of an fsync, the HTTP "
-            "work; by hand the same machine state gives 8,700 to 10,800 likes/s (bench/NOTES.md)",
+    "like": "CPU-bound on 2 shared cores: by hand, on a fresh store, a like cost about 46 µs of "
+            "the HTTP workers' CPU, 27 µs of the group committer's, 5 µs of fjall's flushes and "
+            "compactions and 45 µs of Redis's (its three counter changes share a script call with "
+            "the likes acknowledged with it, about ten a call), plus wrk's; the write scenarios "
+            "before it leave the store with more to compact (bench/NOTES.md)",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
