@@ -17,8 +17,8 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// The most changes one call carries (a like is three): a script blocks Redis while it runs,
-/// and this keeps one call to about the cost of a dozen likes' calls.
+/// The most changes one call carries (a like is three, so sixteen likes): a script blocks
+/// Redis while it runs.
 pub(super) const MAX_CHANGES: usize = 48;
 
 type Outcome = Result<(), AppError>;
@@ -60,28 +60,24 @@ thread_local! {
 pub(super) async fn apply(cache: &Arc<Cache>, changes: &mut [Change]) -> Outcome {
     let (tx, rx) = oneshot::channel();
     let key = Arc::as_ptr(cache) as usize;
-    let joined = OPEN.with(|open| {
-        let open = open.borrow();
-        let Some((_, batch)) = open.iter().find(|(k, _)| *k == key) else {
-            return Err(tx);
-        };
-        let mut b = batch.lock().unwrap_or_else(|e| e.into_inner());
-        if b.sent || b.changes + changes.len() > MAX_CHANGES {
-            return Err(tx);
+    let opened = OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        if let Some((_, batch)) = open.iter().find(|(k, _)| *k == key) {
+            let mut b = batch.lock().unwrap_or_else(|e| e.into_inner());
+            if !b.sent && b.changes + changes.len() <= MAX_CHANGES {
+                b.push(changes, tx);
+                return None;
+            }
         }
-        b.push(changes, tx);
-        Ok(())
-    });
-    if let Err(tx) = joined {
         let mut b = Open::default();
         b.push(changes, tx);
         let batch = Arc::new(Mutex::new(b));
-        OPEN.with(|open| {
-            let mut open = open.borrow_mut();
-            // this cache's batch before, and any other cache's that is sent (a dropped app's)
-            open.retain(|(k, b)| *k != key && !b.lock().unwrap_or_else(|e| e.into_inner()).sent);
-            open.push((key, batch.clone()));
-        });
+        // this cache's batch before, and any other cache's that is sent (a dropped app's)
+        open.retain(|(k, b)| *k != key && !b.lock().unwrap_or_else(|e| e.into_inner()).sent);
+        open.push((key, batch.clone()));
+        Some(batch)
+    });
+    if let Some(batch) = opened {
         tokio::spawn(send(cache.clone(), batch));
     }
     rx.await.unwrap_or_else(|_| {
