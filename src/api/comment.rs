@@ -82,12 +82,12 @@ async fn list(ctx: Ctx) -> Result<HttpResponse, AppError> {
             .newest_comments(vid, count, st.cfg.server.max_list, offset)
             .await?
             .ok_or(AppError::VideoNotFound)?;
-        let n = page.first(count).unwrap_or(page.comments.len());
+        let n = page.first(count).unwrap_or(page.held());
         let follows = match viewer {
             Some(v) => st.cache.viewer_flags(v, &[], page.authors(n)).await?.1,
             None => Vec::new(),
         };
-        let next_cursor = views::next_cursor(page.comments[..n].last().map(|c| c.id), n, count);
+        let next_cursor = views::next_cursor(page.last_id(n), n, count);
         let mut body = ok_open(64);
         body.extend_from_slice(b",\"comment_list\":");
         page.write(&mut body, n, &follows);

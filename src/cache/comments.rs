@@ -110,26 +110,27 @@ impl Cache {
                 return Ok(Some(page.clone()));
             }
         }
-        let (comments, whole): (Arc<[CommentData]>, bool) = match &held {
-            Some(page) => (page.comments.clone(), page.whole),
-            None => {
-                let head = head.max(count);
-                let Some(ids) = self.video_comment_ids(id, None, head).await? else {
-                    return Ok(None);
-                };
-                let whole = ids.len() < head;
-                (self.comments(&ids).await?.into(), whole)
-            }
+        if let Some(page) = &held {
+            // the same comments, with their authors' entries as they are now
+            let users = self.user_entries(page.author_ids()).await?;
+            return Ok(Some(
+                self.near.install_comments_again(id, page, &users, ticket),
+            ));
+        }
+        let head = head.max(count);
+        let Some(ids) = self.video_comment_ids(id, None, head).await? else {
+            return Ok(None);
         };
+        let whole = ids.len() < head;
+        let comments = self.comments(&ids).await?;
         let mut authors: Vec<i64> = comments.iter().map(|c| c.user_id).collect();
         authors.sort_unstable();
         authors.dedup();
         let users = self.user_entries(&authors).await?;
         Ok(Some(self.near.install_comments(
             id,
-            comments,
+            &comments,
             whole,
-            held.as_deref(),
             &users,
             offset_minutes,
             ticket,

@@ -1,14 +1,18 @@
-//! Each video's newest comments, held with their `comment_list` JSON rendered: the comment
-//! objects with every `is_follow` false and where each flag sits, so that a comment list (up to
-//! a thousand comments on a hot video) is written by copying slices with the viewer's flags set
-//! in place, instead of a lookup and a render per comment (bench/NOTES.md).
+//! Each video's newest comments, held ready to write as its `comment_list`: so that a comment
+//! list (up to a thousand comments on a hot video) is written by copying slices with the
+//! viewer's flags set in place, instead of a lookup and a render per comment (bench/NOTES.md).
+//!
+//! A page keeps each comment's own JSON (`{"id":N,"user":` and what follows the author) once,
+//! and for each of its authors that author's entry's JSON (`render.rs`), shared with the
+//! entry and with every other page and card of theirs: where a copy of the author's object in
+//! each comment took about four fifths of a page.
 //!
 //! Comments never change: a new or deleted one changes the video's comment zset, whose
-//! invalidation drops the page. Their authors do (counters), so the rendering is current while
-//! none of the authors was invalidated since it was made (their stamps, as `pages.rs`); when one
-//! was, the same comments are rendered again from fresh author entries.
+//! invalidation drops the page. Their authors do (counters), so the page is current while none
+//! of its authors was invalidated since it was made (their stamps, as `pages.rs`); when one
+//! was, the same comments are taken with fresh author entries.
 
-use super::render::{bool_json, write_user_at, UserEntry, FALSE};
+use super::render::{around_flag, bool_json, write_user_at, UserEntry};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use crate::model::{month_day, CommentData};
 use std::collections::HashMap;
@@ -17,157 +21,249 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The newest comments of a video, newest first: up to the number fetched, and all of them
-/// when `whole` (the video had no more), with their rendering.
+/// when `whole` (the video had no more), with their authors' JSON.
 #[derive(Debug)]
 pub struct CommentPage {
-    pub comments: Arc<[CommentData]>,
     pub whole: bool,
-    /// When the comments were read from Redis (kept when they are rendered again).
+    /// When the comments were read from Redis (kept when they are taken with fresh authors).
     pub(super) fetched: Instant,
-    /// The comment objects one after another, every `is_follow` false.
-    json: Box<[u8]>,
-    /// Per comment: where its object starts and ends in `json` (equal: its author is unknown,
-    /// the comment is left out), where its `is_follow` value starts, and its author's index in
-    /// `authors`.
-    spans: Box<[Span]>,
-    /// The comments' distinct authors, for the viewer's flags.
-    authors: Box<[i64]>,
-    /// The authors' stamp buckets and the ticket the rendering was made under.
+    /// The comments' own JSON, shared by every page made of these comments.
+    parts: Arc<Parts>,
+    /// Per author of `parts.authors`: their entry's JSON with `is_follow` false (None: the
+    /// author has no record, and their comments are left out).
+    authors: Box<[Author]>,
+    /// The authors' stamp buckets and the ticket their entries were looked up after.
     deps: Box<[usize]>,
     ticket: u64,
     built: Instant,
 }
 
+/// What a video's newest comments render to without their authors.
+#[derive(Debug)]
+struct Parts {
+    /// Per comment, one after another: `{"id":N,"user":`, then
+    /// `,"content":..,"create_date":"..","reply_id":N}`.
+    json: Box<[u8]>,
+    spans: Box<[Span]>,
+    /// The comments' distinct authors, in the order they first appear: the order of the
+    /// viewer's `is_follow` flags.
+    authors: Box<[i64]>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Span {
+    id: i64,
+    /// Where its JSON starts in `Parts::json`, where its author goes and where it ends.
     start: u32,
-    follow: u32,
+    split: u32,
     end: u32,
+    /// Its author's index in `Parts::authors`.
     author: u32,
 }
 
+#[derive(Debug)]
+struct Author {
+    json: Option<Arc<[u8]>>,
+    /// Where in `json` the `is_follow` value starts.
+    follow: u32,
+}
+
 impl CommentPage {
+    /// How many comments it holds.
+    pub fn held(&self) -> usize {
+        self.parts.spans.len()
+    }
+
     /// How many of the first `count` comments this page holds: None if it holds fewer and
     /// not every comment of the video.
     pub fn first(&self, count: usize) -> Option<usize> {
-        if self.comments.len() >= count {
+        if self.held() >= count {
             Some(count)
         } else if self.whole {
-            Some(self.comments.len())
+            Some(self.held())
         } else {
             None
         }
     }
 
-    /// The distinct authors of the first `n` comments' rendering, in the order
-    /// [`CommentPage::write`] wants their `is_follow` flags (a prefix of the page's authors).
+    /// The id of the last of the first `n` comments (None: `n` is 0).
+    pub fn last_id(&self, n: usize) -> Option<i64> {
+        self.parts.spans[..n].last().map(|s| s.id)
+    }
+
+    /// Every author of its comments (to take them with fresh author entries).
+    pub fn author_ids(&self) -> &[i64] {
+        &self.parts.authors
+    }
+
+    /// The distinct authors of the first `n` comments, in the order [`CommentPage::write`]
+    /// wants their `is_follow` flags (a prefix of the page's authors).
     pub fn authors(&self, n: usize) -> &[i64] {
-        let used = self.spans[..n]
+        let used = self.parts.spans[..n]
             .iter()
-            .filter(|s| s.start < s.end)
             .map(|s| s.author as usize + 1)
             .max()
             .unwrap_or(0);
-        &self.authors[..used]
+        &self.parts.authors[..used]
     }
 
     /// Appends the first `n` comments as a JSON array as a viewer sees them: `follows[i]`
     /// says whether they follow `authors(n)[i]` (missing: false).
     pub fn write(&self, buf: &mut Vec<u8>, n: usize, follows: &[bool]) {
-        let spans = &self.spans[..n];
-        let end = spans.last().map_or(0, |s| s.end as usize);
-        buf.reserve(end + n + 2);
+        let p = &*self.parts;
+        let spans = &p.spans[..n];
+        let size: usize = spans
+            .iter()
+            .map(|s| {
+                self.authors[s.author as usize]
+                    .json
+                    .as_ref()
+                    .map_or(0, |a| a.len() + (s.end - s.start) as usize + 1)
+            })
+            .sum();
+        buf.reserve(size + 2);
         buf.push(b'[');
         let open = buf.len();
-        for s in spans.iter().filter(|s| s.start < s.end) {
+        for s in spans {
+            let a = &self.authors[s.author as usize];
+            let Some(json) = &a.json else {
+                continue;
+            };
             if buf.len() > open {
                 buf.push(b',');
             }
-            let (start, follow, end) = (s.start as usize, s.follow as usize, s.end as usize);
-            buf.extend_from_slice(&self.json[start..follow]);
+            buf.extend_from_slice(&p.json[s.start as usize..s.split as usize]);
+            let (head, rest) = around_flag(json, a.follow as usize);
+            buf.extend_from_slice(head);
             let f = follows.get(s.author as usize).copied().unwrap_or(false);
             buf.extend_from_slice(bool_json(f));
-            buf.extend_from_slice(&self.json[follow + FALSE..end]);
+            buf.extend_from_slice(rest);
+            buf.extend_from_slice(&p.json[s.split as usize..s.end as usize]);
         }
         buf.push(b']');
     }
 
-    /// Bytes held, for the near-cache's bound.
+    /// Bytes held, for the near-cache's bound: its own allocations, its comments' JSON, and
+    /// each author's JSON in full (shared with their entry, but what the page keeps alive once
+    /// that entry is gone: an upper bound, as a card's).
     pub(super) fn heap(&self) -> usize {
-        use super::weigh::{arc_slice, slice, string};
-        arc_slice(&self.comments)
-            + self
-                .comments
-                .iter()
-                .map(|c| string(&c.content))
-                .sum::<usize>()
-            + slice(&self.json)
-            + slice(&self.spans)
+        use super::weigh::{arc, arc_slice, slice};
+        let p = &*self.parts;
+        arc::<Parts>()
+            + slice(&p.json)
+            + slice(&p.spans)
+            + slice(&p.authors)
             + slice(&self.authors)
             + slice(&self.deps)
+            + self
+                .authors
+                .iter()
+                .filter_map(|a| a.json.as_ref())
+                .map(|j| arc_slice(j))
+                .sum::<usize>()
     }
 
-    /// Renders `comments` by `users` (their authors; a comment whose author is missing is left
-    /// out), dates at `offset_minutes` from UTC, under ticket `t`.
+    /// Renders `comments`' own JSON (dates at `offset_minutes` from UTC) and takes their
+    /// authors from `users`.
     fn render(
-        comments: Arc<[CommentData]>,
+        comments: &[CommentData],
         whole: bool,
-        fetched: Instant,
         users: &HashMap<i64, Arc<UserEntry>>,
         offset_minutes: i32,
         t: Ticket,
     ) -> Self {
-        let size: usize = comments
-            .iter()
-            .map(|c| users.get(&c.user_id).map_or(0, |u| u.json_len() + 64) + c.content.len() + 64)
-            .sum();
+        let size: usize = comments.iter().map(|c| c.content.len() + 96).sum();
         let mut json = Vec::with_capacity(size);
         let mut spans = Vec::with_capacity(comments.len());
         let mut authors: Vec<i64> = Vec::new();
         let mut index: HashMap<i64, u32> = HashMap::new();
-        for c in comments.iter() {
-            let start = json.len() as u32;
-            let Some(u) = users.get(&c.user_id) else {
-                tracing::warn!(
-                    comment = c.id,
-                    author = c.user_id,
-                    "comment without an author record; skipped"
-                );
-                spans.push(Span {
-                    start,
-                    follow: start,
-                    end: start,
-                    author: 0,
-                });
-                continue;
-            };
+        for c in comments {
             let author = *index.entry(c.user_id).or_insert_with(|| {
                 authors.push(c.user_id);
                 authors.len() as u32 - 1
             });
-            let follow = write_comment(&mut json, c, u, false, offset_minutes) as u32;
+            let start = json.len() as u32;
+            comment_head(&mut json, c);
+            let split = json.len() as u32;
+            comment_tail(&mut json, c, offset_minutes);
             spans.push(Span {
+                id: c.id,
                 start,
-                follow,
+                split,
                 end: json.len() as u32,
                 author,
             });
         }
-        let mut deps: Vec<usize> = authors.iter().map(|a| NearKey::User(*a).bucket()).collect();
-        deps.sort_unstable();
-        deps.dedup();
-        CommentPage {
-            comments,
-            whole,
-            fetched,
+        let parts = Arc::new(Parts {
             json: json.into(),
             spans: spans.into(),
             authors: authors.into(),
+        });
+        Self::with_authors(parts, whole, Instant::now(), users, t)
+    }
+
+    /// A page of `parts` with its authors from `users`.
+    fn with_authors(
+        parts: Arc<Parts>,
+        whole: bool,
+        fetched: Instant,
+        users: &HashMap<i64, Arc<UserEntry>>,
+        t: Ticket,
+    ) -> Self {
+        let authors = parts
+            .authors
+            .iter()
+            .map(|id| match users.get(id) {
+                Some(u) => Author {
+                    json: Some(u.json.clone()),
+                    follow: u.follow,
+                },
+                None => {
+                    tracing::warn!(author = id, "comments by a user without a record; left out");
+                    Author {
+                        json: None,
+                        follow: 0,
+                    }
+                }
+            })
+            .collect();
+        let mut deps: Vec<usize> = parts
+            .authors
+            .iter()
+            .map(|a| NearKey::User(*a).bucket())
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        CommentPage {
+            whole,
+            fetched,
+            parts,
+            authors,
             deps: deps.into(),
             ticket: t.0,
             built: Instant::now(),
         }
     }
+}
+
+/// `{"id":N,"user":`: a comment's JSON before its author.
+fn comment_head(buf: &mut Vec<u8>, c: &CommentData) {
+    buf.extend_from_slice(b"{\"id\":");
+    buf.extend_from_slice(itoa::Buffer::new().format(c.id).as_bytes());
+    buf.extend_from_slice(b",\"user\":");
+}
+
+/// `,"content":..,"create_date":"MM-DD","reply_id":N}`: a comment's JSON after its author,
+/// its date at `offset_minutes` from UTC.
+fn comment_tail(buf: &mut Vec<u8>, c: &CommentData, offset_minutes: i32) {
+    buf.extend_from_slice(b",\"content\":");
+    // serialising a &str cannot fail
+    let _ = simd_json::to_writer(&mut *buf, &c.content);
+    buf.extend_from_slice(b",\"create_date\":\"");
+    buf.extend_from_slice(month_day(c.created_ms, offset_minutes).as_bytes());
+    buf.extend_from_slice(b"\",\"reply_id\":");
+    buf.extend_from_slice(itoa::Buffer::new().format(c.reply_id).as_bytes());
+    buf.push(b'}');
 }
 
 /// Appends comment `c` by `user` as a `Comment` object (as `api::comment::Comment`
@@ -180,24 +276,14 @@ pub fn write_comment(
     follows: bool,
     offset_minutes: i32,
 ) -> usize {
-    let mut n = itoa::Buffer::new();
-    buf.extend_from_slice(b"{\"id\":");
-    buf.extend_from_slice(n.format(c.id).as_bytes());
-    buf.extend_from_slice(b",\"user\":");
+    comment_head(buf, c);
     let follow = write_user_at(buf, user, follows);
-    buf.extend_from_slice(b",\"content\":");
-    // serialising a &str cannot fail
-    let _ = simd_json::to_writer(&mut *buf, &c.content);
-    buf.extend_from_slice(b",\"create_date\":\"");
-    buf.extend_from_slice(month_day(c.created_ms, offset_minutes).as_bytes());
-    buf.extend_from_slice(b"\",\"reply_id\":");
-    buf.extend_from_slice(n.format(c.reply_id).as_bytes());
-    buf.push(b'}');
+    comment_tail(buf, c, offset_minutes);
     follow
 }
 
 impl NearCache {
-    /// The near-cached newest comments of video `id` (their rendering may be out of date: see
+    /// The near-cached newest comments of video `id` (their authors may be out of date: see
     /// [`NearCache::comments_rendered`]).
     pub fn comments(&self, id: i64) -> Option<Arc<CommentPage>> {
         match self.lookup(NearKey::Comments(id)) {
@@ -206,7 +292,7 @@ impl NearCache {
         }
     }
 
-    /// Whether `page`'s rendering is current: none of its authors invalidated since.
+    /// Whether `page`'s authors are current: none of them invalidated since.
     pub fn comments_rendered(&self, page: &CommentPage) -> bool {
         self.fresh(page.built)
             && page
@@ -215,30 +301,39 @@ impl NearCache {
                 .all(|b| self.stamps[*b].load(Ordering::Acquire) <= page.ticket)
     }
 
-    /// Renders video `id`'s newest comments (`whole`: all it has) with their authors `users`
-    /// (looked up after ticket `t` was taken) and installs the page unless the video's comments
-    /// were invalidated after `t`. `again`: the page these comments come from, when they are
-    /// rendered again (it was looked up after `t` was taken), else they were fetched after `t`.
-    #[allow(clippy::too_many_arguments)]
+    /// Renders video `id`'s newest comments (`whole`: all it has), fetched after ticket `t`
+    /// was taken, with their authors `users` (looked up after it too), and installs the page
+    /// unless the video's comments were invalidated after `t`.
     pub fn install_comments(
         &self,
         id: i64,
-        comments: Arc<[CommentData]>,
+        comments: &[CommentData],
         whole: bool,
-        again: Option<&CommentPage>,
         users: &HashMap<i64, Arc<UserEntry>>,
         offset_minutes: i32,
         t: Ticket,
     ) -> Arc<CommentPage> {
-        let fetched = again.map_or_else(Instant::now, |p| p.fetched);
-        let e = Arc::new(CommentPage::render(
-            comments,
-            whole,
-            fetched,
-            users,
-            offset_minutes,
-            t,
-        ));
+        let page = CommentPage::render(comments, whole, users, offset_minutes, t);
+        self.install_comment_page(id, page, t)
+    }
+
+    /// `page`'s comments (looked up after ticket `t` was taken) with fresh authors `users`
+    /// (looked up after it too), installed unless the video's comments were invalidated after
+    /// `t`. The comments' JSON is shared with `page`, not rendered again.
+    pub fn install_comments_again(
+        &self,
+        id: i64,
+        page: &CommentPage,
+        users: &HashMap<i64, Arc<UserEntry>>,
+        t: Ticket,
+    ) -> Arc<CommentPage> {
+        let again =
+            CommentPage::with_authors(page.parts.clone(), page.whole, page.fetched, users, t);
+        self.install_comment_page(id, again, t)
+    }
+
+    fn install_comment_page(&self, id: i64, page: CommentPage, t: Ticket) -> Arc<CommentPage> {
+        let e = Arc::new(page);
         let key = NearKey::Comments(id);
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Comments(e.clone()));
@@ -313,12 +408,21 @@ mod tests {
         ]
         .into();
         let t = n.begin();
-        let page = n.install_comments(9, comments.clone(), true, None, &users, 480, t);
+        let page = n.install_comments(9, &comments, true, &users, 480, t);
         assert!(n.comments_rendered(&page));
         assert_eq!(page.first(100), Some(4));
-        assert_eq!(page.authors(4), &[7, 8]);
-        // the first two comments need only the first author's flag
-        assert_eq!(page.authors(2), &[7]);
+        // in the order they first appear, the unknown one included
+        assert_eq!(page.authors(4), &[7, 5, 8]);
+        // the first comment needs only the first author's flag
+        assert_eq!(page.authors(1), &[7]);
+        assert_eq!(page.last_id(2), Some(30));
+        assert_eq!(page.last_id(0), None);
+        // the authors' JSON is their entries', not a copy
+        for (i, id) in [(0, 7), (2, 8)] {
+            let json = page.authors[i].json.as_ref().expect("known");
+            assert!(Arc::ptr_eq(json, &users[&id].json));
+        }
+        assert!(page.authors[1].json.is_none());
 
         let mut anon = Vec::new();
         page.write(&mut anon, 4, &[]);
@@ -326,12 +430,12 @@ mod tests {
 
         // a viewer who follows 8 but not 7
         let mut seen = Vec::new();
-        page.write(&mut seen, 4, &[false, true]);
+        page.write(&mut seen, 4, &[false, true, true]);
         assert_eq!(parsed(seen), serialised(&comments, &users, |a| a == 8));
 
         // the first three
         let mut three = Vec::new();
-        page.write(&mut three, 3, &[true, false]);
+        page.write(&mut three, 3, &[true, false, false]);
         assert_eq!(
             parsed(three),
             serialised(&comments[..3], &users, |a| a == 7)
@@ -356,7 +460,7 @@ mod tests {
             .into_iter()
             .collect();
         let comments: Arc<[CommentData]> = vec![comment(2, 7, "b"), comment(1, 7, "a")].into();
-        let page = n.install_comments(9, comments.clone(), false, None, &users, 0, n.begin());
+        let page = n.install_comments(9, &comments, false, &users, 480, n.begin());
         assert_eq!(page.first(2), Some(2));
         assert_eq!(page.first(3), None, "not whole: three are not all held");
         let held = n.comments(9).expect("installed");
@@ -369,15 +473,37 @@ mod tests {
         // rendered again from the same comments: current, and still from the first fetch
         let t = n.begin();
         let again = n.comments(9).unwrap();
-        let page = n.install_comments(9, again.comments.clone(), false, Some(&again), &users, 0, t);
+        let page = n.install_comments_again(9, &again, &users, t);
         assert_eq!(page.fetched, held.fetched);
+        assert!(
+            Arc::ptr_eq(&page.parts, &held.parts),
+            "the comments' JSON is shared, not rendered again"
+        );
+        // with the author's new counters
+        let mut body = Vec::new();
+        page.write(&mut body, 2, &[]);
+        let fresh: HashMap<i64, Arc<UserEntry>> = [(
+            7,
+            Arc::new(UserEntry::new(UserData {
+                follower_count: 41,
+                ..author(7)
+            })),
+        )]
+        .into_iter()
+        .collect();
+        let t = n.begin();
+        let newer = n.install_comments_again(9, &page, &fresh, t);
+        let mut now = Vec::new();
+        newer.write(&mut now, 2, &[]);
+        assert_eq!(parsed(body), serialised(&comments, &users, |_| false));
+        assert_eq!(parsed(now), serialised(&comments, &fresh, |_| false));
         assert!(n.comments_rendered(&n.comments(9).unwrap()));
 
         // a render begun before the comments were invalidated is not installed
         let t = n.begin();
         let stale = n.comments(9).unwrap();
         n.invalidate(NearKey::Comments(9));
-        n.install_comments(9, stale.comments.clone(), false, Some(&stale), &users, 0, t);
+        n.install_comments_again(9, &stale, &users, t);
         assert!(n.comments(9).is_none());
     }
 }

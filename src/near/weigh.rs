@@ -131,8 +131,10 @@ mod tests {
         });
         let author = Arc::new(crate::near::UserEntry::new(user()));
         let users: HashMap<i64, _> = [(7, author.clone())].into();
-        weighs_what_it_holds("comments", 0, |n| {
-            let comments: Arc<[CommentData]> = (0..6)
+        // a comment page counts its authors' JSON (shared with their entries) in full, as a
+        // card does
+        weighs_what_it_holds("comments", arc_slice(&author.json), |n| {
+            let comments: Vec<CommentData> = (0..6)
                 .map(|i| CommentData {
                     id: 200 + i,
                     user_id: 7,
@@ -141,7 +143,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect();
-            n.install_comments(2, comments, true, None, &users, 0, n.begin());
+            n.install_comments(2, &comments, true, &users, 0, n.begin());
         });
         let urls = crate::model::Urls::new("http://h".into());
         let entries: Vec<_> = (10..14)
