@@ -12,6 +12,7 @@
 //! of its authors was invalidated since it was made (their stamps, as `pages.rs`); when one
 //! was, the same comments are taken with fresh author entries.
 
+use super::pages::prefetch_range;
 use super::render::{around_flag, bool_json, write_user_at, UserEntry};
 use super::{NearCache, NearKey, NearVal, Ticket};
 use crate::model::{month_day, CommentData};
@@ -60,6 +61,9 @@ struct Span {
     /// Its author's index in `Parts::authors`.
     author: u32,
 }
+
+/// How many comments ahead of the one being written their author's JSON is asked for.
+const AUTHORS_AHEAD: usize = 4;
 
 #[derive(Debug)]
 struct Author {
@@ -121,10 +125,22 @@ impl CommentPage {
                     .map_or(0, |a| a.len() + (s.end - s.start) as usize + 1)
             })
             .sum();
+        // an author's JSON lies wherever their entry put it (a few lines): asked for a few
+        // comments ahead, as a run's cards are (`pages.rs`)
+        let ahead = |i: usize| {
+            if let Some(j) = spans
+                .get(i)
+                .and_then(|s| self.authors[s.author as usize].json.as_ref())
+            {
+                prefetch_range(j.as_ptr(), j.len());
+            }
+        };
+        (0..AUTHORS_AHEAD).for_each(ahead);
         buf.reserve(size + 2);
         buf.push(b'[');
         let open = buf.len();
-        for s in spans {
+        for (i, s) in spans.iter().enumerate() {
+            ahead(i + AUTHORS_AHEAD);
             let a = &self.authors[s.author as usize];
             let Some(json) = &a.json else {
                 continue;
@@ -133,11 +149,15 @@ impl CommentPage {
                 buf.push(b',');
             }
             buf.extend_from_slice(&p.json[s.start as usize..s.split as usize]);
-            let (head, rest) = around_flag(json, a.follow as usize);
-            buf.extend_from_slice(head);
-            let f = follows.get(s.author as usize).copied().unwrap_or(false);
-            buf.extend_from_slice(bool_json(f));
-            buf.extend_from_slice(rest);
+            if follows.get(s.author as usize).copied().unwrap_or(false) {
+                let (head, rest) = around_flag(json, a.follow as usize);
+                buf.extend_from_slice(head);
+                buf.extend_from_slice(bool_json(true));
+                buf.extend_from_slice(rest);
+            } else {
+                // as rendered: `is_follow` false
+                buf.extend_from_slice(json);
+            }
             buf.extend_from_slice(&p.json[s.split as usize..s.end as usize]);
         }
         buf.push(b']');
