@@ -4,7 +4,7 @@ use super::codec::{comment_fields, comment_from_hash, ids_of};
 use super::{Cache, COLD_LOADS, RELOAD_ATTEMPTS};
 use crate::error::AppError;
 use crate::model::CommentData;
-use crate::near::CommentPage;
+use crate::near::{CommentPage, CommentParts};
 use crate::store::CommentRecord;
 use fred::prelude::*;
 use fred::types::Value;
@@ -110,31 +110,20 @@ impl Cache {
                 return Ok(Some(page.clone()));
             }
         }
-        if let Some(page) = &held {
+        let parts = match &held {
             // the same comments, with their authors' entries as they are now
-            let users = self.user_entries(page.author_ids()).await?;
-            return Ok(Some(
-                self.near.install_comments_again(id, page, &users, ticket),
-            ));
-        }
-        let head = head.max(count);
-        let Some(ids) = self.video_comment_ids(id, None, head).await? else {
-            return Ok(None);
+            Some(page) => page.parts().clone(),
+            None => {
+                let head = head.max(count);
+                let Some(ids) = self.video_comment_ids(id, None, head).await? else {
+                    return Ok(None);
+                };
+                let whole = ids.len() < head;
+                CommentParts::render(&self.comments(&ids).await?, whole, offset_minutes)
+            }
         };
-        let whole = ids.len() < head;
-        let comments = self.comments(&ids).await?;
-        let mut authors: Vec<i64> = comments.iter().map(|c| c.user_id).collect();
-        authors.sort_unstable();
-        authors.dedup();
-        let users = self.user_entries(&authors).await?;
-        Ok(Some(self.near.install_comments(
-            id,
-            &comments,
-            whole,
-            &users,
-            offset_minutes,
-            ticket,
-        )))
+        let users = self.user_entries(parts.authors()).await?;
+        Ok(Some(self.near.install_comments(id, parts, &users, ticket)))
     }
 
     /// Comments by id, in the order given; deleted ones are skipped. Those not in Redis are

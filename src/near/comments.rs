@@ -21,15 +21,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The newest comments of a video, newest first: up to the number fetched, and all of them
-/// when `whole` (the video had no more), with their authors' JSON.
+/// The newest comments of a video with their authors' JSON.
 #[derive(Debug)]
 pub struct CommentPage {
-    pub whole: bool,
-    /// When the comments were read from Redis (kept when they are taken with fresh authors).
-    pub(super) fetched: Instant,
     /// The comments' own JSON, shared by every page made of these comments.
-    parts: Arc<Parts>,
+    parts: Arc<CommentParts>,
     /// Per author of `parts.authors`: their entry's JSON with `is_follow` false (None: the
     /// author has no record, and their comments are left out).
     authors: Box<[Author]>,
@@ -39,9 +35,10 @@ pub struct CommentPage {
     built: Instant,
 }
 
-/// What a video's newest comments render to without their authors.
+/// What a video's newest comments render to without their authors, newest first: up to the
+/// number fetched, and all of them when `whole` (the video had no more).
 #[derive(Debug)]
-struct Parts {
+pub struct CommentParts {
     /// Per comment, one after another: `{"id":N,"user":`, then
     /// `,"content":..,"create_date":"..","reply_id":N}`.
     json: Box<[u8]>,
@@ -49,16 +46,19 @@ struct Parts {
     /// The comments' distinct authors, in the order they first appear: the order of the
     /// viewer's `is_follow` flags.
     authors: Box<[i64]>,
+    whole: bool,
+    /// When the comments were read from Redis (kept when they are taken with fresh authors).
+    fetched: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Span {
     id: i64,
-    /// Where its JSON starts in `Parts::json`, where its author goes and where it ends.
+    /// Where its JSON starts in `CommentParts::json`, where its author goes and where it ends.
     start: u32,
     split: u32,
     end: u32,
-    /// Its author's index in `Parts::authors`.
+    /// Its author's index in `CommentParts::authors`.
     author: u32,
 }
 
@@ -83,7 +83,7 @@ impl CommentPage {
     pub fn first(&self, count: usize) -> Option<usize> {
         if self.held() >= count {
             Some(count)
-        } else if self.whole {
+        } else if self.parts.whole {
             Some(self.held())
         } else {
             None
@@ -95,9 +95,14 @@ impl CommentPage {
         self.parts.spans[..n].last().map(|s| s.id)
     }
 
-    /// Every author of its comments (to take them with fresh author entries).
-    pub fn author_ids(&self) -> &[i64] {
-        &self.parts.authors
+    /// Its comments without their authors (to take them with fresh author entries).
+    pub fn parts(&self) -> &Arc<CommentParts> {
+        &self.parts
+    }
+
+    /// When its comments were read from Redis (the age rule).
+    pub(super) fn fetched(&self) -> Instant {
+        self.parts.fetched
     }
 
     /// The distinct authors of the first `n` comments, in the order [`CommentPage::write`]
@@ -169,7 +174,7 @@ impl CommentPage {
     pub(super) fn heap(&self) -> usize {
         use super::weigh::{arc, arc_slice, slice};
         let p = &*self.parts;
-        arc::<Parts>()
+        arc::<CommentParts>()
             + slice(&p.json)
             + slice(&p.spans)
             + slice(&p.authors)
@@ -183,53 +188,8 @@ impl CommentPage {
                 .sum::<usize>()
     }
 
-    /// Renders `comments`' own JSON (dates at `offset_minutes` from UTC) and takes their
-    /// authors from `users`.
-    fn render(
-        comments: &[CommentData],
-        whole: bool,
-        users: &HashMap<i64, Arc<UserEntry>>,
-        offset_minutes: i32,
-        t: Ticket,
-    ) -> Self {
-        let size: usize = comments.iter().map(|c| c.content.len() + 96).sum();
-        let mut json = Vec::with_capacity(size);
-        let mut spans = Vec::with_capacity(comments.len());
-        let mut authors: Vec<i64> = Vec::new();
-        let mut index: HashMap<i64, u32> = HashMap::new();
-        for c in comments {
-            let author = *index.entry(c.user_id).or_insert_with(|| {
-                authors.push(c.user_id);
-                authors.len() as u32 - 1
-            });
-            let start = json.len() as u32;
-            comment_head(&mut json, c);
-            let split = json.len() as u32;
-            comment_tail(&mut json, c, offset_minutes);
-            spans.push(Span {
-                id: c.id,
-                start,
-                split,
-                end: json.len() as u32,
-                author,
-            });
-        }
-        let parts = Arc::new(Parts {
-            json: json.into(),
-            spans: spans.into(),
-            authors: authors.into(),
-        });
-        Self::with_authors(parts, whole, Instant::now(), users, t)
-    }
-
-    /// A page of `parts` with its authors from `users`.
-    fn with_authors(
-        parts: Arc<Parts>,
-        whole: bool,
-        fetched: Instant,
-        users: &HashMap<i64, Arc<UserEntry>>,
-        t: Ticket,
-    ) -> Self {
+    /// A page of `parts` with its authors from `users`, looked up after ticket `t` was taken.
+    fn new(parts: Arc<CommentParts>, users: &HashMap<i64, Arc<UserEntry>>, t: Ticket) -> Self {
         let authors = parts
             .authors
             .iter()
@@ -255,14 +215,53 @@ impl CommentPage {
         deps.sort_unstable();
         deps.dedup();
         CommentPage {
-            whole,
-            fetched,
             parts,
             authors,
             deps: deps.into(),
             ticket: t.0,
             built: Instant::now(),
         }
+    }
+}
+
+impl CommentParts {
+    /// Renders `comments`' own JSON (dates at `offset_minutes` from UTC), just read from
+    /// Redis (`whole`: all the video has).
+    pub fn render(comments: &[CommentData], whole: bool, offset_minutes: i32) -> Arc<Self> {
+        let size: usize = comments.iter().map(|c| c.content.len() + 96).sum();
+        let mut json = Vec::with_capacity(size);
+        let mut spans = Vec::with_capacity(comments.len());
+        let mut authors: Vec<i64> = Vec::new();
+        let mut index: HashMap<i64, u32> = HashMap::new();
+        for c in comments {
+            let author = *index.entry(c.user_id).or_insert_with(|| {
+                authors.push(c.user_id);
+                authors.len() as u32 - 1
+            });
+            let start = json.len() as u32;
+            comment_head(&mut json, c);
+            let split = json.len() as u32;
+            comment_tail(&mut json, c, offset_minutes);
+            spans.push(Span {
+                id: c.id,
+                start,
+                split,
+                end: json.len() as u32,
+                author,
+            });
+        }
+        Arc::new(CommentParts {
+            json: json.into(),
+            spans: spans.into(),
+            authors: authors.into(),
+            whole,
+            fetched: Instant::now(),
+        })
+    }
+
+    /// The comments' distinct authors, whose entries a page takes.
+    pub fn authors(&self) -> &[i64] {
+        &self.authors
     }
 }
 
@@ -321,39 +320,17 @@ impl NearCache {
                 .all(|b| self.stamps[*b].load(Ordering::Acquire) <= page.ticket)
     }
 
-    /// Renders video `id`'s newest comments (`whole`: all it has), fetched after ticket `t`
-    /// was taken, with their authors `users` (looked up after it too), and installs the page
-    /// unless the video's comments were invalidated after `t`.
+    /// Video `id`'s newest comments `parts` (read from Redis after ticket `t` was taken, or
+    /// from a page looked up after it) with their authors `users` (looked up after it too),
+    /// installed unless the video's comments were invalidated after `t`.
     pub fn install_comments(
         &self,
         id: i64,
-        comments: &[CommentData],
-        whole: bool,
-        users: &HashMap<i64, Arc<UserEntry>>,
-        offset_minutes: i32,
-        t: Ticket,
-    ) -> Arc<CommentPage> {
-        let page = CommentPage::render(comments, whole, users, offset_minutes, t);
-        self.install_comment_page(id, page, t)
-    }
-
-    /// `page`'s comments (looked up after ticket `t` was taken) with fresh authors `users`
-    /// (looked up after it too), installed unless the video's comments were invalidated after
-    /// `t`. The comments' JSON is shared with `page`, not rendered again.
-    pub fn install_comments_again(
-        &self,
-        id: i64,
-        page: &CommentPage,
+        parts: Arc<CommentParts>,
         users: &HashMap<i64, Arc<UserEntry>>,
         t: Ticket,
     ) -> Arc<CommentPage> {
-        let again =
-            CommentPage::with_authors(page.parts.clone(), page.whole, page.fetched, users, t);
-        self.install_comment_page(id, again, t)
-    }
-
-    fn install_comment_page(&self, id: i64, page: CommentPage, t: Ticket) -> Arc<CommentPage> {
-        let e = Arc::new(page);
+        let e = Arc::new(CommentPage::new(parts, users, t));
         let key = NearKey::Comments(id);
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Comments(e.clone()));
@@ -428,7 +405,7 @@ mod tests {
         ]
         .into();
         let t = n.begin();
-        let page = n.install_comments(9, &comments, true, &users, 480, t);
+        let page = n.install_comments(9, CommentParts::render(&comments, true, 480), &users, t);
         assert!(n.comments_rendered(&page));
         assert_eq!(page.first(100), Some(4));
         // in the order they first appear, the unknown one included
@@ -480,7 +457,8 @@ mod tests {
             .into_iter()
             .collect();
         let comments: Arc<[CommentData]> = vec![comment(2, 7, "b"), comment(1, 7, "a")].into();
-        let page = n.install_comments(9, &comments, false, &users, 480, n.begin());
+        let parts = CommentParts::render(&comments, false, 480);
+        let page = n.install_comments(9, parts, &users, n.begin());
         assert_eq!(page.first(2), Some(2));
         assert_eq!(page.first(3), None, "not whole: three are not all held");
         let held = n.comments(9).expect("installed");
@@ -493,8 +471,8 @@ mod tests {
         // rendered again from the same comments: current, and still from the first fetch
         let t = n.begin();
         let again = n.comments(9).unwrap();
-        let page = n.install_comments_again(9, &again, &users, t);
-        assert_eq!(page.fetched, held.fetched);
+        let page = n.install_comments(9, again.parts().clone(), &users, t);
+        assert_eq!(page.fetched(), held.fetched());
         assert!(
             Arc::ptr_eq(&page.parts, &held.parts),
             "the comments' JSON is shared, not rendered again"
@@ -512,7 +490,7 @@ mod tests {
         .into_iter()
         .collect();
         let t = n.begin();
-        let newer = n.install_comments_again(9, &page, &fresh, t);
+        let newer = n.install_comments(9, page.parts().clone(), &fresh, t);
         let mut now = Vec::new();
         newer.write(&mut now, 2, &[]);
         assert_eq!(parsed(body), serialised(&comments, &users, |_| false));
@@ -523,7 +501,7 @@ mod tests {
         let t = n.begin();
         let stale = n.comments(9).unwrap();
         n.invalidate(NearKey::Comments(9));
-        n.install_comments_again(9, &stale, &users, t);
+        n.install_comments(9, stale.parts().clone(), &users, t);
         assert!(n.comments(9).is_none());
     }
 }

@@ -36,7 +36,7 @@ mod sets;
 pub mod track;
 mod weigh;
 
-pub use comments::{write_comment, CommentPage};
+pub use comments::{write_comment, CommentPage, CommentParts};
 pub use convs::{ConvHead, CONV_HEAD};
 pub use pages::{write_cards, Card, CardRun, Page, PAGE_MAX};
 pub use people::UserPage;
@@ -386,7 +386,7 @@ impl NearCache {
                 NearVal::User(e) => e.fetched,
                 NearVal::Set(e) => e.fetched,
                 NearVal::Session(e) => e.fetched,
-                NearVal::Comments(e) => e.fetched,
+                NearVal::Comments(e) => e.fetched(),
                 NearVal::Conv(e) => e.fetched,
                 NearVal::Card(e) => e.built(),
             })

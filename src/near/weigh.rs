@@ -143,7 +143,8 @@ mod tests {
                     ..Default::default()
                 })
                 .collect();
-            n.install_comments(2, &comments, true, &users, 0, n.begin());
+            let parts = crate::near::CommentParts::render(&comments, true, 0);
+            n.install_comments(2, parts, &users, n.begin());
         });
         let urls = crate::model::Urls::new("http://h".into());
         let entries: Vec<_> = (10..14)
