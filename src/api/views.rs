@@ -63,18 +63,18 @@ async fn items(
 ) -> Result<Vec<(Arc<VideoEntry>, Arc<UserEntry>)>, AppError> {
     let mut authors: Vec<i64> = Vec::with_capacity(vids.len());
     for v in vids {
-        if !authors.contains(&v.data.author_id) {
-            authors.push(v.data.author_id);
+        if !authors.contains(&v.author_id) {
+            authors.push(v.author_id);
         }
     }
     let users = st.cache.user_entries(&authors).await?;
     let mut items = Vec::with_capacity(vids.len());
     for v in vids {
-        match users.get(&v.data.author_id) {
+        match users.get(&v.author_id) {
             Some(a) => items.push((v.clone(), a.clone())),
             None => tracing::warn!(
-                video = v.data.id,
-                author = v.data.author_id,
+                video = v.id,
+                author = v.author_id,
                 "video without an author record; skipped"
             ),
         }
@@ -122,7 +122,7 @@ async fn lookup_cards(st: &AppState, ids: &[i64]) -> Result<Vec<Arc<Card>>, AppE
         let made: HashMap<i64, Arc<Card>> = items(st, &vids)
             .await?
             .iter()
-            .map(|(v, a)| (v.data.id, near.install_card(v, a, t)))
+            .map(|(v, a)| (v.id, near.install_card(v, a, t)))
             .collect();
         for (slot, id) in slots.iter_mut().zip(ids) {
             if slot.is_none() {

@@ -141,8 +141,15 @@ impl Cache {
         Ok(self.video(id).await?.map(|v| v.author_id))
     }
 
+    /// Video `id`'s data (its media keys: the near-cache holds only its rendered JSON), from
+    /// Redis, reloaded there when missing; installed in the near-cache on the way.
     pub async fn video(&self, id: i64) -> Result<Option<VideoData>, AppError> {
-        Ok(self.videos(&[id]).await?.pop())
+        let t = self.near.begin();
+        let found = self.fetch_videos(&[id]).await?.pop().flatten();
+        if let Some(d) = &found {
+            self.near.install_video(d, t);
+        }
+        Ok(found)
     }
 
     /// Videos by id, in the order given, from the near-cache or else in one pipelined round
@@ -156,20 +163,10 @@ impl Cache {
             let miss: Vec<i64> = missing.iter().map(|i| ids[*i]).collect();
             let fetched = self.fetch_videos(&miss).await?;
             for (i, d) in missing.into_iter().zip(fetched) {
-                slots[i] = d.map(|d| self.near.install_video(d, t));
+                slots[i] = d.map(|d| self.near.install_video(&d, t));
             }
         }
         Ok(slots.into_iter().flatten().collect())
-    }
-
-    /// Videos by id (see [`Self::video_entries`]).
-    pub async fn videos(&self, ids: &[i64]) -> Result<Vec<VideoData>, AppError> {
-        Ok(self
-            .video_entries(ids)
-            .await?
-            .into_iter()
-            .map(|e| e.data.clone())
-            .collect())
     }
 
     /// Videos by id from Redis, in the order given (None: unknown), reloading those missing.

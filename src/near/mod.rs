@@ -155,15 +155,7 @@ impl NearVal {
     fn heap(&self) -> usize {
         use weigh::{arc, arc_slice, string, vec};
         match self {
-            NearVal::Video(e) => {
-                arc::<VideoEntry>()
-                    + vec(&e.head)
-                    + vec(&e.rest)
-                    + string(&e.data.title)
-                    + string(&e.data.desc)
-                    + string(&e.data.play)
-                    + string(&e.data.cover)
-            }
+            NearVal::Video(e) => arc::<VideoEntry>() + e.heap(),
             NearVal::User(e) => {
                 arc::<UserEntry>()
                     + arc_slice(&e.json)
@@ -456,11 +448,11 @@ impl NearCache {
     }
 
     /// Wraps fetched data as an entry, installing it unless an invalidation came after `t`.
-    pub fn install_video(&self, data: VideoData, t: Ticket) -> Arc<VideoEntry> {
+    pub fn install_video(&self, data: &VideoData, t: Ticket) -> Arc<VideoEntry> {
         let e = Arc::new(VideoEntry::new(data, &self.urls));
-        let key = NearKey::Video(e.data.id);
+        let key = NearKey::Video(e.id);
         if self.enabled {
-            self.facts.insert(key, e.data.author_id);
+            self.facts.insert(key, e.author_id);
         }
         if self.installable(&key, t) {
             self.entries.insert(key, NearVal::Video(e.clone()));
@@ -621,7 +613,7 @@ mod tests {
         assert!(n.user(7).is_some());
         let t = n.begin();
         n.clear();
-        n.install_video(VideoData::default(), t);
+        n.install_video(&VideoData::default(), t);
         assert!(n.video(0).is_none());
     }
 

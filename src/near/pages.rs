@@ -61,7 +61,7 @@ impl Page {
             .iter()
             .flat_map(|(v, a)| {
                 [
-                    NearKey::Video(v.data.id).bucket(),
+                    NearKey::Video(v.id).bucket(),
                     NearKey::User(a.data.id).bucket(),
                 ]
             })
@@ -74,7 +74,7 @@ impl Page {
             built: Instant::now(),
             json: json.into(),
             flags: flags.into(),
-            videos: items.iter().map(|(v, _)| v.data.id).collect(),
+            videos: items.iter().map(|(v, _)| v.id).collect(),
             authors: items.iter().map(|(_, a)| a.data.id).collect(),
         }
     }
@@ -114,7 +114,7 @@ fn write_items(
 ) {
     let size: usize = items
         .iter()
-        .map(|(v, a)| v.head.len() + v.rest.len() + a.json_len() + 24)
+        .map(|(v, a)| v.head().len() + v.rest().len() + a.json_len() + 24)
         .sum();
     json.reserve(size + 2);
     json.push(b'[');
@@ -141,7 +141,7 @@ fn write_item(
 ) -> (usize, usize) {
     let fav = write_video_head(json, v, liked);
     let follow = write_user_at(json, a, follows);
-    json.extend_from_slice(&v.rest);
+    json.extend_from_slice(v.rest());
     (fav, follow)
 }
 
@@ -151,7 +151,7 @@ const AUTHOR: &[u8] = b",\"author\":";
 /// Appends video `v`'s JSON up to where its author goes, with `is_favorite` `liked`; returns
 /// where that value starts.
 fn write_video_head(json: &mut Vec<u8>, v: &VideoEntry, liked: bool) -> usize {
-    json.extend_from_slice(&v.head);
+    json.extend_from_slice(v.head());
     let fav = json.len();
     json.extend_from_slice(bool_json(liked));
     json.extend_from_slice(AUTHOR);
@@ -608,15 +608,15 @@ impl NearCache {
     /// Renders video `v` with its author `a` (both looked up after ticket `t` was taken) as a
     /// card, kept unless either was invalidated after `t`.
     pub fn install_card(&self, v: &VideoEntry, a: &UserEntry, t: Ticket) -> Arc<Card> {
-        let size = HEAD + v.head.len() + FALSE + AUTHOR.len() + v.rest.len();
+        let size = HEAD + v.head().len() + FALSE + AUTHOR.len() + v.rest().len();
         let mut bytes = Vec::with_capacity(size);
         bytes.extend_from_slice(&[0; HEAD]);
         let fav = write_video_head(&mut bytes, v, false) - HEAD;
         let split = bytes.len() - HEAD;
-        bytes.extend_from_slice(&v.rest);
-        let (vk, ak) = (NearKey::Video(v.data.id), NearKey::User(a.data.id));
+        bytes.extend_from_slice(v.rest());
+        let (vk, ak) = (NearKey::Video(v.id), NearKey::User(a.data.id));
         let head = CardHead {
-            video: v.data.id,
+            video: v.id,
             author: a.data.id,
             ticket: t.0,
             built: epoch().elapsed().as_nanos() as u64,
@@ -633,7 +633,7 @@ impl NearCache {
         });
         if self.installable(&vk, t) && self.installable(&ak, t) {
             self.entries
-                .insert(NearKey::Card(v.data.id), NearVal::Card(card.clone()));
+                .insert(NearKey::Card(v.id), NearVal::Card(card.clone()));
         }
         card
     }
@@ -647,6 +647,19 @@ mod tests {
     use crate::model::{Urls, UserData, VideoData};
     use std::time::Duration;
 
+    std::thread_local! {
+        /// The data each test's videos were installed from (an entry keeps only its JSON).
+        static DATA: std::cell::RefCell<std::collections::HashMap<i64, VideoData>> =
+            Default::default();
+    }
+
+    /// Installs video `d`, remembering its data for [`serialised`].
+    fn install(n: &NearCache, d: VideoData, t: Ticket) -> Arc<VideoEntry> {
+        let e = n.install_video(&d, t);
+        DATA.with(|m| m.borrow_mut().insert(d.id, d));
+        e
+    }
+
     /// `items` as serde writes them (the reference), with the given flags, parsed.
     fn serialised(
         items: &[(Arc<VideoEntry>, Arc<UserEntry>)],
@@ -657,17 +670,20 @@ mod tests {
         let videos: Vec<Video> = items
             .iter()
             .enumerate()
-            .map(|(i, (v, a))| Video {
-                id: v.data.id,
-                author: User::from_data(&a.data, follows[i]),
-                play_url: urls.play(&v.data),
-                cover_url: urls.cover(&v.data),
-                favorite_count: v.data.favorite_count,
-                comment_count: v.data.comment_count,
-                play_count: v.data.play_count,
-                is_favorite: liked[i],
-                title: v.data.title.clone(),
-                desc: v.data.desc.clone(),
+            .map(|(i, (v, a))| {
+                let d = DATA.with(|m| m.borrow()[&v.id].clone());
+                Video {
+                    id: d.id,
+                    author: User::from_data(&a.data, follows[i]),
+                    play_url: urls.play(&d),
+                    cover_url: urls.cover(&d),
+                    favorite_count: d.favorite_count,
+                    comment_count: d.comment_count,
+                    play_count: d.play_count,
+                    is_favorite: liked[i],
+                    title: d.title,
+                    desc: d.desc,
+                }
             })
             .collect();
         let mut json = simd_json::to_vec(&videos).unwrap();
@@ -693,7 +709,7 @@ mod tests {
             comment_count: 2,
             play_count: 1,
         };
-        let items = vec![(n.install_video(d, n.begin()), u)];
+        let items = vec![(install(&n, d, n.begin()), u)];
         let page = n.render_page(&[99], &items, n.begin());
         let mut ours = Vec::new();
         page.write(&mut ours, &[true], &[false]);
@@ -726,7 +742,7 @@ mod tests {
                     play: format!("videos/{id}.mp4"),
                     ..Default::default()
                 };
-                (n.install_video(v, t), a.clone())
+                (install(n, v, t), a.clone())
             })
             .collect();
         let cards = items.iter().map(|(v, a)| n.install_card(v, a, t)).collect();
@@ -797,7 +813,7 @@ mod tests {
         let video = |id, author| titled(id, author, "false,\"author\":");
         let items: Items = [(1, &a), (2, &b), (3, &a), (4, &b)]
             .into_iter()
-            .map(|(id, u)| (n.install_video(video(id, u.data.id), t), u.clone()))
+            .map(|(id, u)| (install(&n, video(id, u.data.id), t), u.clone()))
             .collect();
         let cards: Vec<Arc<Card>> = items.iter().map(|(v, u)| n.install_card(v, u, t)).collect();
         // one copy of an author's JSON, theirs, whatever the number of their cards
@@ -892,8 +908,8 @@ mod tests {
         let (a, b) = two_authors(&n, t, "false");
         let video = |id, author| titled(id, author, "false \"false\"");
         let items = vec![
-            (n.install_video(video(1, 7), t), a.clone()),
-            (n.install_video(video(2, 8), t), b.clone()),
+            (install(&n, video(1, 7), t), a.clone()),
+            (install(&n, video(2, 8), t), b.clone()),
         ];
         let page = n.render_page(&[1, 2, 3], &items, t);
         let mut ours = Vec::new();

@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn every_entry_weighs_what_the_allocator_holds_for_it() {
         weighs_what_it_holds("video", 0, |n| {
-            n.install_video(video(2), n.begin());
+            n.install_video(&video(2), n.begin());
         });
         weighs_what_it_holds("user", 0, |n| {
             n.install_user(UserData { id: 2, ..user() }, n.begin());
@@ -148,13 +148,13 @@ mod tests {
         });
         let urls = crate::model::Urls::new("http://h".into());
         let entries: Vec<_> = (10..14)
-            .map(|v| Arc::new(crate::near::VideoEntry::new(video(v), &urls)))
+            .map(|v| Arc::new(crate::near::VideoEntry::new(&video(v), &urls)))
             .collect();
         // a card counts its author's JSON, shared with the author's entry (made above), in
         // full: what it keeps alive once that entry is gone
         let author_json = arc_slice(&author.json);
         weighs_what_it_holds("card", author_json, |n| {
-            let v = crate::near::VideoEntry::new(video(2), &urls);
+            let v = crate::near::VideoEntry::new(&video(2), &urls);
             n.install_card(&v, &author, n.begin());
         });
         weighs_what_it_holds("page", 0, |n| {
