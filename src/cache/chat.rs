@@ -127,7 +127,7 @@ impl Cache {
                 None => {
                     let t = self.near.begin();
                     let newest = self.fetch_conversation(a, b, None, CONV_HEAD + 1).await?;
-                    self.near.install_conv(a, b, newest, t)
+                    self.near.install_conv(a, b, &newest, t)
                 }
             };
             let page = match min_id {
@@ -187,7 +187,7 @@ impl Cache {
             match self.near.conv(user, *o) {
                 Some(h) => {
                     if let Some(m) = h.newest() {
-                        out.insert(*o, m.clone());
+                        out.insert(*o, m);
                     }
                 }
                 None => cold.push(*o),
@@ -231,7 +231,7 @@ impl Cache {
                             out.insert(*o, m.clone());
                         }
                         if self.near.enabled() {
-                            self.near.install_conv(user, *o, newest, t);
+                            self.near.install_conv(user, *o, &newest, t);
                         }
                     }
                     // not loaded: one by one below
@@ -250,7 +250,7 @@ impl Cache {
                     Some(mut newest) => {
                         newest.truncate(CONV_HEAD + 1);
                         if self.near.enabled() {
-                            self.near.install_conv(user, o, newest.clone(), t);
+                            self.near.install_conv(user, o, &newest, t);
                         }
                         newest.into_iter().next()
                     }

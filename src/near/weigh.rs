@@ -126,8 +126,8 @@ mod tests {
                     to: 99,
                     content: "x".repeat(10 + i as usize * 7),
                 })
-                .collect();
-            n.install_conv(2, 99, msgs, n.begin());
+                .collect::<Vec<_>>();
+            n.install_conv(2, 99, &msgs, n.begin());
         });
         let author = Arc::new(crate::near::UserEntry::new(user()));
         let users: HashMap<i64, _> = [(7, author.clone())].into();
