@@ -216,7 +216,7 @@ pub struct NearConfig {
     pub enabled: bool,
     /// Memory bound of the cached objects and their JSON, in bytes: the heap their
     /// allocations take (`near/weigh.rs`; least useful evicted); a quarter of it holds whole
-    /// rendered video lists. 0 (the default): a quarter of the
+    /// rendered lists (videos, users, videos' newest comments). 0 (the default): a quarter of the
     /// process's cgroup memory limit where one is below the machine's memory (a container),
     /// else 1/32 of the machine's memory, within 64 MiB and 1 GiB; 256 MiB where neither can
     /// be read (`near/budget.rs`).

@@ -12,9 +12,9 @@
 //! of its authors was invalidated since it was made (their stamps, as `pages.rs`); when one
 //! was, the same comments are taken with fresh author entries.
 
-use super::pages::prefetch_range;
+use super::pages::{prefetch_range, PageKey, PageKind, PageVal};
 use super::render::{around_flag, bool_json, write_user_at, UserEntry};
-use super::{NearCache, NearKey, NearVal, Ticket};
+use super::{NearCache, NearKey, Ticket};
 use crate::model::{month_day, CommentData};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -304,11 +304,17 @@ pub fn write_comment(
 impl NearCache {
     /// The near-cached newest comments of video `id` (their authors may be out of date: see
     /// [`NearCache::comments_rendered`]).
+    ///
+    /// Kept with the rendered pages (`pages.rs`), under their share of the bound: a page grows
+    /// with the comments posted, up to `server.max_list`, and would otherwise add to the
+    /// entries' share with every comment the server takes (bench/NOTES.md).
     pub fn comments(&self, id: i64) -> Option<Arc<CommentPage>> {
-        match self.lookup(NearKey::Comments(id)) {
-            Some(NearVal::Comments(e)) => Some(e),
+        let page = match self.held(PageKind::Comments, id, &[]) {
+            Some(PageVal::Comments(e)) => Some(e).filter(|e| self.fresh(e.fetched())),
             _ => None,
-        }
+        };
+        self.hit(page.is_some());
+        page
     }
 
     /// Whether `page`'s authors are current: none of them invalidated since.
@@ -331,9 +337,13 @@ impl NearCache {
         t: Ticket,
     ) -> Arc<CommentPage> {
         let e = Arc::new(CommentPage::new(parts, users, t));
-        let key = NearKey::Comments(id);
-        if self.installable(&key, t) {
-            self.entries.insert(key, NearVal::Comments(e.clone()));
+        if self.installable(&NearKey::Comments(id), t) {
+            let key = PageKey {
+                kind: PageKind::Comments,
+                owner: id,
+                ids: Box::default(),
+            };
+            self.pages.insert(key, PageVal::Comments(e.clone()));
         }
         e
     }
@@ -503,5 +513,45 @@ mod tests {
         n.invalidate(NearKey::Comments(9));
         n.install_comments(9, stale.parts().clone(), &users, t);
         assert!(n.comments(9).is_none());
+    }
+
+    #[test]
+    fn comment_pages_are_held_under_the_pages_share() {
+        // a 1 MiB bound: 256 KiB for pages
+        let n = near(Duration::from_secs(60), 8);
+        let users: HashMap<i64, Arc<UserEntry>> = [(7, Arc::new(UserEntry::new(author(7))))]
+            .into_iter()
+            .collect();
+        let comments: Vec<CommentData> = (1..=40)
+            .rev()
+            .map(|i| comment(i, 7, "a few words about this video"))
+            .collect();
+        let comments: Arc<[CommentData]> = comments.into();
+        let entries = n.entries.weight();
+        n.install_comments(
+            1,
+            CommentParts::render(&comments, true, 480),
+            &users,
+            n.begin(),
+        );
+        let one = n.pages.weight();
+        assert!(one > 40 * 60, "the page weighs its comments: {one}");
+        assert_eq!(n.entries.weight(), entries, "nothing in the entries' share");
+        assert!(n.comments(1).is_some());
+
+        // more pages than the pages' share holds: older ones go, the share stays bounded
+        for video in 2..=200 {
+            let parts = CommentParts::render(&comments, true, 480);
+            n.install_comments(video, parts, &users, n.begin());
+        }
+        assert!(n.pages.weight() <= 256 << 10, "{}", n.pages.weight());
+        assert_eq!(n.entries.weight(), entries);
+        let held = (1..=200).filter(|v| n.comments(*v).is_some()).count();
+        assert!(held > 10 && held < 200, "{held} of 200 held");
+
+        // an invalidation drops the page
+        let last = (1..=200).rev().find(|v| n.comments(*v).is_some()).unwrap();
+        n.invalidate(NearKey::Comments(last));
+        assert!(n.comments(last).is_none());
     }
 }

@@ -120,7 +120,6 @@ pub enum NearVal {
     /// One of a user's id lists (`sets.rs`).
     Set(Arc<IdSet>),
     Session(Arc<SessionEntry>),
-    Comments(Arc<CommentPage>),
     Conv(Arc<ConvHead>),
     Card(Arc<Card>),
 }
@@ -166,7 +165,6 @@ impl NearVal {
             }
             NearVal::Set(e) => arc::<IdSet>() + e.heap(),
             NearVal::Session(e) => arc::<SessionEntry>() + vec(&e.revoked),
-            NearVal::Comments(e) => arc::<CommentPage>() + e.heap(),
             NearVal::Conv(e) => arc::<ConvHead>() + e.heap(),
             NearVal::Card(e) => e.heap(),
         }
@@ -218,7 +216,8 @@ pub struct NearCache {
     /// that a user exists (0). Writes need only this (likes, comments, the writer check).
     facts: Qc<NearKey, i64>,
     feed: RwLock<Option<FeedSnapshot>>,
-    /// Rendered pages (`pages.rs`), a quarter of the byte bound.
+    /// Rendered pages (`pages.rs`, `people.rs`, and videos' newest comments from
+    /// `comments.rs`), a quarter of the byte bound.
     pages: pages::Pages,
     /// Bumped by every feed invalidation.
     feed_generation: AtomicU64,
@@ -378,7 +377,6 @@ impl NearCache {
                 NearVal::User(e) => e.fetched,
                 NearVal::Set(e) => e.fetched,
                 NearVal::Session(e) => e.fetched,
-                NearVal::Comments(e) => e.fetched(),
                 NearVal::Conv(e) => e.fetched,
                 NearVal::Card(e) => e.built(),
             })
@@ -479,7 +477,19 @@ impl NearCache {
         let bucket = &self.stamps[key.bucket()];
         let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         bucket.fetch_max(s, Ordering::AcqRel);
-        self.entries.remove(&key);
+        match key {
+            // a video's newest comments are a rendered page, kept with the pages
+            NearKey::Comments(video) => {
+                self.pages.remove(&pages::PageQuery {
+                    kind: pages::PageKind::Comments,
+                    owner: video,
+                    ids: &[],
+                });
+            }
+            _ => {
+                self.entries.remove(&key);
+            }
+        }
         let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         bucket.fetch_max(s, Ordering::AcqRel);
         self.stats.invalidations.fetch_add(1, Ordering::Relaxed);

@@ -432,6 +432,8 @@ pub(super) enum PageKind {
     Friends,
     /// A long list's cards ([`CardRun`]).
     Cards,
+    /// A video's newest comments (`comments.rs`): the page's owner is the video, its ids none.
+    Comments,
 }
 
 /// A kept rendering, by what it is of, whose it is (a friend list's viewer; 0: anyone's) and
@@ -463,6 +465,7 @@ pub(super) enum PageVal {
     Videos(Arc<Page>),
     Users(Arc<UserPage>),
     Cards(Arc<CardRun>),
+    Comments(Arc<super::CommentPage>),
 }
 
 #[derive(Clone)]
@@ -477,6 +480,7 @@ impl Weighter<PageKey, PageVal> for PageBytes {
                 PageVal::Videos(p) => p.heap(),
                 PageVal::Users(p) => p.heap(),
                 PageVal::Cards(r) => r.heap(),
+                PageVal::Comments(c) => super::weigh::arc::<super::CommentPage>() + c.heap(),
             };
         w as u64
     }
