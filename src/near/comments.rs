@@ -373,6 +373,13 @@ mod tests {
         UserData { id, ..user() }
     }
 
+    /// User 7's entry, the author of the tests' comments.
+    fn author_seven() -> HashMap<i64, Arc<UserEntry>> {
+        [(7, Arc::new(UserEntry::new(author(7))))]
+            .into_iter()
+            .collect()
+    }
+
     fn parsed(mut json: Vec<u8>) -> simd_json::OwnedValue {
         simd_json::to_owned_value(&mut json).unwrap()
     }
@@ -463,9 +470,7 @@ mod tests {
     #[test]
     fn a_rendering_goes_out_of_date_with_its_authors_and_the_page_with_its_comments() {
         let n = near(Duration::from_secs(60), 8);
-        let users: HashMap<i64, Arc<UserEntry>> = [(7, Arc::new(UserEntry::new(author(7))))]
-            .into_iter()
-            .collect();
+        let users = author_seven();
         let comments: Arc<[CommentData]> = vec![comment(2, 7, "b"), comment(1, 7, "a")].into();
         let parts = CommentParts::render(&comments, false, 480);
         let page = n.install_comments(9, parts, &users, n.begin());
@@ -519,9 +524,7 @@ mod tests {
     fn comment_pages_are_held_under_the_pages_share() {
         // a 1 MiB bound: 256 KiB for pages
         let n = near(Duration::from_secs(60), 8);
-        let users: HashMap<i64, Arc<UserEntry>> = [(7, Arc::new(UserEntry::new(author(7))))]
-            .into_iter()
-            .collect();
+        let users = author_seven();
         let comments: Vec<CommentData> = (1..=40)
             .rev()
             .map(|i| comment(i, 7, "a few words about this video"))
