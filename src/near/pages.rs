@@ -436,8 +436,8 @@ pub(super) enum PageKind {
     Comments,
 }
 
-/// A kept rendering, by what it is of, whose it is (a friend list's viewer; 0: anyone's) and
-/// the ids it was asked for.
+/// A kept rendering, by what it is of, whose it is (a friend list's viewer, a comment page's
+/// video; 0: anyone's) and the ids it was asked for.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct PageKey {
     pub kind: PageKind,
