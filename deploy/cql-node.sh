@@ -9,7 +9,8 @@
 #   deploy/cql-node.sh stop DIR    # stops it
 #
 # Settings (environment): CQL_NODE_VERSION (5.0.8), CQL_NODE_HEAP (2g: the test suite makes a
-# keyspace per test, and every table costs heap),
+# keyspace per test, and every table costs heap), CQL_NODE_PREPARED_CACHE (256MiB: the
+# server's prepared-statement cache, which holds every test keyspace's statements),
 # CQL_NODE_CACHE (~/.cache/douyin-lite/cassandra-VERSION), CQL_NODE_TIMEOUT (180 s),
 # CQL_NODE_TLS (0; 1: clients must use TLS, with a test CA made here; its PEM is printed as
 # DOUYIN_STORE__CQL__TLS_CA_FILE).
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 VERSION=${CQL_NODE_VERSION:-5.0.8}
 HEAP=${CQL_NODE_HEAP:-2g}
+PREPARED_CACHE=${CQL_NODE_PREPARED_CACHE:-256MiB}
 CACHE=${CQL_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/douyin-lite/cassandra-$VERSION}
 TIMEOUT=${CQL_NODE_TIMEOUT:-180}
 KEYSPACE=douyin_lite
@@ -131,6 +133,10 @@ saved_caches_directory: $DIR/saved_caches
 hints_directory: $DIR/hints
 cdc_raw_directory: $DIR/cdc_raw
 concurrent_compactors: 1
+# the test suite prepares each statement once per test keyspace (about 50 each, a hundred
+# keyspaces alive at once): the default cache (10 MiB at this heap) evicts them, and a
+# statement evicted again right after the driver re-prepares it fails its request
+prepared_statements_cache_size: ${PREPARED_CACHE}
 # test keyspaces come and go: no snapshot of each dropped or truncated table
 auto_snapshot: false
 EOF
