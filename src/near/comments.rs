@@ -168,13 +168,15 @@ impl CommentPage {
         buf.push(b']');
     }
 
-    /// Bytes held, for the near-cache's bound: its own allocations, its comments' JSON, and
-    /// each author's JSON in full (shared with their entry, but what the page keeps alive once
-    /// that entry is gone: an upper bound, as a card's).
+    /// Bytes held, for the near-cache's bound: its own allocations (its `Arc` included, as the
+    /// other pages'), its comments' JSON, and each author's JSON in full (shared with their
+    /// entry, but what the page keeps alive once that entry is gone: an upper bound, as a
+    /// card's).
     pub(super) fn heap(&self) -> usize {
         use super::weigh::{arc, arc_slice, slice};
         let p = &*self.parts;
-        arc::<CommentParts>()
+        arc::<CommentPage>()
+            + arc::<CommentParts>()
             + slice(&p.json)
             + slice(&p.spans)
             + slice(&p.authors)

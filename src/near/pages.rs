@@ -480,7 +480,7 @@ impl Weighter<PageKey, PageVal> for PageBytes {
                 PageVal::Videos(p) => p.heap(),
                 PageVal::Users(p) => p.heap(),
                 PageVal::Cards(r) => r.heap(),
-                PageVal::Comments(c) => super::weigh::arc::<super::CommentPage>() + c.heap(),
+                PageVal::Comments(c) => c.heap(),
             };
         w as u64
     }
