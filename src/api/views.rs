@@ -290,8 +290,19 @@ pub async fn user_after_write(st: &AppState, viewer: i64, id: i64) -> Result<Use
 /// While Redis is unavailable the session is read from the durable store instead (counted in
 /// `douyin_session_store_fallbacks_total`), so that writes, which are durable first, go on.
 pub async fn authenticate(st: &AppState, token: &str) -> Result<Token, AppError> {
+    check(st, token, false).await
+}
+
+/// [`authenticate`]; for a read (`reads`), the session from the reader's bundle with their
+/// lists when current, which the page's flags use next (`Cache::reader_session`).
+async fn check(st: &AppState, token: &str, reads: bool) -> Result<Token, AppError> {
     let t = st.auth.verify(token)?;
-    let allowed = match st.cache.session(t.user_id).await {
+    let session = if reads {
+        st.cache.reader_session(t.user_id).await
+    } else {
+        st.cache.session(t.user_id).await
+    };
+    let allowed = match session {
         Ok(s) => s.allows(t.id, t.generation),
         Err(AppError::Unavailable(e)) => {
             tracing::debug!(error = %e, "session read from the durable store: redis unavailable");
@@ -311,7 +322,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<Token, AppError>
 pub async fn viewer(st: &AppState, token: Option<&str>) -> Result<Option<i64>, AppError> {
     match token {
         None => Ok(None),
-        Some(t) => Ok(Some(authenticate(st, t).await?.user_id)),
+        Some(t) => Ok(Some(check(st, t, true).await?.user_id)),
     }
 }
 

@@ -56,6 +56,12 @@ impl Cache {
         videos: &[i64],
         users: &[i64],
     ) -> Result<(Vec<bool>, Vec<bool>), AppError> {
+        // both lists with the session, found by the token's check just before (`viewers.rs`)
+        if let Some((likes, follows)) = self.near.viewer(viewer).and_then(|v| v.lists()) {
+            return Ok((likes.contains_each(videos), follows.contains_each(users)));
+        }
+        // before the lists are looked up: the bundle kept below ends with any change since
+        let t0 = self.near.begin();
         let (lk, fk) = (NearKey::Likes(viewer), NearKey::Follows(viewer));
         // only a whole list answers for membership (a long one may be held in part, for pages)
         let mut likes = if videos.is_empty() {
@@ -118,6 +124,9 @@ impl Cache {
             if need_follows {
                 follows = it.next().map(|ids| self.near.install_ids(fk, ids, t));
             }
+        }
+        if let (Some(l), Some(f)) = (&likes, &follows) {
+            self.near.keep_viewer(viewer, t0, l, f);
         }
         let liked = match &likes {
             Some(s) => s.contains_each(videos),

@@ -59,6 +59,17 @@ impl Cache {
         )))
     }
 
+    /// User `id`'s session for a read: from their bundle with their lists when it is current
+    /// (`near/viewers.rs`: the page's flags then need no lookups of their own), else as
+    /// [`Self::session`]. Writes go to [`Self::session`] directly: a write changes what the
+    /// bundle holds, so a writer's bundle is seldom current and the lookup would be wasted.
+    pub async fn reader_session(&self, id: i64) -> Result<Arc<SessionEntry>, AppError> {
+        if let Some(s) = self.near.viewer(id).and_then(|v| v.session()) {
+            return Ok(s);
+        }
+        self.session(id).await
+    }
+
     /// Installs a changed session (newest version wins) and drops this instance's copy.
     pub async fn session_changed(&self, id: i64, s: &SessionState) -> Result<(), AppError> {
         let r = self

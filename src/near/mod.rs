@@ -24,7 +24,8 @@
 //! `render.rs` holds the entries with their pre-rendered JSON, `pages.rs` whole rendered video
 //! lists and cards, `people.rs` whole rendered user lists, `comments.rs` videos' newest
 //! comments with their rendered JSON, `sets.rs` users' id lists (for flags and list pages),
-//! `convs.rs` the newest messages of conversations, `track.rs` the invalidation subscriber.
+//! `convs.rs` the newest messages of conversations, `viewers.rs` a viewer's session and lists
+//! found together, `track.rs` the invalidation subscriber.
 
 pub mod budget;
 mod comments;
@@ -34,6 +35,7 @@ mod people;
 mod render;
 mod sets;
 pub mod track;
+mod viewers;
 mod weigh;
 
 pub use comments::{write_comment, CommentPage, CommentParts};
@@ -42,6 +44,7 @@ pub use pages::{write_cards, Card, CardRun, Page, PAGE_MAX};
 pub use people::UserPage;
 pub use render::{write_user, UserEntry, VideoEntry};
 pub use sets::{IdSet, SET_MAX};
+pub use viewers::Viewer;
 
 use crate::model::{Urls, UserData, VideoData};
 use quick_cache::sync::Cache as Qc;
@@ -81,6 +84,9 @@ pub enum NearKey {
     Conv(i64, i64),
     /// Video N rendered with its author (`pages.rs`), for lists too long to keep whole.
     Card(i64),
+    /// Viewer N's session and whole liked and following lists, found together
+    /// (`viewers.rs`); never invalidated itself, it serves while none of the three was.
+    Viewer(i64),
 }
 
 impl NearKey {
@@ -97,6 +103,7 @@ impl NearKey {
             NearKey::Likes(i) => (0x1656_67b1_9e37_79f9u64, *i as u64),
             NearKey::Follows(i) => (0x27d4_eb2f_1656_67c5u64, *i as u64),
             NearKey::Session(i) => (0x94d0_49bb_1331_11ebu64, *i as u64),
+            NearKey::Viewer(i) => (0x510e_527f_ade6_82d1u64, *i as u64),
             NearKey::Comments(i) => (0xbf58_476d_1ce4_e5b9u64, *i as u64),
             NearKey::Followers(i) => (0x6a09_e667_f3bc_c909u64, *i as u64),
             NearKey::Works(i) => (0xbb67_ae85_84ca_a73bu64, *i as u64),
@@ -122,6 +129,7 @@ pub enum NearVal {
     Session(Arc<SessionEntry>),
     Conv(Arc<ConvHead>),
     Card(Arc<Card>),
+    Viewer(Arc<Viewer>),
 }
 
 /// A user's session: tokens of `generation` are good unless their id is in `revoked`.
@@ -167,6 +175,7 @@ impl NearVal {
             NearVal::Session(e) => arc::<SessionEntry>() + vec(&e.revoked),
             NearVal::Conv(e) => arc::<ConvHead>() + e.heap(),
             NearVal::Card(e) => e.heap(),
+            NearVal::Viewer(e) => e.heap(),
         }
     }
 }
@@ -205,6 +214,8 @@ pub struct NearStats {
 /// misses and nothing is installed.
 pub struct NearCache {
     enabled: bool,
+    /// This cache among those of the process (see [`Viewer`]).
+    serial: u64,
     /// The byte bound of entries and pages together.
     bound: u64,
     /// Builds the play/cover URLs rendered into video JSON.
@@ -257,8 +268,10 @@ impl NearCache {
         let page_bytes = max_bytes / 4;
         let max_bytes = max_bytes - page_bytes;
         let est_items = (max_bytes / 1024).clamp(16, 4_000_000) as usize;
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
             enabled,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             bound,
             urls,
             max_age,
@@ -379,6 +392,7 @@ impl NearCache {
                 NearVal::Session(e) => e.fetched,
                 NearVal::Conv(e) => e.fetched,
                 NearVal::Card(e) => e.built(),
+                NearVal::Viewer(e) => e.built,
             })
         })
     }

@@ -177,6 +177,16 @@ mod tests {
                 .collect();
             n.keep_card_run(&[2, 11, 12, 13], &cards, n.begin());
         });
+        // a viewer's bundle with its three entries: the bundle counts, besides its own
+        // allocation, what its weak pointers keep of each value once dropped elsewhere
+        let kept = arc::<super::super::SessionEntry>() + 2 * arc::<super::super::IdSet>();
+        weighs_what_it_holds("viewer", 3 * SLOT + kept, |n| {
+            let t = n.begin();
+            n.install_session(2, 1, vec![4], t);
+            let likes = n.install_ids(NearKey::Likes(2), (0..20).collect(), t);
+            let follows = n.install_ids(NearKey::Follows(2), (0..9).collect(), t);
+            n.keep_viewer(2, t, &likes, &follows);
+        });
     }
 
     #[test]

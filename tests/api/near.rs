@@ -56,24 +56,26 @@ async fn a_warm_feed_page_costs_no_redis_round_trip() {
 async fn a_viewers_own_actions_show_at_once() {
     let app = spawn_app().await;
     let (aid, author) = app.register("own_author").await;
-    let (_, viewer) = app.register("own_viewer").await;
+    let (uid, viewer) = app.register("own_viewer").await;
     publish_url(&app, &author, "own").await;
     let feed = app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
     let vid = feed["video_list"][0]["id"].as_i64().unwrap();
     assert_eq!(feed["video_list"][0]["favorite_count"], 0);
+    // the viewer's session and lists come to be held together (once the invalidations that
+    // their own loading set off have arrived), and the reads after use them
+    let t = Instant::now();
+    while app.state.cache.near.viewer(uid).is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "no bundle of the viewer's session and lists after logged-in pages"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let again = app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
+        assert_eq!(again["video_list"][0]["is_favorite"], false);
+    }
     let liked = like(&app, &viewer, vid, "1").await;
     assert_eq!(code(&liked), 0);
-    let follow = app
-        .post_query(
-            "/douyin/relation/action/",
-            &[
-                ("token", viewer.clone()),
-                ("to_user_id", aid.to_string()),
-                ("action_type", "1".into()),
-            ],
-        )
-        .await;
-    assert_eq!(code(&follow), 0);
+    assert_eq!(code(&follow(&app, &viewer, aid, "1").await), 0);
     // no waiting: the very next read shows both
     let v = &app.get("/douyin/feed/", &[("token", viewer.clone())]).await["video_list"][0];
     assert_eq!(v["favorite_count"], 1);
@@ -81,6 +83,21 @@ async fn a_viewers_own_actions_show_at_once() {
     assert_eq!(v["author"]["is_follow"], true);
     assert_eq!(v["author"]["follower_count"], 1);
     assert_eq!(v["author"]["total_favorited"], 1);
+    // and undone, read twice (the second from the bundle kept by the first)
+    assert_eq!(code(&like(&app, &viewer, vid, "2").await), 0);
+    assert_eq!(code(&follow(&app, &viewer, aid, "2").await), 0);
+    for _ in 0..2 {
+        let v = &app.get("/douyin/feed/", &[("token", viewer.clone())]).await["video_list"][0];
+        assert_eq!(v["is_favorite"], false);
+        assert_eq!(v["author"]["is_follow"], false);
+    }
+    // a token logged out is refused at once, though its session was held with the lists
+    let out = app
+        .post_query("/douyin/user/logout/", &[("token", viewer.clone())])
+        .await;
+    assert_eq!(code(&out), 0, "{out}");
+    let refused = app.get("/douyin/feed/", &[("token", viewer.clone())]).await;
+    assert_eq!(code(&refused), 10003, "{refused}");
     app.stop().await;
 }
 
@@ -152,6 +169,23 @@ async fn changes_through_another_instance_are_seen_within_a_second() {
         assert!(
             t.elapsed() < Duration::from_secs(1),
             "instance B still shows {feed} a second after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a logout at A: B, which holds the liker's session with their lists, refuses the token
+    let out = a
+        .post_query("/douyin/user/logout/", &[("token", liker.clone())])
+        .await;
+    assert_eq!(code(&out), 0, "{out}");
+    let t = Instant::now();
+    loop {
+        let mine = b.get("/douyin/feed/", &[("token", liker.clone())]).await;
+        if code(&mine) == 10003 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instance B still serves a logged-out token a second later: {mine}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
