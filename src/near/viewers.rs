@@ -132,14 +132,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A near-cache holding user 7's session and whole lists (likes 1 and 2, follows 3),
-    /// and their bundle kept.
-    fn kept() -> (NearCache, Arc<IdSet>, Arc<IdSet>) {
-        let n = near(Duration::from_secs(60), 100);
+    /// A near-cache with entries of age bound `max_age` holding user 7's session and whole
+    /// lists (likes 1 and 2, follows 3), installed after the ticket it gives.
+    fn held(max_age: Duration) -> (NearCache, Ticket, Arc<IdSet>, Arc<IdSet>) {
+        let n = near(max_age, 100);
         let t = n.begin();
         n.install_session(7, 1, vec![], t);
         let likes = n.install_ids(NearKey::Likes(7), vec![2, 1], t);
         let follows = n.install_ids(NearKey::Follows(7), vec![3], t);
+        (n, t, likes, follows)
+    }
+
+    /// [`held`], and the bundle kept.
+    fn kept() -> (NearCache, Arc<IdSet>, Arc<IdSet>) {
+        let (n, t, likes, follows) = held(Duration::from_secs(60));
         n.keep_viewer(7, t, &likes, &follows);
         (n, likes, follows)
     }
@@ -184,11 +190,7 @@ mod tests {
 
     #[test]
     fn a_bundle_is_not_kept_across_an_invalidation_or_without_its_parts() {
-        let n = near(Duration::from_secs(60), 100);
-        let t = n.begin();
-        n.install_session(7, 1, vec![], t);
-        let likes = n.install_ids(NearKey::Likes(7), vec![1], t);
-        let follows = n.install_ids(NearKey::Follows(7), vec![3], t);
+        let (n, t, likes, follows) = held(Duration::from_secs(60));
         // a like made after the lists were looked up
         n.invalidate(NearKey::Likes(7));
         n.keep_viewer(7, t, &likes, &follows);
@@ -236,11 +238,7 @@ mod tests {
     #[test]
     fn a_bundle_keeps_to_the_age_rule() {
         // no invalidation subscription here: entries older than max_age are not served
-        let n = near(Duration::from_millis(30), 100);
-        let t = n.begin();
-        n.install_session(7, 1, vec![], t);
-        let likes = n.install_ids(NearKey::Likes(7), vec![1], t);
-        let follows = n.install_ids(NearKey::Follows(7), vec![3], t);
+        let (n, t, likes, follows) = held(Duration::from_millis(30));
         n.keep_viewer(7, t, &likes, &follows);
         forget();
         assert!(n.viewer(7).is_some());
