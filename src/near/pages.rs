@@ -520,15 +520,26 @@ impl NearCache {
     pub(super) fn current(
         &self,
         built: Instant,
-        mut deps: impl Iterator<Item = usize>,
+        deps: impl Iterator<Item = usize>,
         ticket: u64,
     ) -> bool {
-        let current =
-            self.fresh(built) && deps.all(|b| self.stamps[b].load(Ordering::Acquire) <= ticket);
+        let current = self.unchanged_since(built, deps, ticket);
         if current {
             self.stats.pages.fetch_add(1, Ordering::Relaxed);
         }
         current
+    }
+
+    /// Whether something built at `built` from entries looked up after ticket `ticket`, with
+    /// `deps` their stamp buckets, is still what they say: within the entries' age, and none of
+    /// them invalidated since. Counts nothing (a page's hit is [`NearCache::current`]'s).
+    pub(super) fn unchanged_since(
+        &self,
+        built: Instant,
+        mut deps: impl Iterator<Item = usize>,
+        ticket: u64,
+    ) -> bool {
+        self.fresh(built) && deps.all(|b| self.stamps[b].load(Ordering::Acquire) <= ticket)
     }
 
     /// Renders the page of `ids` from `items` (its videos with their authors, looked up after

@@ -17,7 +17,6 @@
 use super::sets::IdSet;
 use super::{NearCache, NearKey, NearVal, SessionEntry, Ticket};
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -90,10 +89,7 @@ impl NearCache {
     }
 
     fn viewer_current(&self, v: &Viewer) -> bool {
-        self.fresh(v.built)
-            && v.deps
-                .iter()
-                .all(|b| self.stamps[*b].load(Ordering::Acquire) <= v.ticket)
+        self.unchanged_since(v.built, v.deps.iter().copied(), v.ticket)
     }
 
     /// Keeps viewer `id`'s bundle: their session (looked up here) and their whole lists
