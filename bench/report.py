@@ -170,11 +170,11 @@ WHY = {
                    "conversation, bench/NOTES.md)",
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
-    "like": "CPU-bound on 2 shared cores: by hand, on a fresh store, a like cost about 46 µs of "
-            "the HTTP workers' CPU, 27 µs of the group committer's, 5 µs of fjall's flushes and "
-            "compactions and 45 µs of Redis's (its three counter changes share a script call with "
-            "the likes acknowledged with it, about ten a call), plus wrk's; the write scenarios "
-            "before it leave the store with more to compact (bench/NOTES.md)",
+    "like": "CPU-bound on 2 shared cores: by hand, after the write scenarios and a warm-up, a "
+            "like cost 42 to 51 µs of the HTTP workers' CPU, 24 to 29 µs of the group "
+            "committer's, 10 to 12 µs of fjall's flushes and compactions and 39 to 45 µs of "
+            "Redis's (its three counter changes share a script call with the likes acknowledged "
+            "with it, about six a call), plus wrk's (bench/NOTES.md)",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
@@ -242,9 +242,16 @@ def probe_line(s):
         a, b = (json.loads(read(s, f"probe_{e}.json", "")) for e in ("start", "end"))
     except ValueError:
         return None
-    return (f"compute {a['compute_ns']:.2f} / {b['compute_ns']:.2f} ns a step, "
+    line = (f"compute {a['compute_ns']:.2f} / {b['compute_ns']:.2f} ns a step, "
             f"memory latency {a['chase_ns']:.0f} / {b['chase_ns']:.0f} ns, "
             f"gather {a['gather_gbs']:.2f} / {b['gather_gbs']:.2f} GB/s")
+    # Redis's own speed beside it (run.sh's redis_probe: "µs a call, calls a second")
+    try:
+        (ua, ra), (ub, rb) = (read(s, f"redis_probe_{e}").split() for e in ("start", "end"))
+        line += f", Redis script {ua} / {ub} µs a call ({ra} / {rb} calls/s on one client)"
+    except ValueError:
+        pass
+    return line
 
 
 probes = [(s, probe_line(s)) for s in scales]
@@ -255,7 +262,9 @@ if probes:
       + ". Compute is a dependent chain of integer steps (the core's speed), memory latency a "
       "read at a random place in 256 MiB waiting for the one before (what a near-cache lookup "
       "waits for), gather the rate of copying 110 pieces of 560 bytes lying apart in it into one "
-      "buffer (a favorite list's cards). The machine is shared and its speed moves within the "
+      "buffer (a favorite list's cards), and the Redis script twelve HSETs on one hash (a "
+      "like's script makes twelve calls), the time Redis spent in it a call. The machine is "
+      "shared and its speed moves within the "
       "hour; runs compare only with these beside them.")
 w("")
 

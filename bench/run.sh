@@ -112,6 +112,25 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
 }
 check() { "${SERVE[@]}" check; }
+# redis_probe FILE: Redis's own speed at this moment, beside the machine probe (Redis carries
+# the likes, the comment posts and the rebuild, and its phases move them together): a fixed
+# script of twelve HSETs on one scratch hash (a like makes twelve calls in its script), run
+# 20,000 times by one client. FILE gets the µs Redis spent a call (INFO commandstats: wall time
+# in the script, preemption on the shared cores included) and the client's calls a second.
+eval_stats() {
+  redis-cli -p "$RPORT" info commandstats | tr -d '\r' |
+    awk -F'[:,=]' '/^cmdstat_eval:/ {c = $3; u = $5} END {print c + 0, u + 0}'
+}
+redis_probe() {
+  local key=douyin-bench:probe before after rps
+  local script="local n = 0 for i = 1, 12 do n = n + redis.call('HSET', KEYS[1], 'f' .. (i % 6), i) end return n"
+  before=$(eval_stats)
+  rps=$(redis-benchmark -p "$RPORT" -c 1 -n 20000 -q --csv EVAL "$script" 1 "$key" |
+    awk -F'","' 'NR == 2 {print $2}')
+  after=$(eval_stats)
+  redis-cli -p "$RPORT" del "$key" >/dev/null
+  echo "$before $after ${rps:-0}" | awk '{c = $3 - $1; printf "%.2f %.0f\n", c ? ($4 - $2) / c : 0, $5}' >"$1"
+}
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Sum of a metric family's samples (e.g. every douyin_api_errors_total series).
 metric_sum() {
@@ -246,6 +265,7 @@ bench_scale() {
   # the machine's speed as the scale starts and as it ends (bench/probe.rs): runs made at
   # different times compare only with it beside them
   "$BIN/bench-baseline" --probe >"$DIR/probe_start.json" || true
+  redis_probe "$DIR/redis_probe_start" || true
 
   start_server
   echo "== [$SCALE] warm-up" >&2
@@ -345,6 +365,7 @@ bench_scale() {
   curl -fs "http://127.0.0.1:$PORT/metrics" |
     grep -E '^douyin_(near_cache|store_fsyncs|store_durable|cache_reloads)' >"$DIR/metrics.txt" || true
   "$BIN/bench-baseline" --probe >"$DIR/probe_end.json" || true
+  redis_probe "$DIR/redis_probe_end" || true
   case " $list " in
     *" like "*) echo "== [$SCALE/1] like (checked, on a restarted server)" >&2; run_like ;;
     *) stop_server; check >"$DIR/final_check.json" || true ;;
