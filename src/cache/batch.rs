@@ -7,6 +7,11 @@
 //! every caller the call's outcome. The task is spawned, so a request dropped while it waits
 //! (its client hung up) never keeps the others' changes from Redis.
 //!
+//! A counters-only change (newest wins: a video's like count, an author's likes received)
+//! goes once a batch: a newer change of the same group replaces the older in place, since its
+//! counters are absolute values. Likes of one video that wake together then change it and its
+//! author once, not once each (bench/NOTES.md, thirty-eighth session).
+//!
 //! On a single Redis only: on a Redis Cluster each entity has its own slot, and its changes go
 //! one call each (`versioned.rs`).
 
@@ -17,8 +22,9 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// The most changes one call carries (a like is three, so sixteen likes): a script blocks
-/// Redis while it runs.
+/// The most changes one call carries (a like is three, or one when its video's and author's
+/// are folded into another like's: sixteen to forty-eight likes): a script blocks Redis while
+/// it runs.
 pub(super) const MAX_CHANGES: usize = 48;
 
 type Outcome = Result<(), AppError>;
@@ -31,21 +37,81 @@ struct Open {
     args: Vec<String>,
     changes: usize,
     waiters: Vec<oneshot::Sender<Outcome>>,
+    /// The counters-only changes carried (newest wins), so that a newer change of the same
+    /// group replaces an older one in place and an older one is dropped: likes of one video
+    /// that wake together change its count and its author's once each.
+    newest: Vec<Newest>,
+    /// Changes dropped or replaced that way, for the metric.
+    coalesced: usize,
     /// Taken by its task: later changes start a batch of their own.
     sent: bool,
+}
+
+/// Where a counters-only change sits in a batch: its first key, its arguments and version.
+struct Newest {
+    key_at: usize,
+    keys: usize,
+    args_at: usize,
+    args: usize,
+    version: i64,
 }
 
 impl Open {
     fn push(&mut self, changes: &mut [Change], tx: oneshot::Sender<Outcome>) {
         for c in changes {
+            if self.merge(c) {
+                self.coalesced += 1;
+                continue;
+            }
+            let version = c.newest_wins().map(|(v, _, _)| v);
             let (keys, args) = c.take_call();
             self.args.push(keys.len().to_string());
             self.args.push(args.len().to_string());
+            if let Some(version) = version {
+                self.newest.push(Newest {
+                    key_at: self.keys.len(),
+                    keys: keys.len(),
+                    args_at: self.args.len(),
+                    args: args.len(),
+                    version,
+                });
+            }
             self.args.extend(args);
             self.keys.extend(keys);
             self.changes += 1;
         }
         self.waiters.push(tx);
+    }
+
+    /// Folds counters-only change `c` into the batch's change of the same group, if it has
+    /// one: the newer of the two stays (their counters are absolute values, so applying the
+    /// older as well changes nothing). Returns whether `c` needs no place of its own.
+    fn merge(&mut self, c: &mut Change) -> bool {
+        let Some((version, hash, field)) = c.newest_wins() else {
+            return false;
+        };
+        let Some(n) = self
+            .newest
+            .iter_mut()
+            .find(|n| self.keys[n.key_at] == hash && self.args[n.args_at] == field)
+        else {
+            return false;
+        };
+        let (keys, args) = (c.keys_len(), c.args_len());
+        if keys != n.keys || args != n.args {
+            return false;
+        }
+        if version > n.version {
+            let (_, new_args) = c.take_call();
+            n.version = version;
+            for (slot, a) in self.args[n.args_at..n.args_at + args]
+                .iter_mut()
+                .zip(new_args)
+            {
+                *slot = a;
+            }
+        }
+        true
     }
 }
 
@@ -97,6 +163,9 @@ async fn send(cache: Arc<Cache>, batch: Arc<Mutex<Open>>) {
         taken
     };
     metrics::histogram!("douyin_cache_apply_batch_changes").record(b.changes as f64);
+    if b.coalesced > 0 {
+        metrics::counter!("douyin_cache_apply_coalesced_total").increment(b.coalesced as u64);
+    }
     let mut args = Vec::with_capacity(b.args.len() + 1);
     args.push(b.changes.to_string());
     args.extend(b.args);
@@ -115,5 +184,119 @@ fn shared(e: &AppError) -> AppError {
         AppError::Unavailable(m) => AppError::Unavailable(m.clone()),
         AppError::Internal(m) => AppError::Internal(m.clone()),
         other => AppError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: [&str; 5] = ["v:1", "v:1:z", "v:1:mv", "v:1:x", "v:1:lease"];
+
+    /// A video's favorite count at `version` (mode 'max'), as `video_change` makes it.
+    fn count(hash: &str, version: i64, value: i64) -> Change {
+        let (v, n) = (version.to_string(), value.to_string());
+        let mut keys = KEYS;
+        keys[0] = hash;
+        let args = [
+            "fver",
+            "",
+            &v,
+            "max",
+            "1",
+            "favorite_count",
+            &n,
+            "none",
+            "",
+            "0",
+            "0",
+        ];
+        Change::for_test(&keys, &args, Some(version))
+    }
+
+    fn push(b: &mut Open, c: Change) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        b.push(&mut [c], tx);
+        rx
+    }
+
+    /// The (version, value) of each change the batch carries, in order.
+    fn carried(b: &Open) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let (mut a, mut k) = (0, 0);
+        for _ in 0..b.changes {
+            let nk: usize = b.args[a].parse().unwrap();
+            let na: usize = b.args[a + 1].parse().unwrap();
+            let args = &b.args[a + 2..a + 2 + na];
+            out.push((b.keys[k].clone(), args[2].clone(), args[6].clone()));
+            a += 2 + na;
+            k += nk;
+        }
+        assert_eq!((a, k), (b.args.len(), b.keys.len()), "layout");
+        out
+    }
+
+    #[test]
+    fn a_batch_keeps_only_the_newest_counters_of_a_group() {
+        let mut b = Open::default();
+        let _w: Vec<_> = [(3, 10), (5, 12), (4, 11)]
+            .into_iter()
+            .map(|(v, n)| push(&mut b, count("v:1", v, n)))
+            .collect();
+        assert_eq!(b.changes, 1);
+        assert_eq!(b.coalesced, 2);
+        assert_eq!(b.waiters.len(), 3, "every caller still gets the outcome");
+        assert_eq!(carried(&b), [("v:1".into(), "5".into(), "12".into())]);
+    }
+
+    #[test]
+    fn other_groups_and_ordered_changes_keep_their_own_places() {
+        let mut b = Open::default();
+        let _a = push(&mut b, count("v:1", 7, 3));
+        let _b = push(&mut b, count("v:2", 2, 1));
+        // the same hash, another group (its own version field)
+        let mut keys = KEYS;
+        let other = [
+            "cver",
+            "",
+            "1",
+            "max",
+            "1",
+            "comment_count",
+            "9",
+            "none",
+            "",
+            "0",
+            "0",
+        ];
+        let _c = push(&mut b, Change::for_test(&keys, &other, Some(1)));
+        // an ordered change (mode 'set') of the same hash is never folded
+        keys[0] = "v:1";
+        let set = [
+            "fver",
+            "",
+            "8",
+            "set",
+            "1",
+            "favorite_count",
+            "4",
+            "none",
+            "",
+            "0",
+            "0",
+        ];
+        let _d = push(&mut b, Change::for_test(&keys, &set, None));
+        let _e = push(&mut b, count("v:2", 1, 0));
+        assert_eq!(b.changes, 4);
+        assert_eq!(b.coalesced, 1);
+        let got = carried(&b);
+        assert_eq!(got[0], ("v:1".into(), "7".into(), "3".into()));
+        assert_eq!(
+            got[1],
+            ("v:2".into(), "2".into(), "1".into()),
+            "the older is dropped"
+        );
+        assert_eq!(got[2].1, "1");
+        assert_eq!(got[3].1, "8");
     }
 }

@@ -52,6 +52,9 @@ pub struct Change {
     keys: Vec<String>,
     args: Vec<String>,
     stale: [Option<NearKey>; 2],
+    /// The version of a counters-only change (mode 'max', newest wins): a newer change of the
+    /// same group makes it redundant, so a batch keeps only the newest (`batch.rs`).
+    newest_wins: Option<i64>,
 }
 
 impl Change {
@@ -62,6 +65,35 @@ impl Change {
             std::mem::take(&mut self.keys),
             std::mem::take(&mut self.args),
         )
+    }
+
+    /// How many keys and arguments the change has.
+    pub(super) fn keys_len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(super) fn args_len(&self) -> usize {
+        self.args.len()
+    }
+
+    /// For a counters-only change: its version, and what names its group (the entity's hash
+    /// and the group's version field, the first key and argument). None for the others.
+    pub(super) fn newest_wins(&self) -> Option<(i64, &str, &str)> {
+        let v = self.newest_wins?;
+        Some((v, self.keys.first()?, self.args.first()?))
+    }
+}
+
+#[cfg(test)]
+impl Change {
+    /// A change with these keys and arguments (`batch.rs`'s tests).
+    pub(super) fn for_test(keys: &[&str], args: &[&str], newest_wins: Option<i64>) -> Self {
+        Change {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            stale: [None, None],
+            newest_wins,
+        }
     }
 }
 
@@ -173,6 +205,7 @@ impl Cache {
             keys,
             args: change_args([ver, base, mode], version, (field, value), op),
             stale: [Some(NearKey::User(id)), set],
+            newest_wins: (mode == "max").then_some(version),
         }
     }
 
@@ -215,6 +248,7 @@ impl Cache {
             keys,
             args: change_args([ver, base, mode], version, (field, value), op),
             stale: [Some(NearKey::Video(id)), comments],
+            newest_wins: (mode == "max").then_some(version),
         }
     }
 }
