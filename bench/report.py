@@ -171,10 +171,11 @@ WHY = {
     "chat_poll": "no round trip once warm (the conversations' newest messages are near-cached); the "
                  "token check and the per-request work",
     "like": "CPU-bound on 2 shared cores: by hand, after the write scenarios and a warm-up, a "
-            "like cost 42 to 51 µs of the HTTP workers' CPU, 24 to 29 µs of the group "
-            "committer's, 10 to 12 µs of fjall's flushes and compactions and 39 to 45 µs of "
-            "Redis's (its three counter changes share a script call with the likes acknowledged "
-            "with it, about six a call), plus wrk's (bench/NOTES.md)",
+            "like cost 41 to 42 µs of the HTTP workers' CPU, 27 µs of the group committer's, "
+            "6 to 12 µs of fjall's flushes and compactions and 34 to 35 µs of Redis's (the likes "
+            "acknowledged together share a script call, about 7.5 a call, and the video's and "
+            "author's counters go once a call, the newest: 1.4 changes a like instead of 3), "
+            "plus wrk's (bench/NOTES.md)",
     "comment_post": "as likes: the durable write, two Redis scripts (the comment, the video), the "
                     "reply's user lookup",
     "message_send": "the durable write and one Redis script; CPU shared with wrk and Redis",
@@ -266,7 +267,7 @@ if probes:
       "read at a random place in 256 MiB waiting for the one before (what a near-cache lookup "
       "waits for), gather the rate of copying 110 pieces of 560 bytes lying apart in it into one "
       "buffer (a favorite list's cards), and the Redis script twelve HSETs on one hash (a "
-      "like's script makes twelve calls), the time Redis spent in it a call. The machine is "
+      "like's three changes make twelve calls when each goes on its own), the time Redis spent in it a call. The machine is "
       "shared and its speed moves within the "
       "hour; runs compare only with these beside them.")
 w("")
