@@ -58,15 +58,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     let vid = publish_url(&app, &token, "dashboard").await;
     let liked = like(&app, &token, vid, "1").await;
     assert_eq!(code(&liked), 0, "{liked}");
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

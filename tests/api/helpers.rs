@@ -375,6 +375,13 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The text of `/metrics` (the app's, from a loopback client).
+    pub async fn metrics_text(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "/metrics");
+        res.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Value {
         let r = self
             .client

@@ -385,15 +385,7 @@ async fn concurrent_like_storms_stay_exact_across_flush_and_restart() {
     // on a single Redis, likes that wake together share one script call, and the author's
     // (and a video's) counters go once in it, the newest: the storm took that path
     if !redis_is_cluster(&redis.url) {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics_text().await;
         let folded: f64 = text
             .lines()
             .find_map(|l| l.strip_prefix("douyin_cache_apply_coalesced_total "))
