@@ -522,9 +522,7 @@ async fn metrics_report_routes_errors_the_near_cache_and_group_commits() {
         .await;
     assert_ne!(code(&bad), 0);
     wait_for_tracking(&app).await;
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let text = res.text().await.unwrap();
+    let text = app.metrics_text().await;
     for want in [
         "douyin_http_requests_total{route=\"/douyin/feed\",outcome=\"ok\"}",
         "douyin_http_requests_total{route=\"/douyin/user/register\",outcome=\"ok\"}",

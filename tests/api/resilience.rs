@@ -974,8 +974,7 @@ async fn concurrent_changes_share_calls_and_all_land() {
             2,
             "60 changes made at once should take two script calls"
         );
-        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
-        let text = metrics.text().await.unwrap();
+        let text = app.metrics_text().await;
         assert!(
             text.contains("douyin_cache_apply_batch_changes_bucket{le=\"64\"}"),
             "/metrics lacks the batch sizes:\n{text}"
